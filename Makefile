@@ -1,0 +1,46 @@
+# Churn service: every command sets up its own environment first (idempotent, quick when it exists).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export BENTOML_DO_NOT_TRACK := true
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint unit bench bench-quality clean
+
+help: ## list the commands
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with pinned dependencies (idempotent)
+
+demo: $(STAMP) ## generate a sample CRM, build features, train and register a champion
+	$(BIN)/churn demo --workdir demo
+
+lint: $(STAMP) ## ruff (T201: library code logs, it does not print)
+	$(BIN)/ruff check .
+
+unit: $(STAMP) ## fast tests only
+	$(BIN)/pytest -q -m "not slow"
+
+test: $(STAMP) lint ## lint + the whole test suite, integration tests included
+	$(BIN)/pytest -q
+
+bench: $(STAMP) ## generator and feature-build speed/memory at 100k and 1M customers
+	$(BIN)/python benchmarks/bench_data.py --customers 100000 1000000
+
+bench-quality: $(STAMP) ## model quality on CDNOW, IBM telco and the generated sample
+	$(BIN)/python benchmarks/bench_quality.py
+
+bench-train: $(STAMP) ## training speed on 500k rows x ~80 features, MLflow logging included
+	$(BIN)/python benchmarks/bench_train.py
+
+clean: ## remove the environment and generated files
+	rm -rf $(VENV) demo mlflow.db mlruns mlartifacts bench-out

@@ -1,0 +1,175 @@
+"""Point-in-time feature assembly: features at each cutoff, labels, many cutoffs stacked.
+
+``compute_features`` is a pure function of the events of a set of customers and a cutoff: it gives
+the same numbers for a customer whether it runs on the whole base or on one partition of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.config import FeatureConfig, LabelConfig
+from features.crm import CrmData
+from features.events import DAY_NS, SortedEvents
+from features.families import FeatureSink
+from features.families.engagement import add_engagement, add_proactiveness
+from features.families.offer_history import add_offer_history
+from features.families.rfm import add_rfm
+from features.families.support import add_support
+from features.families.voice import add_voice
+from features.io import write_atomic
+from features.labels import population_and_label
+from features.spec import FeatureSpec, specs_from_json, specs_to_json
+
+log = logging.getLogger(__name__)
+
+KEY_COLUMNS = ("customer_id", "cutoff")
+LABEL = "label"
+_NOT_STATIC = {"customer_id", "signup_date", "cancel_date"}
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Rows of (customer_id, cutoff, features..., label) with the metadata of every feature."""
+
+    frame: pd.DataFrame
+    specs: list[FeatureSpec]
+    label_config: LabelConfig | None = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+
+class PreparedCrm:
+    """A source with each event table sorted once by (customer, time), reused for every cutoff."""
+
+    def __init__(self, crm: CrmData):
+        self.crm = crm
+        self.customers = crm.customers.reset_index(drop=True)
+        self.index = pd.Index(self.customers["customer_id"])
+        self.data_end = crm.data_end
+        idx = self.index
+        self.orders = SortedEvents.from_frame(crm.orders, idx, "order_ts", ["amount", "discount"])
+        self.tickets = None if crm.tickets is None else SortedEvents.from_frame(
+            crm.tickets, idx, "opened_ts",
+            ["closed_ts", "is_complaint", "escalated", "reopened", "resolved_first_contact",
+             "channel"])
+        self.answers = self.sent = None
+        if crm.surveys is not None:
+            self.answers = SortedEvents.from_frame(crm.surveys, idx, "response_ts", ["kind", "score"])
+            if "sent_ts" in crm.surveys.columns:
+                self.sent = SortedEvents.from_frame(crm.surveys, idx, "sent_ts", ["response_ts"])
+        self.engagement = None if crm.engagement is None else SortedEvents.from_frame(
+            crm.engagement, idx, "event_ts", ["event_type", "value"])
+        self.offers = None if crm.offers is None else SortedEvents.from_frame(
+            crm.offers, idx, "sent_ts", ["treated", "accepted_ts"])
+
+
+def compute_features(prepared: PreparedCrm, cutoff: pd.Timestamp,
+                     config: FeatureConfig) -> FeatureSink:
+    """Every feature of every customer at ``cutoff``, from events strictly before it."""
+    cutoff = pd.Timestamp(cutoff)
+    sink = FeatureSink()
+    signup = prepared.customers["signup_date"].to_numpy("datetime64[ns]").view(np.int64)
+    tenure = (np.int64(cutoff.value) - signup) / DAY_NS
+    add_rfm(sink, prepared.orders.before(cutoff), tenure, config)
+    tickets = prepared.tickets.before(cutoff) if prepared.tickets is not None else None
+    if tickets is not None:
+        add_support(sink, tickets, config)
+    if prepared.answers is not None:
+        sent = prepared.sent.before(cutoff) if prepared.sent is not None else None
+        add_voice(sink, prepared.answers.before(cutoff), sent, config)
+    events = prepared.engagement.before(cutoff) if prepared.engagement is not None else None
+    if events is not None:
+        add_engagement(sink, events, config)
+    offers = prepared.offers.before(cutoff) if prepared.offers is not None else None
+    if offers is not None:
+        add_offer_history(sink, offers, config)
+    if events is not None or tickets is not None:
+        add_proactiveness(sink, len(prepared.index), events, tickets, offers, config)
+    _add_static(sink, prepared.customers)
+    return sink
+
+
+def _add_static(sink: FeatureSink, customers: pd.DataFrame) -> None:
+    for col in customers.columns:
+        if col in _NOT_STATIC:
+            continue
+        values = customers[col]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            sink.put(col, values.astype("float64").to_numpy(np.float64, na_value=np.nan),
+                     family="static", window=None, unit="", description=f"customer attribute {col}",
+                     sentence=f"{col} = {{value}}")
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            log.info("customers.%s is a date; static dates are not used as features", col)
+        else:
+            sink.put(col, values.astype("str").to_numpy(object), family="static", window=None,
+                     unit="", description=f"customer attribute {col}",
+                     sentence=f"{col} is {{value}}", kind="category")
+
+
+def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: FeatureConfig,
+                      label_config: LabelConfig, population_only: bool = True) -> FeatureSet:
+    """Features and labels at each cutoff, stacked (one row per customer in the population)."""
+    if not cutoffs:
+        raise ValueError("at least one cutoff is needed")
+    prepared = PreparedCrm(crm)
+    frames, specs = [], None
+    for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
+        sink = compute_features(prepared, cutoff, config)
+        population, label = population_and_label(prepared.customers, prepared.orders, cutoff,
+                                                  label_config, prepared.data_end)
+        keep = population if population_only else np.ones(len(population), dtype=bool)
+        frame = pd.DataFrame({"customer_id": prepared.customers["customer_id"].to_numpy()[keep]})
+        frame["cutoff"] = cutoff
+        frame = pd.concat([frame, pd.DataFrame({k: v[keep] for k, v in sink.values.items()})],
+                          axis=1)
+        frame[LABEL] = label[keep]
+        frames.append(frame)
+        specs = sink.specs
+        labelled = np.isfinite(label[keep])
+        log.info("cutoff %s: %d customers in the population, churn rate %s", cutoff.date(),
+                 keep.sum(), f"{label[keep][labelled].mean():.3f}" if labelled.any() else "unknown")
+    frame = pd.concat(frames, ignore_index=True)
+    for spec in specs:
+        if spec.kind == "category":
+            frame[spec.name] = frame[spec.name].astype("str")
+    return FeatureSet(frame, specs, label_config)
+
+
+def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
+    """Parquet with the feature metadata in the file's key-value metadata; written atomically."""
+    path = Path(path)
+    if path.suffix.lower() != ".parquet":
+        raise ValueError(f"feature sets are written as .parquet, got {path.name}")
+    table = pa.Table.from_pandas(fs.frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"churn.features"] = specs_to_json(fs.specs).encode()
+    if fs.label_config is not None:
+        meta[b"churn.labels"] = fs.label_config.model_dump_json().encode()
+    table = table.replace_schema_metadata(meta)
+    return write_atomic(path, lambda p: pq.write_table(table, p))
+
+
+def read_feature_set(path: str | Path) -> FeatureSet:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    table = pq.read_table(path)
+    meta = table.schema.metadata or {}
+    if b"churn.features" not in meta:
+        raise ValueError(f"{path} is not a feature set written by `churn features build` "
+                         "(no feature metadata)")
+    specs = specs_from_json(meta[b"churn.features"].decode())
+    labels = (LabelConfig(**json.loads(meta[b"churn.labels"])) if b"churn.labels" in meta
+              else None)
+    return FeatureSet(table.to_pandas(), specs, labels)

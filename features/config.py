@@ -1,0 +1,43 @@
+"""Typed settings for features and labels. Built once at the edge (CLI, tests) and passed down."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Definition = Literal["noncontractual", "contractual"]
+
+
+class FeatureConfig(BaseModel):
+    """Which windows and categories the point-in-time features use."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    windows: tuple[int, ...] = Field((30, 90, 365), description="look-back windows in days")
+    trend_window: int = Field(90, gt=0, description="recent window compared with the one before")
+    slow_ticket_hours: float = Field(72.0, gt=0, description="a ticket resolved slower is 'slow'")
+    ticket_channels: tuple[str, ...] = ("phone", "email", "chat")
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(w <= 0 for w in v):
+            raise ValueError("windows must be a non-empty list of positive day counts")
+        return tuple(sorted(set(v)))
+
+    @property
+    def long_window(self) -> int:
+        return max(self.windows)
+
+
+class LabelConfig(BaseModel):
+    """How churn is defined."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    definition: Definition = "noncontractual"
+    horizon_days: int = Field(90, gt=0, description="churn is judged over (t, t + horizon]")
+    contract_flag: str = Field("has_contract", description=(
+        "customers column that marks contract customers (contractual population); if the "
+        "column is absent every customer is in that population"))

@@ -1,0 +1,344 @@
+"""The data contract: which CRM tables exist, their columns, and the checks every source passes.
+
+A source that breaks the contract raises :class:`ContractError`, which lists every problem found
+with the table, the column, how many rows and a few example rows, so a data team can act on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+Kind = Literal["id", "timestamp", "date", "number", "bool", "string"]
+
+SURVEY_SCALES: dict[str, tuple[float, float]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    required: bool = False
+    nullable: bool = True
+    nonnegative: bool = False
+    meaning: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    required: bool
+    columns: tuple[Column, ...]
+    event_time: str | None = None  # the column checked against signup_date
+    meaning: str = ""
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+_CID = Column("customer_id", "id", required=True, nullable=False, meaning="the customer's id")
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "customers", True,
+            (
+                _CID,
+                Column("signup_date", "date", True, False, meaning="first day as a customer"),
+                Column("cancel_date", "date", meaning="contract end (contractual churn); empty if none"),
+                Column("has_contract", "bool", meaning="on a contract (population of contractual churn)"),
+            ),
+            meaning="one row per customer; any other column is a static attribute (plan, segment, ...)",
+        ),
+        Table(
+            "orders", True,
+            (
+                _CID,
+                Column("order_ts", "timestamp", True, False, meaning="when the order was placed"),
+                Column("amount", "number", True, False, True, "order value in currency units"),
+                Column("order_id", "string", meaning="unique order id"),
+                Column("quantity", "number", nonnegative=True, meaning="items in the order"),
+                Column("discount", "number", nonnegative=True, meaning="discount granted, currency units"),
+                Column("channel", "string", meaning="web, store, app, ..."),
+            ),
+            event_time="order_ts",
+            meaning="one row per order",
+        ),
+        Table(
+            "tickets", False,
+            (
+                _CID,
+                Column("opened_ts", "timestamp", True, False, meaning="when the ticket was opened"),
+                Column("closed_ts", "timestamp", meaning="when it was closed; empty while open"),
+                Column("channel", "string", meaning="phone, email, chat, ..."),
+                Column("category", "string", meaning="billing, delivery, product, ..."),
+                Column("is_complaint", "bool", meaning="the customer complained"),
+                Column("escalated", "bool", meaning="escalated to a second line"),
+                Column("reopened", "bool", meaning="reopened after a first closing"),
+                Column("resolved_first_contact", "bool", meaning="solved at the first contact"),
+            ),
+            event_time="opened_ts",
+            meaning="one row per support ticket",
+        ),
+        Table(
+            "surveys", False,
+            (
+                _CID,
+                Column("response_ts", "timestamp", True, True, meaning="when answered; empty if not"),
+                Column("kind", "string", True, False, meaning="nps (0-10), csat (1-5), ces (1-7, 7 = hardest)"),
+                Column("score", "number", True, True, meaning="the answer on the kind's scale"),
+                Column("sent_ts", "timestamp", meaning="when the survey was sent (measures non-response)"),
+                Column("comment", "string", meaning="free text"),
+            ),
+            event_time="response_ts",
+            meaning="one row per survey sent or answered",
+        ),
+        Table(
+            "engagement", False,
+            (
+                _CID,
+                Column("event_ts", "timestamp", True, False, meaning="when it happened"),
+                Column("event_type", "string", True, False,
+                       meaning="email_sent, email_open, email_click, web_session, app_login, review, "
+                               "loyalty_earn, loyalty_redeem, referral, ..."),
+                Column("value", "number", meaning="pages (web_session), rating (review), points (loyalty)"),
+            ),
+            event_time="event_ts",
+            meaning="one row per engagement event",
+        ),
+        Table(
+            "offers", False,
+            (
+                _CID,
+                Column("sent_ts", "timestamp", True, False, meaning="when the offer was (or would be) sent"),
+                Column("offer_id", "string", True, False, meaning="catalogue id of the offer"),
+                Column("treated", "bool", True, False, meaning="false = randomised hold-out, not sent"),
+                Column("accepted_ts", "timestamp", meaning="when the customer took it up"),
+                Column("cost", "number", nonnegative=True, meaning="what the offer cost"),
+            ),
+            event_time="sent_ts",
+            meaning="one row per customer selected in a retention campaign",
+        ),
+    )
+}
+
+REQUIRED_TABLES = tuple(name for name, t in TABLES.items() if t.required)
+
+
+@dataclass(frozen=True)
+class Problem:
+    table: str
+    column: str | None
+    what: str
+    count: int = 0
+    examples: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        count = f" ({self.count} rows)" if self.count else ""
+        examples = f"\n    e.g. {self.examples}" if self.examples else ""
+        return f"{where}: {self.what}{count}{examples}"
+
+
+class ContractError(ValueError):
+    """The input breaks the data contract. ``problems`` lists each breach."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"the data breaks the contract ({len(problems)} problems):\n{lines}")
+
+
+@dataclass
+class _Checker:
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, table: str, column: str | None, what: str, frame: pd.DataFrame | None = None,
+            bad: np.ndarray | pd.Series | None = None, cols: list[str] | None = None) -> None:
+        count, examples = 0, ""
+        if frame is not None and bad is not None:
+            bad = np.asarray(bad, dtype=bool)
+            count = int(bad.sum())
+            if count == 0:
+                return
+            examples = _examples(frame, bad, cols)
+        self.problems.append(Problem(table, column, what, count, examples))
+
+
+def _examples(frame: pd.DataFrame, bad: np.ndarray, cols: list[str] | None, n: int = 3) -> str:
+    rows = frame.loc[bad, [c for c in (cols or frame.columns) if c in frame.columns]].head(n)
+    parts = []
+    for idx, row in rows.iterrows():
+        values = ", ".join(f"{k}={v!r}" for k, v in row.items())
+        parts.append(f"row {idx}: {values}")
+    return "; ".join(parts)
+
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+def _to_bool(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Coerce to nullable boolean; returns the result and a mask of values that are not booleans."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("boolean"), np.zeros(len(values), dtype=bool)
+    text = values.astype("string").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    out[text.isin(_TRUE).fillna(False).to_numpy(bool)] = True
+    out[text.isin(_FALSE).fillna(False).to_numpy(bool)] = False
+    bad = (values.notna() & out.isna()).to_numpy(bool)
+    return out, bad
+
+
+def _to_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values
+    else:
+        out = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    out = out.astype("datetime64[ns]")
+    bad = (values.notna() & out.isna()).to_numpy(bool)
+    return out, bad
+
+
+def _coerce(table: Table, frame: pd.DataFrame, check: _Checker) -> pd.DataFrame:
+    frame = frame.copy()
+    for col in table.columns:
+        if col.name not in frame.columns:
+            continue
+        values = frame[col.name]
+        if col.kind in ("id", "string"):
+            if pd.api.types.is_float_dtype(values):
+                fractional = (values.notna() & (values != np.round(values))).to_numpy(bool)
+                if fractional.any():
+                    check.add(table.name, col.name, "ids must be text or whole numbers", frame,
+                              fractional, [col.name])
+                    continue
+                values = values.astype("Int64")
+            frame[col.name] = values.astype("str")
+        elif col.kind == "number":
+            out = pd.to_numeric(values, errors="coerce")
+            if pd.api.types.is_bool_dtype(values):
+                out = values.astype(float)
+            bad = (values.notna() & out.isna()).to_numpy(bool)
+            check.add(table.name, col.name, "not a number", frame, bad, [col.name])
+            frame[col.name] = out.astype("float64")
+        elif col.kind in ("timestamp", "date"):
+            out, bad = _to_time(values)
+            check.add(table.name, col.name, "timestamp does not parse", frame, bad, [col.name])
+            frame[col.name] = out
+        elif col.kind == "bool":
+            out, bad = _to_bool(values)
+            check.add(table.name, col.name, "not a boolean (true/false, yes/no, 1/0)", frame, bad,
+                      [col.name])
+            frame[col.name] = out
+    return frame
+
+
+def _check_values(table: Table, frame: pd.DataFrame, check: _Checker) -> None:
+    for col in table.columns:
+        if col.name not in frame.columns:
+            continue
+        values = frame[col.name]
+        if not col.nullable:
+            check.add(table.name, col.name, "missing values in a required column", frame,
+                      values.isna().to_numpy(bool))
+        if col.nonnegative:
+            check.add(table.name, col.name, "negative values", frame,
+                      (values < 0).fillna(False).to_numpy(bool))
+
+
+def _check_table_rules(name: str, frame: pd.DataFrame, check: _Checker) -> None:
+    if name == "customers":
+        dup = frame["customer_id"].duplicated(keep=False).to_numpy(bool)
+        check.add(name, "customer_id", "duplicated customer id", frame, dup,
+                  ["customer_id", "signup_date"])
+        if "cancel_date" in frame.columns:
+            check.add(name, "cancel_date", "cancel_date before signup_date", frame,
+                      (frame["cancel_date"] < frame["signup_date"]).fillna(False).to_numpy(bool),
+                      ["customer_id", "signup_date", "cancel_date"])
+    if name == "orders" and "order_id" in frame.columns:
+        ids = frame["order_id"]
+        dup = (ids.notna() & ids.duplicated(keep=False)).to_numpy(bool)
+        check.add(name, "order_id", "duplicated order id", frame, dup,
+                  ["order_id", "customer_id", "order_ts"])
+    if name == "tickets" and "closed_ts" in frame.columns:
+        check.add(name, "closed_ts", "closed before it was opened", frame,
+                  (frame["closed_ts"] < frame["opened_ts"]).fillna(False).to_numpy(bool),
+                  ["customer_id", "opened_ts", "closed_ts"])
+    if name == "surveys":
+        kind = frame["kind"].str.lower()
+        frame["kind"] = kind
+        unknown = ~kind.isin(list(SURVEY_SCALES)).to_numpy(bool)
+        check.add(name, "kind", f"unknown survey kind (expected one of {sorted(SURVEY_SCALES)})",
+                  frame, unknown, ["customer_id", "kind"])
+        for k, (lo, hi) in SURVEY_SCALES.items():
+            out = ((kind == k) & ((frame["score"] < lo) | (frame["score"] > hi))).fillna(False)
+            check.add(name, "score", f"{k} score outside {lo:g}-{hi:g}", frame, out.to_numpy(bool),
+                      ["customer_id", "kind", "score"])
+        no_time = frame["response_ts"].isna()
+        if "sent_ts" in frame.columns:
+            no_time &= frame["sent_ts"].isna()
+        check.add(name, "response_ts", "neither response_ts nor sent_ts is set", frame,
+                  no_time.to_numpy(bool), ["customer_id", "kind", "score"])
+        answered_no_score = (frame["response_ts"].notna() & frame["score"].isna()).to_numpy(bool)
+        check.add(name, "score", "a response without a score", frame, answered_no_score,
+                  ["customer_id", "kind", "response_ts"])
+
+
+def validate(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Check ``raw`` tables against the contract and return them with contract types.
+
+    Raises :class:`ContractError` listing every problem; nothing is returned half-checked.
+    """
+    check = _Checker()
+    for name in REQUIRED_TABLES:
+        if name not in raw:
+            check.add(name, None, "required table is missing (expected a file named "
+                                  f"{name}.parquet or {name}.csv, or a DuckDB table {name})")
+    typed: dict[str, pd.DataFrame] = {}
+    for name, frame in raw.items():
+        table = TABLES.get(name)
+        if table is None:
+            continue
+        missing = [c.name for c in table.columns if c.required and c.name not in frame.columns]
+        if missing:
+            for col in missing:
+                found = ", ".join(map(str, list(frame.columns)[:12]))
+                check.add(name, col, f"required column is missing (columns found: {found})")
+            continue
+        frame = _coerce(table, frame.reset_index(drop=True), check)
+        _check_values(table, frame, check)
+        _check_table_rules(name, frame, check)
+        typed[name] = frame
+    customers = typed.get("customers")
+    if customers is not None and not check.problems:
+        _check_references(customers, typed, check)
+    if check.problems:
+        raise ContractError(check.problems)
+    return typed
+
+
+def _check_references(customers: pd.DataFrame, typed: dict[str, pd.DataFrame],
+                      check: _Checker) -> None:
+    index = pd.Index(customers["customer_id"])
+    signup = customers["signup_date"].to_numpy("datetime64[ns]")
+    for name, frame in typed.items():
+        table = TABLES[name]
+        if table.event_time is None:
+            continue
+        pos = index.get_indexer(frame["customer_id"])
+        unknown = pos < 0
+        check.add(name, "customer_id", "event for a customer not in the customers table", frame,
+                  unknown, ["customer_id", table.event_time])
+        ts = frame[table.event_time].to_numpy("datetime64[ns]")
+        known = ~unknown
+        early = np.zeros(len(frame), dtype=bool)
+        early[known] = ts[known] < signup[pos[known]]
+        check.add(name, table.event_time, "event before the customer's signup_date", frame, early,
+                  ["customer_id", table.event_time])

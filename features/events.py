@@ -1,0 +1,175 @@
+"""EventView: one table's events strictly before a cutoff, as arrays grouped by customer.
+
+All feature families are written against this view, so they are plain numpy on the events of any
+set of customers (one machine, or one partition on a distributed engine).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DAY_NS = 86_400 * 10**9
+
+
+def customer_codes(customer_ids: pd.Series, index: pd.Index) -> np.ndarray:
+    return index.get_indexer(customer_ids).astype(np.int64)
+
+
+class SortedEvents:
+    """A table's events sorted once by (customer, time); :meth:`before` cuts it at a cutoff."""
+
+    def __init__(self, codes: np.ndarray, ts: np.ndarray, n_customers: int,
+                 columns: dict[str, np.ndarray]):
+        order = np.lexsort((ts, codes))
+        self.codes = codes[order]
+        self.ts = ts[order]
+        self.columns = {k: v[order] for k, v in columns.items()}
+        self.n = n_customers
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, index: pd.Index, time_col: str,
+                   columns: list[str]) -> SortedEvents:
+        codes = customer_codes(frame["customer_id"], index)
+        ts = frame[time_col].to_numpy("datetime64[ns]").view(np.int64)
+        keep = (codes >= 0) & (ts != np.iinfo(np.int64).min)  # unknown customers / NaT dropped
+        cols = {c: _numpy(frame[c])[keep] for c in columns if c in frame.columns}
+        return cls(codes[keep], ts[keep], len(index), cols)
+
+    def before(self, cutoff: pd.Timestamp) -> EventView:
+        cut = np.int64(pd.Timestamp(cutoff).value)
+        keep = self.ts < cut
+        age = (cut - self.ts[keep]) / DAY_NS
+        return EventView(self.codes[keep], age, self.n,
+                         {k: v[keep] for k, v in self.columns.items()}, cut)
+
+
+class Coded:
+    """A text column as integer codes: comparisons cost what integer comparisons cost."""
+
+    __array_priority__ = 1000  # so ``array == Coded`` is never tried elementwise by numpy
+
+    def __init__(self, codes: np.ndarray, categories: list[str]):
+        self.codes, self.categories = codes, list(categories)
+
+    @classmethod
+    def from_series(cls, values: pd.Series) -> Coded:
+        cat = pd.Categorical(values)
+        return cls(cat.codes.astype(np.int32), [str(c) for c in cat.categories])
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, key) -> Coded:
+        return Coded(self.codes[key], self.categories)
+
+    def __eq__(self, value) -> np.ndarray:  # type: ignore[override]
+        return self.isin([value])
+
+    def isin(self, values) -> np.ndarray:
+        wanted = [i for i, c in enumerate(self.categories) if c in set(values)]
+        return np.isin(self.codes, wanted)
+
+
+def _numpy(values: pd.Series) -> np.ndarray | Coded:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.to_numpy("datetime64[ns]").view(np.int64)
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("float64").to_numpy(np.float64, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(np.float64, na_value=np.nan)
+    return Coded.from_series(values)
+
+
+class EventView:
+    """Events before a cutoff: ``codes`` (customer positions, sorted), ``age`` (days before it)."""
+
+    def __init__(self, codes: np.ndarray, age: np.ndarray, n: int, columns: dict[str, np.ndarray],
+                 cutoff_ns: np.int64):
+        self.codes, self.age, self.n, self.columns, self.cutoff_ns = codes, age, n, columns, cutoff_ns
+        self._bounds: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def col(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.columns
+
+    def where(self, mask: np.ndarray) -> EventView:
+        return EventView(self.codes[mask], self.age[mask], self.n,
+                         {k: v[mask] for k, v in self.columns.items()}, self.cutoff_ns)
+
+    def _in(self, window: float | None, start: float = 0.0) -> np.ndarray | None:
+        if window is None and start == 0:
+            return None
+        m = self.age >= start
+        if window is not None:
+            m &= self.age < start + window
+        return m
+
+    def count(self, window: float | None = None, mask: np.ndarray | None = None,
+              start: float = 0.0) -> np.ndarray:
+        """Events per customer in [cutoff - start - window, cutoff - start)."""
+        m = _and(self._in(window, start), mask)
+        codes = self.codes if m is None else self.codes[m]
+        return np.bincount(codes, minlength=self.n).astype(np.float64)
+
+    def total(self, values: np.ndarray, window: float | None = None,
+              mask: np.ndarray | None = None, start: float = 0.0) -> np.ndarray:
+        m = _and(self._in(window, start), mask)
+        ok = ~np.isnan(values)
+        m = ok if m is None else (m & ok)
+        return np.bincount(self.codes[m], weights=values[m], minlength=self.n)
+
+    def mean(self, values: np.ndarray, window: float | None = None,
+             mask: np.ndarray | None = None, start: float = 0.0) -> np.ndarray:
+        """Mean of non-missing ``values`` per customer; NaN where there is none."""
+        ok = ~np.isnan(values)
+        m = _and(_and(self._in(window, start), mask), ok)
+        n = np.bincount(self.codes[m], minlength=self.n).astype(np.float64)
+        s = np.bincount(self.codes[m], weights=values[m], minlength=self.n)
+        return ratio(s, n)
+
+    def _group_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._bounds is None:
+            ids = np.arange(self.n)
+            self._bounds = (np.searchsorted(self.codes, ids, side="left"),
+                            np.searchsorted(self.codes, ids, side="right"))
+        return self._bounds
+
+    def nth_last(self, values: np.ndarray, k: int = 1) -> np.ndarray:
+        """The value of each customer's k-th latest event (1 = latest); NaN if fewer events."""
+        start, end = self._group_bounds()
+        out = np.full(self.n, np.nan)
+        has = (end - start) >= k
+        out[has] = values[end[has] - k]
+        return out
+
+    def days_since_last(self) -> np.ndarray:
+        return self.nth_last(self.age, 1)
+
+    def days_since_first(self) -> np.ndarray:
+        start, end = self._group_bounds()
+        out = np.full(self.n, np.nan)
+        has = end > start
+        out[has] = self.age[start[has]]
+        return out
+
+
+def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with NaN where den is 0 (no evidence, not zero)."""
+    out = np.full(len(num), np.nan)
+    ok = den > 0
+    out[ok] = num[ok] / den[ok]
+    return out

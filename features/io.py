@@ -1,0 +1,119 @@
+"""Reading CRM sources (a folder of Parquet/CSV files or a DuckDB file) and writing outputs atomically."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from features.contract import TABLES, ContractError, Problem
+from features.crm import CrmData
+
+log = logging.getLogger(__name__)
+
+DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".db")
+
+
+def read_tables(source: str | Path) -> dict[str, pd.DataFrame]:
+    """Read the contract's tables from ``source`` as they are (no checks, no typing)."""
+    path = Path(source)
+    if not path.exists():
+        raise ContractError([Problem(str(path), None, "the data source does not exist")])
+    if path.is_file():
+        if path.suffix.lower() not in DUCKDB_SUFFIXES:
+            raise ContractError([Problem(str(path), None, "a data source is a folder of Parquet/"
+                                         "CSV files or a DuckDB file (.duckdb, .ddb, .db)")])
+        return _read_duckdb(path)
+    return _read_folder(path)
+
+
+def _read_folder(folder: Path) -> dict[str, pd.DataFrame]:
+    files: dict[str, list[Path]] = {}
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and f.suffix.lower() in (".parquet", ".csv"):
+            files.setdefault(f.stem, []).append(f)
+    both = [name for name, fs in files.items() if name in TABLES and len(fs) > 1]
+    if both:
+        raise ContractError([Problem(n, None, "both a Parquet and a CSV file; keep one") for n in both])
+    ignored = sorted(set(files) - set(TABLES))
+    if ignored:
+        log.info("ignoring files that are not contract tables: %s", ", ".join(ignored))
+    tables = {}
+    for name in TABLES:
+        if name in files:
+            f = files[name][0]
+            try:
+                tables[name] = (pd.read_parquet(f) if f.suffix.lower() == ".parquet"
+                                else pd.read_csv(f, low_memory=False))
+            except Exception as exc:  # noqa: BLE001 - any reader failure is a contract problem
+                raise ContractError([Problem(name, None, f"cannot read {f.name}: {exc}")]) from exc
+            log.info("read %s: %d rows", f.name, len(tables[name]))
+    return tables
+
+
+def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ContractError([Problem(str(path), None, f"cannot open the DuckDB file: {exc}")]) from exc
+    try:
+        present = {r[0] for r in con.execute("select table_name from information_schema.tables")
+                   .fetchall()}
+        return {name: con.execute(f'select * from "{name}"').df() for name in TABLES
+                if name in present}
+    finally:
+        con.close()
+
+
+def load_crm(source: str | Path) -> CrmData:
+    """Read and validate a source; raises :class:`ContractError` on any breach."""
+    from features.contract import validate
+
+    return CrmData.from_tables(validate(read_tables(source)))
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it into place.
+
+    A crash or an exception leaves no file under the final name (and removes the temporary one).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_frame(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a frame as Parquet or CSV (by suffix), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ValueError(f"output must end in .parquet or .csv, got {path.name}")
+    if suffix == ".parquet":
+        return write_atomic(path, lambda p: frame.to_parquet(p, index=False))
+    return write_atomic(path, lambda p: frame.to_csv(p, index=False))
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path, low_memory=False)
+    raise ValueError(f"{path.name}: expected a .parquet or .csv file")

@@ -1,0 +1,130 @@
+"""Writing a generated sample as the contract's Parquet tables (plus ``_truth/``), atomically."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from features.sample import mechanics as mx
+from features.sample.generate import ENGAGEMENT_TYPES, SampleData
+
+log = logging.getLogger(__name__)
+
+NAT = np.iinfo(np.int64).min
+
+
+def _ts(values: np.ndarray, unit: str = "us") -> pa.Array:
+    mask = values == NAT
+    scale = 1000 if unit == "us" else 86_400 * 10**9
+    out = pa.array(values // scale, mask=mask, type=pa.int64())
+    if unit != "us":
+        out = pa.array((values // scale) * 86_400 * 10**6, mask=mask, type=pa.int64())
+    return out.cast(pa.timestamp("us"))
+
+
+def _pick(names: tuple[str, ...], codes: np.ndarray) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)),
+                                          pa.array(list(names))).cast(pa.string())
+
+
+def _by_time(columns: dict[str, pa.Array], ts: np.ndarray, end_ns: int) -> pa.Table:
+    keep = ts < end_ns
+    order = np.argsort(ts[keep], kind="stable")
+    idx = pa.array(np.flatnonzero(keep)[order])
+    return pa.table({k: pc.take(v, idx) for k, v in columns.items()})
+
+
+def sample_tables(sample: SampleData) -> dict[str, pa.Table]:
+    n = sample.spec.customers
+    ids = pa.array([f"C{i:07d}" for i in range(1, n + 1)])
+    c = sample.customers
+    t = sample.tables
+    end = sample.end_ns
+
+    def cid(idx: np.ndarray) -> pa.Array:
+        return pc.take(ids, pa.array(idx))
+
+    tables = {"customers": pa.table({
+        "customer_id": ids,
+        "signup_date": _ts(c["signup"], "date"),
+        "cancel_date": _ts(c["cancel"], "date"),
+        "has_contract": pa.array(c["has_contract"]),
+        "plan": _pick(mx.PLANS, c["plan"]),
+        "segment": _pick(mx.SEGMENTS, c["segment"]),
+        "region": _pick(mx.REGIONS, c["region"]),
+    })}
+    o = t["orders"]
+    orders = _by_time({
+        "customer_id": cid(o["cust"]), "order_ts": _ts(o["ts"]), "amount": pa.array(o["amount"]),
+        "quantity": pa.array(o["quantity"]), "discount": pa.array(o["discount"]),
+        "channel": _pick(mx.CHANNELS, o["channel"]),
+    }, o["ts"], end)
+    order_ids = pa.array([f"O{i:09d}" for i in range(1, orders.num_rows + 1)], pa.string())
+    tables["orders"] = orders.add_column(1, "order_id", order_ids)
+    k = t["tickets"]
+    tables["tickets"] = _by_time({
+        "customer_id": cid(k["cust"]), "opened_ts": _ts(k["opened"]), "closed_ts": _ts(k["closed"]),
+        "channel": _pick(mx.TICKET_CHANNELS, k["channel"]),
+        "category": _pick(mx.TICKET_CATEGORIES, k["category"]),
+        "is_complaint": pa.array(k["complaint"]), "escalated": pa.array(k["escalated"]),
+        "reopened": pa.array(k["reopened"]), "resolved_first_contact": pa.array(k["fcr"]),
+    }, k["opened"], end)
+    s = t["surveys"]
+    tables["surveys"] = _by_time({
+        "customer_id": cid(s["cust"]), "sent_ts": _ts(s["sent"]), "response_ts": _ts(s["response"]),
+        "kind": pa.array(s["kind"].astype(str)), "score": pa.array(s["score"], from_pandas=True),
+    }, s["sent"], end)
+    e = t["engagement"]
+    tables["engagement"] = _by_time({
+        "customer_id": cid(e["cust"]), "event_ts": _ts(e["ts"]),
+        "event_type": _pick(ENGAGEMENT_TYPES, e["kind"]),
+        "value": pa.array(e["value"], from_pandas=True),
+    }, e["ts"], end)
+    f = t["offers"]
+    tables["offers"] = _by_time({
+        "customer_id": cid(f["cust"]), "sent_ts": _ts(f["ts"]),
+        "offer_id": _pick(mx.OFFER_IDS, f["offer"]), "treated": pa.array(f["treated"]),
+        "accepted_ts": _ts(f["accepted"]), "cost": pa.array(f["cost"]),
+    }, f["ts"], end)
+    p = sample.churn_probability
+    tables["_truth/churn_probability"] = pa.table({
+        "customer_id": cid(p["cust"]), "month": _ts(p["month"], "date"),
+        "probability": pa.array(p["probability"])})
+    x = sample.offer_effects
+    tables["_truth/offer_effects"] = pa.table({
+        "customer_id": cid(x["cust"]), "offer_id": _pick(mx.OFFER_IDS, x["offer"]),
+        "effect": pa.array(x["effect"])})
+    return tables
+
+
+def write_sample(sample: SampleData, out: str | Path) -> dict[str, int]:
+    """Write every table to ``out`` (replacing what is there only once all are written)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    counts = {}
+    try:
+        (tmp / "_truth").mkdir()
+        for name, table in sample_tables(sample).items():
+            pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
+            counts[name] = table.num_rows
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %s: %s", out, ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return counts

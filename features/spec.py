@@ -1,0 +1,49 @@
+"""Feature metadata: what each feature means, in words a CRM user understands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+FAMILIES = ("rfm", "support", "voice", "engagement", "offers", "static")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature. ``sentence`` is a template with ``{value}``, read by the reasons code."""
+
+    name: str
+    family: str
+    window: int | None
+    description: str
+    unit: str
+    sentence: str
+    kind: str = "number"  # number | category
+
+    def say(self, value) -> str:
+        """The feature's value as a sentence, e.g. '3 complaints in the last 90 days'."""
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return f"{self.description}: unknown"
+        if self.kind == "category":
+            return self.sentence.format(value=value)
+        number = float(value)
+        text = f"{number:.0f}" if abs(number - round(number)) < 1e-9 or abs(number) >= 100 \
+            else f"{number:.2f}" if abs(number) < 1 else f"{number:.1f}"
+        return self.sentence.format(value=text)
+
+
+def specs_to_json(specs: list[FeatureSpec]) -> str:
+    return json.dumps([asdict(s) for s in specs])
+
+
+def specs_from_json(text: str) -> list[FeatureSpec]:
+    return [FeatureSpec(**d) for d in json.loads(text)]
+
+
+def describe(specs: list[FeatureSpec]) -> pd.DataFrame:
+    """A table of the features, for the README and for humans."""
+    return pd.DataFrame([asdict(s) for s in specs])[
+        ["name", "family", "window", "unit", "description"]]
