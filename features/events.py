@@ -103,11 +103,12 @@ class EventView:
                          {k: v[mask] for k, v in self.columns.items()}, self.cutoff_ns)
 
     def _in(self, window: float | None, start: float = 0.0) -> np.ndarray | None:
+        """Events in [cutoff - start - window, cutoff - start): ages in (start, start + window]."""
         if window is None and start == 0:
             return None
-        m = self.age >= start
+        m = self.age > start if start > 0 else np.ones(len(self.age), dtype=bool)
         if window is not None:
-            m &= self.age < start + window
+            m &= self.age <= start + window
         return m
 
     def count(self, window: float | None = None, mask: np.ndarray | None = None,

@@ -30,6 +30,8 @@ class FeatureSpec:
         if self.kind == "category":
             return self.sentence.format(value=value)
         number = float(value)
+        if self.unit == "flag":
+            return self.sentence.format(value="yes" if number >= 0.5 else "no")
         text = f"{number:.0f}" if abs(number - round(number)) < 1e-9 or abs(number) >= 100 \
             else f"{number:.2f}" if abs(number) < 1 else f"{number:.1f}"
         return self.sentence.format(value=text)

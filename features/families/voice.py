@@ -18,7 +18,6 @@ def add_voice(sink: FeatureSink, answers: EventView, sent: EventView | None,
     put = sink.put
     lw = config.long_window
     kind = answers.col("kind")
-    score = answers.col("score")
     for k, scale in _SCALES.items():
         view = answers.where(kind == k)
         s = view.col("score")
@@ -36,12 +35,11 @@ def add_voice(sink: FeatureSink, answers: EventView, sent: EventView | None,
             put("nps_detractor", np.where(answered, (last <= 6).astype(float), np.nan),
                 family="voice", window=None, unit="flag",
                 description="latest NPS answer was a detractor (0-6)",
-                sentence="a detractor at the latest NPS survey (1 = yes)")
+                sentence="detractor at the latest NPS survey: {value}")
             put("nps_promoter", np.where(answered, (last >= 9).astype(float), np.nan),
                 family="voice", window=None, unit="flag",
                 description="latest NPS answer was a promoter (9-10)",
-                sentence="a promoter at the latest NPS survey (1 = yes)")
-    del score
+                sentence="promoter at the latest NPS survey: {value}")
     put("days_since_last_survey_answer", answers.days_since_last(), family="voice", window=None,
         unit="days", description="days since the customer last answered a survey",
         sentence="last answered a survey {value} days ago")

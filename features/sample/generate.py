@@ -122,7 +122,7 @@ def generate(spec: SampleSpec) -> SampleData:
         lo_m, hi_m = int(bounds[m]), int(bounds[m + 1])
         act = np.flatnonzero(alive & (signup < hi_m))
         tenure = (lo_m - signup[act]) / DAY
-        hazard = mx.monthly_hazard(sat[act], eng[act], tenure, has_contract[act])
+        hazard = mx.monthly_hazard(sat[act], eng[act], tenure, has_contract[act], pain[act])
         hazard = np.clip(hazard * np.where(offer_until[act] >= m, offer_mult[act], 1.0), 0, 1)
         truth.add(cust=act, month=np.full(len(act), lo_m), probability=hazard)
         churned = rng.random(len(act)) < hazard
@@ -137,7 +137,7 @@ def generate(spec: SampleSpec) -> SampleData:
         k = rng.poisson(problem_rate[act] * frac)
         p_cust = np.repeat(np.arange(len(act)), k)
         ticketed = rng.random(len(p_cust)) < complain[act[p_cust]]
-        impact = np.bincount(p_cust[~ticketed], minlength=len(act)) * -0.30
+        impact = np.bincount(p_cust[~ticketed], minlength=len(act)) * -0.35
         t_idx = p_cust[ticketed]
         nt = len(t_idx)
         opened = _times(rng, lo[t_idx], hi[t_idx])
@@ -148,7 +148,7 @@ def generate(spec: SampleSpec) -> SampleData:
         fcr = ~escalated & ~reopened & (rng.random(nt) < 0.6)
         complaint = rng.random(nt) < 0.12 + 0.35 * slow + 0.2 * escalated
         closed = opened + (hours * HOUR).astype(np.int64)
-        hurt = (-0.10 - 0.25 * slow - 0.25 * escalated - 0.25 * reopened - 0.15 * complaint
+        hurt = (-0.15 - 0.35 * slow - 0.35 * escalated - 0.35 * reopened - 0.35 * complaint
                 + 0.10 * fcr)
         impact += np.bincount(t_idx, weights=hurt, minlength=len(act))
         bad = (slow.astype(int) + escalated + reopened + complaint).astype(float)
@@ -286,7 +286,7 @@ def generate(spec: SampleSpec) -> SampleData:
     # --- the truth: offer effects if sent at the end of the data ----------------------------
     still = np.flatnonzero(alive & (signup < end_ns))
     tenure = (end_ns - signup[still]) / DAY
-    h = mx.monthly_hazard(sat[still], eng[still], tenure, has_contract[still])
+    h = mx.monthly_hazard(sat[still], eng[still], tenure, has_contract[still], pain[still])
     base = mx.churn_within(h, mx.OFFER_MONTHS)
     effects = _Events()
     for j, oid in enumerate(mx.OFFER_IDS):

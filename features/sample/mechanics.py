@@ -30,13 +30,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def monthly_hazard(satisfaction: np.ndarray, engagement: np.ndarray, tenure_days: np.ndarray,
-                   has_contract: np.ndarray) -> np.ndarray:
+                   has_contract: np.ndarray, support_pain: np.ndarray) -> np.ndarray:
     """Probability of leaving within a month, before any offer.
 
-    Low satisfaction and fading engagement drive it; new customers are more fragile; contracts
+    Low satisfaction and fading engagement drive it; recent bad support experiences (slow,
+    escalated, reopened tickets, complaints) add to it; new customers are more fragile; contracts
     hold some customers back.
     """
-    logit = (-2.35 - 1.05 * satisfaction + 2.6 * (0.45 - engagement)
+    logit = (-2.45 - 1.05 * satisfaction + 2.6 * (0.45 - engagement)
+             + 0.45 * np.minimum(support_pain, 4.0)
              + 0.7 * (tenure_days < 90) - 0.45 * has_contract)
     return sigmoid(logit)
 

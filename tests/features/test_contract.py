@@ -1,0 +1,124 @@
+"""Every kind of bad input names the table, the column, the count and example rows; nothing written."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churn.cli import app
+from features.contract import ContractError, validate
+from features.io import load_crm
+from tests.conftest import write_tables
+
+runner = CliRunner()
+
+
+def _break(tables, table, fn):
+    tables = {k: v.copy() for k, v in tables.items()}
+    if fn is None:
+        del tables[table]
+    else:
+        tables[table] = fn(tables[table])
+    return tables
+
+
+def _set(col, row, value):
+    def fn(frame):
+        frame[col] = frame[col].astype(object)
+        frame.loc[row, col] = value
+        return frame
+    return fn
+
+
+BAD_INPUTS = [
+    # (case, table, column, change, words that must appear)
+    ("missing table", "orders", None, None, ["orders", "required table is missing"]),
+    ("missing column", "orders", "amount", lambda f: f.drop(columns=["amount"]),
+     ["orders.amount", "required column is missing"]),
+    ("wrong type", "orders", "amount", _set("amount", 1, "twelve"),
+     ["orders.amount", "not a number", "1 rows", "twelve"]),
+    ("unparseable timestamp", "tickets", "opened_ts", _set("opened_ts", 0, "last tuesday"),
+     ["tickets.opened_ts", "does not parse", "last tuesday"]),
+    ("negative amount", "orders", "amount", _set("amount", 2, -30.0),
+     ["orders.amount", "negative", "1 rows", "-30"]),
+    ("duplicated customer id", "customers", "customer_id", _set("customer_id", 2, "A"),
+     ["customers.customer_id", "duplicated", "2 rows", "'A'"]),
+    ("unknown customer", "engagement", "customer_id", _set("customer_id", 0, "ZZZ"),
+     ["engagement.customer_id", "not in the customers table", "1 rows", "ZZZ"]),
+    ("event before signup", "orders", "order_ts",
+     _set("order_ts", 5, pd.Timestamp("2020-01-01")),
+     ["orders.order_ts", "before the customer's signup_date", "1 rows", "'C'"]),
+    ("not a boolean", "offers", "treated", _set("treated", 0, "maybe"),
+     ["offers.treated", "not a boolean", "maybe"]),
+    ("score off its scale", "surveys", "score", _set("score", 0, 11.0),
+     ["surveys.score", "nps score outside 0-10"]),
+    ("duplicated order id", "orders", "order_id", _set("order_id", 1, "o1"),
+     ["orders.order_id", "duplicated order id", "2 rows"]),
+]
+
+
+@pytest.mark.parametrize("case,table,column,change,words", BAD_INPUTS,
+                         ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_named_and_nothing_is_written(tmp_path, tiny, case, table, column, change,
+                                                   words):
+    src = write_tables(_break(tiny, table, change), tmp_path / "crm", fmt="csv")
+    out = tmp_path / "out" / "features.parquet"
+
+    validate_run = runner.invoke(app, ["data", "validate", str(src)])
+    build_run = runner.invoke(app, ["features", "build", "--data", str(src), "--cutoff",
+                                    "2024-04-01", "--out", str(out)])
+
+    for run in (validate_run, build_run):
+        assert run.exit_code == 2, f"{case}: exit {run.exit_code}, output {run.output}"
+        for word in words:
+            assert word in run.output, f"{case}: {word!r} not in {run.output!r}"
+    assert not out.exists(), f"{case}: an output was written despite bad input"
+    assert not out.parent.exists() or not any(out.parent.iterdir()), "temporary files left behind"
+
+
+def test_all_problems_are_reported_at_once(tiny):
+    tiny["orders"].loc[0, "amount"] = -1.0
+    tiny["customers"].loc[1, "customer_id"] = "A"
+    with pytest.raises(ContractError) as err:
+        validate(tiny)
+    where = {(p.table, p.column) for p in err.value.problems}
+    assert {("orders", "amount"), ("customers", "customer_id")} <= where, where
+
+
+def test_good_data_reads_from_parquet_csv_and_duckdb_alike(tmp_path, tiny):
+    from_parquet = load_crm(write_tables(tiny, tmp_path / "pq"))
+    from_csv = load_crm(write_tables(tiny, tmp_path / "csv", fmt="csv"))
+    db = tmp_path / "crm.duckdb"
+    con = duckdb.connect(str(db))
+    for name, frame in tiny.items():
+        con.register("frame", frame)
+        con.execute(f"create table {name} as select * from frame")
+        con.unregister("frame")
+    con.close()
+    from_duckdb = load_crm(db)
+    for name in tiny:
+        a, b, c = (getattr(x, name) for x in (from_parquet, from_csv, from_duckdb))
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=f"{name} parquet vs csv")
+        pd.testing.assert_frame_equal(a, c, check_dtype=False, obj=f"{name} parquet vs duckdb")
+
+
+def test_optional_tables_may_be_missing(tmp_path, tiny):
+    crm = load_crm(write_tables({k: tiny[k] for k in ("customers", "orders")}, tmp_path / "crm"))
+    assert crm.tickets is None and crm.engagement is None
+    assert len(crm.orders) == len(tiny["orders"])
+
+
+def test_missing_source_is_a_clear_error(tmp_path):
+    run = runner.invoke(app, ["data", "validate", str(tmp_path / "nowhere")])
+    assert run.exit_code == 2
+    assert "does not exist" in run.output
+
+
+def test_integer_ids_match_across_tables(tmp_path, tiny):
+    tiny["customers"]["customer_id"] = [1, 2, 3]
+    for name in ("orders", "tickets", "surveys", "engagement", "offers"):
+        tiny[name]["customer_id"] = tiny[name]["customer_id"].map({"A": 1, "B": 2, "C": 3})
+    crm = load_crm(write_tables(tiny, tmp_path / "crm", fmt="csv"))
+    assert set(crm.orders["customer_id"]) == {"1", "2", "3"}
