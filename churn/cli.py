@@ -155,6 +155,128 @@ def features_build(
         typer.echo(f"  {c.date()}  {len(group):>9,} customers  churn {rate}")
 
 
+def _training_config(settings: Settings, experiment: str | None, model_name: str | None):
+    overrides = {k: v for k, v in (("experiment", experiment), ("model_name", model_name)) if v}
+    return settings.training.model_copy(update=overrides)
+
+
+@app.command("train")
+@handles_bad_input
+def train(
+    data: Annotated[Path | None, typer.Option(help="CRM data source (event path).")] = None,
+    cutoff: Annotated[list[str] | None, typer.Option(
+        help="Cutoff date, repeat for several; the latest complete one is the hold-out.")] = None,
+    horizon_days: Annotated[int | None, typer.Option(help="Label horizon in days.")] = None,
+    definition: Annotated[str | None, typer.Option(
+        help="noncontractual or contractual churn.")] = None,
+    table: Annotated[Path | None, typer.Option(
+        help="A customer table with a label (table path), Parquet or CSV.")] = None,
+    id: Annotated[str | None, typer.Option("--id", help="Id column of --table.")] = None,
+    label: Annotated[str | None, typer.Option(help="Label column of --table (0/1, yes/no).")] = None,
+    time_col: Annotated[str | None, typer.Option(
+        help="Time column of --table: hold out the latest rows instead of a random split.")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+    tune_trials: Annotated[int, typer.Option(help="Optuna trials (0 = defaults).")] = 0,
+    plots: Annotated[Path | None, typer.Option(help="Also write the plots (PNG) here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object last.")] = False,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train a calibrated LightGBM churn model, log it to MLflow and register a challenger."""
+    import json
+
+    from training.pipeline import train_on_events, train_on_table
+
+    settings = _setup(verbose, config)
+    tconfig = _training_config(settings, experiment, model_name)
+    if (data is None) == (table is None):
+        raise ValueError("give either --data with --cutoff (event path) or --table with --id and "
+                         "--label (table path)")
+    if tune_trials < 0:
+        raise ValueError("--tune-trials must be 0 or more")
+    if data is not None:
+        from features.io import load_crm
+
+        if not cutoff or len(cutoff) < 2:
+            raise ValueError("--data needs at least two --cutoff dates (train and hold-out)")
+        labels = _label_config(settings, horizon_days, definition)
+        result = train_on_events(load_crm(data), _dates(cutoff), settings.features, labels,
+                                 tconfig, tune_trials, plots)
+    else:
+        from features.io import read_frame
+
+        if not id or not label:
+            raise ValueError("--table needs --id and --label")
+        try:
+            frame = read_frame(table)
+        except Exception as exc:  # noqa: BLE001 - unreadable files are bad input
+            raise ValueError(f"cannot read {table}: {exc}") from exc
+        result = train_on_table(table, frame, id, label, tconfig, time_col, tune_trials, plots)
+    m = result.metrics
+    typer.echo(f"model {result.model_uri} (alias challenger), run {result.run_id}")
+    typer.echo(f"hold-out: ROC AUC {m['roc_auc']:.4f}  PR AUC {m['pr_auc']:.4f}  "
+               f"Brier {m['brier']:.4f}  calibration error {m['calibration_error']:.4f}  "
+               f"lift@10% {m['lift_top10']:.2f}  capture@10% {m['capture_top10']:.1%}")
+    for name, b in result.baselines.items():
+        typer.echo(f"  baseline {name:<20} ROC AUC {b['roc_auc']:.4f}  PR AUC {b['pr_auc']:.4f}  "
+                   f"lift@10% {b['lift_top10']:.2f}")
+    typer.echo(result.verdict)
+    if as_json:
+        typer.echo(json.dumps(result.summary()))
+
+
+@app.command("promote")
+@handles_bad_input
+def promote(
+    model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if worse (recorded).")] = False,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Move the alias champion to the challenger if it is no worse on the challenger's hold-out."""
+    from training.registry import PromotionError
+    from training.registry import promote as run_promotion
+
+    settings = _setup(verbose, config)
+    t = settings.training
+    try:
+        result = run_promotion(model_name or t.model_name, t.primary_metric,
+                               t.promotion_tolerance, force)
+    except PromotionError as exc:
+        raise ValueError(str(exc)) from exc
+    verb = "promoted" if result.promoted else "NOT promoted"
+    typer.echo(f"version {result.challenger_version} {verb}: {result.reason}")
+    if not result.promoted and "already" not in result.reason:
+        raise typer.Exit(1)
+
+
+@app.command("score")
+@handles_bad_input
+def score(
+    model: Annotated[str, typer.Option(help="Model URI.")] = "models:/churn@champion",
+    table: Annotated[Path | None, typer.Option(help="Table of features to score.")] = None,
+    id: Annotated[str, typer.Option("--id", help="Id column.")] = "customer_id",
+    out: Annotated[Path | None, typer.Option(help="Output Parquet or CSV file.")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Score a table with a registered model: writes the id and churn_probability."""
+    from serving.batch import score_table
+    from serving.model_store import load_scorer, use_tracking
+
+    _setup(verbose, None)
+    if table is None or out is None:
+        raise ValueError("give --table and --out")
+    use_tracking()
+    try:
+        loaded = load_scorer(model)
+    except Exception as exc:  # noqa: BLE001 - a wrong URI is bad input, not a crash
+        raise ValueError(f"cannot load model {model}: {exc}") from exc
+    scored = score_table(loaded, table, id, out)
+    typer.echo(f"wrote {out}: {len(scored):,} rows scored by {loaded.uri}; mean churn "
+               f"probability {scored['churn_probability'].mean():.3f}")
+
+
 @app.command("demo")
 @handles_bad_input
 def demo(

@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from features.config import FeatureConfig, LabelConfig
+from training.config import TrainConfig
 
 
 class SettingsError(ValueError):
@@ -19,6 +20,7 @@ class Settings(BaseModel):
 
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
+    training: TrainConfig = TrainConfig()
 
 
 def load_settings(path: str | Path | None) -> Settings:

@@ -1,0 +1,67 @@
+"""Loading a ChurnScorer from MLflow (a registry alias, a version or a run) without training code."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from serving.pyfunc import SCORER_ARTIFACT
+from serving.scorer import ChurnScorer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set, else the embedded SQLite store in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def use_tracking(uri: str | None = None) -> str:
+    uri = uri or tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    scorer: ChurnScorer
+    uri: str
+    name: str | None
+    version: str | None
+    run_id: str | None
+
+
+def resolve(model_uri: str, client: MlflowClient | None = None) -> tuple[str | None, str | None]:
+    """(name, version) of a ``models:/name@alias`` or ``models:/name/version`` URI."""
+    if not model_uri.startswith("models:/"):
+        return None, None
+    client = client or MlflowClient()
+    rest = model_uri[len("models:/"):]
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        mv = client.get_model_version_by_alias(name, alias)
+        return name, mv.version
+    name, _, version = rest.partition("/")
+    return name, version
+
+
+def load_scorer(model_uri: str, dst: str | Path | None = None) -> LoadedModel:
+    """Download a logged churn model and rebuild its scorer (booster + calibrator + spec)."""
+    client = MlflowClient()
+    name, version = resolve(model_uri, client)
+    fixed_uri = f"models:/{name}/{version}" if name else model_uri
+    local = mlflow.artifacts.download_artifacts(artifact_uri=fixed_uri, dst_path=
+                                                str(dst) if dst else None)
+    folder = Path(local) / "artifacts" / SCORER_ARTIFACT
+    if not (folder / "scorer.json").exists():
+        raise ValueError(f"{model_uri} is not a churn model logged by `churn train`")
+    run_id = client.get_model_version(name, version).run_id if name else None
+    log.info("loaded %s (version %s)", model_uri, version)
+    return LoadedModel(ChurnScorer.load(folder), fixed_uri, name, version, run_id)

@@ -1,0 +1,168 @@
+"""The scoring core: feature specification + LightGBM booster + calibrator, as one object.
+
+Training builds a :class:`ChurnScorer` and logs it to MLflow; serving and batch jobs load it and
+score with plain numpy (no pandas, no pyfunc in the hot path). Categorical features are encoded
+with the categories seen at training; an unseen category becomes missing, which LightGBM handles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.spec import FeatureSpec
+
+NUMBER, CATEGORY = "number", "category"
+
+
+class ScoringInputError(ValueError):
+    """The input cannot be scored by this model (missing columns, wrong values)."""
+
+
+def encode_frame(frame: pd.DataFrame, features: list[str], kinds: list[str],
+                 categories: dict[str, list[str]]) -> np.ndarray:
+    """Features as a float matrix in the given order; a category becomes its training code and an
+    unseen one becomes missing."""
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise ScoringInputError(f"{len(missing)} feature columns are missing: "
+                                f"{', '.join(missing[:10])}")
+    out = np.empty((len(frame), len(features)), dtype=np.float64)
+    for j, (name, kind) in enumerate(zip(features, kinds, strict=True)):
+        values = frame[name]
+        if kind == CATEGORY:
+            codes = {c: float(i) for i, c in enumerate(categories[name])}
+            text = values.astype("str")
+            out[:, j] = text.map(codes).to_numpy(np.float64, na_value=np.nan)
+        else:
+            if pd.api.types.is_bool_dtype(values):
+                values = values.astype("float64")
+            numeric = pd.to_numeric(values, errors="coerce")
+            bad = values.notna() & numeric.isna()
+            if bad.any():
+                examples = values[bad].head(3).tolist()
+                raise ScoringInputError(f"column {name} must be numeric; found {examples}")
+            out[:, j] = numeric.to_numpy(np.float64, na_value=np.nan)
+    return out
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Maps raw LightGBM probabilities to calibrated ones: isotonic (a step curve) or Platt."""
+
+    kind: str  # "isotonic" | "sigmoid" | "identity"
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    a: float = 1.0
+    b: float = 0.0
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        p = np.asarray(p, dtype=np.float64)
+        if self.kind == "isotonic":
+            return np.interp(p, self.x, self.y)
+        if self.kind == "sigmoid":
+            logit = np.log(np.clip(p, 1e-12, 1 - 1e-12) / np.clip(1 - p, 1e-12, 1))
+            return 1.0 / (1.0 + np.exp(-(self.a * logit + self.b)))
+        return p
+
+
+@dataclass
+class ChurnScorer:
+    features: list[str]
+    kinds: list[str]
+    categories: dict[str, list[str]]
+    booster: lgb.Booster
+    calibrator: Calibrator
+    specs: list[FeatureSpec]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._codes = {name: {c: float(i) for i, c in enumerate(cats)}
+                       for name, cats in self.categories.items()}
+        self._spec = {s.name: s for s in self.specs}
+        self._position = {name: i for i, name in enumerate(self.features)}
+
+    # --- building the matrix ----------------------------------------------------------------
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """A float matrix in training column order; categories as training codes."""
+        return encode_frame(frame, self.features, self.kinds, self.categories)
+
+    def row(self, features: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+        """One customer's feature vector from a dict (the online path: no pandas).
+
+        Returns the vector and the list of problems (unknown names, non-numeric values). Absent
+        features are missing values, as LightGBM allows.
+        """
+        problems = [f"unknown feature {k!r}" for k in features if k not in self._position]
+        x = np.full(len(self.features), np.nan)
+        for name, value in features.items():
+            j = self._position.get(name)
+            if j is None or value is None:
+                continue
+            if self.kinds[j] == CATEGORY:
+                x[j] = self._codes[name].get(str(value), np.nan)
+            elif isinstance(value, bool):
+                x[j] = float(value)
+            elif isinstance(value, int | float):
+                if not math.isfinite(float(value)):
+                    problems.append(f"feature {name!r} is not a finite number")
+                x[j] = float(value)
+            else:
+                problems.append(f"feature {name!r} must be a number, got {type(value).__name__}")
+        return x, problems
+
+    # --- scoring ----------------------------------------------------------------------------
+    def raw(self, x: np.ndarray, threads: int = 0) -> np.ndarray:
+        return self.booster.predict(x, num_threads=threads)
+
+    def predict(self, x: np.ndarray, threads: int = 0) -> np.ndarray:
+        """Calibrated churn probabilities."""
+        return np.clip(self.calibrator(self.raw(x, threads)), 0.0, 1.0)
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict(self.matrix(frame))
+
+    def contributions(self, x: np.ndarray, threads: int = 0) -> np.ndarray:
+        """Per-feature contributions to the raw log-odds (SHAP values); last column = bias."""
+        return self.booster.predict(x, pred_contrib=True, num_threads=threads)
+
+    def spec(self, name: str) -> FeatureSpec:
+        return self._spec[name]
+
+    def decode(self, name: str, value: float):
+        """A matrix value back to what a person reads (the category for categorical features)."""
+        j = self._position[name]
+        if self.kinds[j] == CATEGORY:
+            if np.isnan(value):
+                return None
+            return self.categories[name][int(value)]
+        return None if np.isnan(value) else float(value)
+
+    # --- persistence ------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / "booster.txt"))
+        spec = {"features": self.features, "kinds": self.kinds, "categories": self.categories,
+                "calibrator": asdict(self.calibrator), "specs": [asdict(s) for s in self.specs],
+                "meta": self.meta}
+        (folder / "scorer.json").write_text(json.dumps(spec, indent=1, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ChurnScorer:
+        folder = Path(folder)
+        spec = json.loads((folder / "scorer.json").read_text())
+        cal = spec["calibrator"]
+        return cls(features=spec["features"], kinds=spec["kinds"], categories=spec["categories"],
+                   booster=lgb.Booster(model_file=str(folder / "booster.txt")),
+                   calibrator=Calibrator(cal["kind"], tuple(cal["x"]), tuple(cal["y"]),
+                                         cal["a"], cal["b"]),
+                   specs=[FeatureSpec(**s) for s in spec["specs"]], meta=spec["meta"])

@@ -1,0 +1,184 @@
+"""One training run, end to end: data → model + baselines → evaluation → MLflow run + registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from features.build import FeatureSet, build_feature_set
+from features.config import FeatureConfig, LabelConfig
+from features.crm import CrmData
+from serving.model_store import use_tracking
+from training.baselines import RANK_ONLY, baseline_scores
+from training.config import TrainConfig
+from training.dataset import HOLDOUT, TrainingData, from_feature_set, from_table
+from training.metrics import by_segment, evaluate
+from training.model import fit_churn_model
+from training.plots import evaluation_plots
+from training.tracking import HOLDOUT_ARTIFACT, clean_metrics, experiment_id, log_frame, log_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_uri: str
+    model_version: str
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    beats_baselines: bool
+    verdict: str
+    plots: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"run_id": self.run_id, "model_uri": self.model_uri,
+                "model_version": self.model_version, "metrics": self.metrics}
+
+
+def train_on_events(crm: CrmData, cutoffs: list[pd.Timestamp], features: FeatureConfig,
+                    labels: LabelConfig, config: TrainConfig, tune_trials: int = 0,
+                    plots_dir: Path | None = None) -> TrainResult:
+    fs = build_feature_set(crm, cutoffs, features, labels)
+    return train_on_feature_set(fs, crm.fingerprint(), features, config, tune_trials, plots_dir)
+
+
+def train_on_feature_set(fs: FeatureSet, data_fingerprint: str, features: FeatureConfig,
+                         config: TrainConfig, tune_trials: int = 0,
+                         plots_dir: Path | None = None) -> TrainResult:
+    labels = fs.label_config or LabelConfig()
+    data = from_feature_set(fs, config)
+    holdout_cutoffs = sorted(data.frame.loc[data.rows(HOLDOUT), "cutoff"].unique())
+    cutoffs = sorted(fs.frame["cutoff"].unique())
+    params = {"source": "events", "definition": labels.definition,
+              "horizon_days": labels.horizon_days,
+              "cutoffs": ",".join(str(pd.Timestamp(c).date()) for c in cutoffs),
+              "holdout_cutoffs": ",".join(str(pd.Timestamp(c).date()) for c in holdout_cutoffs),
+              "windows": ",".join(map(str, features.windows))}
+    tags = {"data_fingerprint": data_fingerprint}
+    meta = {"label": labels.model_dump(), "features_config": features.model_dump(),
+            "source": "events"}
+    return _train_and_log(data, config, params, tags, meta, tune_trials, plots_dir)
+
+
+def train_on_table(path: Path, frame: pd.DataFrame, id_column: str, label_column: str,
+                   config: TrainConfig, time_column: str | None = None, tune_trials: int = 0,
+                   plots_dir: Path | None = None) -> TrainResult:
+    data = from_table(frame, id_column, label_column, config, time_column, source_name=path.name)
+    params = {"source": "table", "table": path.name, "id_column": id_column,
+              "label_column": label_column, "time_column": time_column or "",
+              "split": "time" if time_column else "stratified random"}
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else ""
+    tags = {"data_fingerprint": digest}
+    meta = {"source": "table", "id_column": id_column, "label_column": label_column}
+    return _train_and_log(data, config, params, tags, meta, tune_trials, plots_dir)
+
+
+def _frame_hash(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()) \
+        .hexdigest()[:16]
+
+
+def _verdict(metrics: dict, baselines: dict[str, dict], primary: str) -> tuple[bool, str]:
+    higher = primary in ("roc_auc", "pr_auc")
+    worse = [name for name, m in baselines.items()
+             if (m[primary] >= metrics[primary] if higher else m[primary] <= metrics[primary])]
+    if worse:
+        return False, (f"the model does NOT beat {', '.join(worse)} on {primary} "
+                       f"({metrics[primary]:.4f} vs "
+                       f"{', '.join(f'{baselines[w][primary]:.4f}' for w in worse)}): "
+                       "do not promote it without looking at why")
+    best = max(baselines.items(), key=lambda kv: kv[1][primary] if higher else -kv[1][primary],
+               default=None)
+    if best is None:
+        return True, "no baseline applies"
+    return True, (f"the model beats every baseline on {primary}: {metrics[primary]:.4f} vs "
+                  f"{best[1][primary]:.4f} ({best[0]}, the best baseline)")
+
+
+def _train_and_log(data: TrainingData, config: TrainConfig, params: dict, tags: dict, meta: dict,
+                   tune_trials: int, plots_dir: Path | None) -> TrainResult:
+    use_tracking()
+    exp = experiment_id(config.experiment)
+    with mlflow.start_run(experiment_id=exp) as run:
+        counts = {p: int(data.rows(p).sum()) for p in ("fit", "valid", "calib", "holdout")}
+        mlflow.log_params({**params, **{f"rows_{k}": v for k, v in counts.items()},
+                           "features": len(data.features), "seed": config.seed,
+                           "calibration": config.calibration, "tune_trials": tune_trials})
+        mlflow.set_tags({**tags, "training_set_hash": _frame_hash(data.frame),
+                         "model_name": config.model_name})
+        scorer, info = fit_churn_model(data, config, tune_trials,
+                                       meta={**meta, "model_name": config.model_name,
+                                             "run_id": run.info.run_id})
+        mlflow.log_params({f"lgbm_{k}": v for k, v in info.params.items()
+                           if k not in ("verbosity", "metric", "objective")})
+        mlflow.log_param("best_rounds", info.best_rounds)
+        holdout = data.rows(HOLDOUT)
+        x_h, y_h = data.x[holdout], data.y[holdout]
+        p_h = scorer.predict(x_h)
+        metrics = evaluate(y_h, p_h, config.economics)
+        metrics["valid_roc_auc"] = info.valid_auc
+        base_scores = {name: _as_probability(s) for name, s in baseline_scores(data).items()}
+        baselines = {name: _rank_only(name, evaluate(y_h, s, config.economics))
+                     for name, s in base_scores.items()}
+        ok, verdict = _verdict(metrics, baselines, config.primary_metric)
+        hold_frame = data.frame.loc[holdout].reset_index(drop=True)
+        segments = by_segment(hold_frame, y_h, p_h, config.segment_columns, config.economics)
+        mlflow.log_metrics(clean_metrics({**metrics, **segments}))
+        for name, m in baselines.items():
+            mlflow.log_metrics(clean_metrics({f"baseline.{name}.{k}": v for k, v in m.items()}))
+        mlflow.set_tags({"beats_baselines": str(ok).lower(), "verdict": verdict})
+        contrib = scorer.contributions(x_h[: min(len(x_h), 20_000)])[:, :-1]
+        importance = pd.Series(np.abs(contrib).mean(axis=0), index=data.features)
+        plots = _log_plots(y_h, {"model": p_h, **base_scores}, config, importance, plots_dir)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "feature_importance.csv"
+            importance.sort_values(ascending=False).rename("mean_abs_contribution") \
+                .to_csv(path, index_label="feature")
+            mlflow.log_artifact(str(path))
+            summary = Path(tmp) / "evaluation.json"
+            summary.write_text(json.dumps({"model": metrics, "baselines": baselines,
+                                           "segments": segments, "verdict": verdict,
+                                           "fit": asdict(info)}, indent=1, default=str))
+            mlflow.log_artifact(str(summary))
+        log_frame(hold_frame, HOLDOUT_ARTIFACT)
+        model_uri, version = log_model(scorer, hold_frame, config.model_name)
+        log.info("run %s: hold-out %s %.4f; %s", run.info.run_id, config.primary_metric,
+                 metrics[config.primary_metric], verdict)
+        return TrainResult(run.info.run_id, model_uri, version, metrics, baselines, ok, verdict,
+                           [str(p) for p in plots])
+
+
+def _rank_only(name: str, metrics: dict[str, float]) -> dict[str, float]:
+    """A rule that only ranks has no probabilities: drop the metrics that need them."""
+    if name in RANK_ONLY:
+        for key in ("brier", "log_loss", "calibration_error", "mean_prediction"):
+            metrics[key] = float("nan")
+    return metrics
+
+
+def _as_probability(score: np.ndarray) -> np.ndarray:
+    """Baselines that only rank (the recency rule) become pseudo-probabilities by rank."""
+    score = np.asarray(score, dtype=np.float64)
+    if score.min() >= 0 and score.max() <= 1:
+        return score
+    ranks = pd.Series(score).rank(pct=True).to_numpy()
+    return np.clip(ranks, 1e-4, 1 - 1e-4)
+
+
+def _log_plots(y: np.ndarray, scores: dict[str, np.ndarray], config: TrainConfig,
+               importance: pd.Series, plots_dir: Path | None) -> list[Path]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(plots_dir) if plots_dir else Path(tmp)
+        paths = evaluation_plots(y, scores, config.economics, importance, folder)
+        for path in paths:
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        return paths if plots_dir else []

@@ -1,0 +1,95 @@
+"""MLflow: experiments, runs (params, fingerprint, metrics, plots, hold-out), the logged model."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+
+from serving.model_store import tracking_uri
+from serving.pyfunc import SCORER_ARTIFACT, ChurnPyfunc
+from serving.scorer import CATEGORY, ChurnScorer
+
+log = logging.getLogger(__name__)
+
+CHALLENGER, CHAMPION = "challenger", "champion"
+HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
+PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas>=3", "numpy>=2", "scikit-learn==1.9.1",
+                    "mlflow==3.17.2"]
+
+
+def experiment_id(name: str) -> str:
+    """The experiment's id, created on first use (artifacts beside the SQLite store by default)."""
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):]).resolve()
+        location = (db.parent / "mlartifacts").as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def model_input_frame(scorer: ChurnScorer, frame: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns as the pyfunc signature expects: float64 numbers, object strings."""
+    out = {}
+    for name, kind in zip(scorer.features, scorer.kinds, strict=True):
+        values = frame[name]
+        if kind == CATEGORY:
+            out[name] = values.astype("object").where(values.notna(), None)
+        else:
+            out[name] = pd.to_numeric(values.astype("float64") if pd.api.types.is_bool_dtype(values)
+                                      else values, errors="coerce").astype("float64")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def log_model(scorer: ChurnScorer, example: pd.DataFrame, model_name: str) -> tuple[str, str]:
+    """Log the pyfunc (scorer inside) with signature and input example; register a version.
+
+    Returns (model_uri, version). The alias ``challenger`` points at the new version.
+    """
+    example = model_input_frame(scorer, example.head(5))
+    output = pd.DataFrame({"churn_probability": scorer.predict_frame(example)})
+    signature = infer_signature(example, output)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = scorer.save(Path(tmp) / SCORER_ARTIFACT)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=ChurnPyfunc(), artifacts={SCORER_ARTIFACT: str(folder)},
+            signature=signature, input_example=example, pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=model_name)
+    version = str(info.registered_model_version)
+    MlflowClient().set_registered_model_alias(model_name, CHALLENGER, version)
+    log.info("registered %s version %s (alias %s)", model_name, version, CHALLENGER)
+    return f"models:/{model_name}/{version}", version
+
+
+def log_frame(frame: pd.DataFrame, artifact_path: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_path).name
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(artifact_path).parent))
+
+
+def load_holdout(run_id: str) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT,
+                                                   dst_path=tmp)
+        return pd.read_parquet(path)
+
+
+def clean_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """MLflow metric names allow only some characters; values must be finite."""
+    out = {}
+    for k, v in metrics.items():
+        if v is None or not np.isfinite(v):
+            continue
+        key = "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in k)
+        out[key] = float(v)
+    return out
