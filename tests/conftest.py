@@ -95,3 +95,104 @@ def sample_crm(sample_dir):
     from features.io import load_crm
 
     return load_crm(sample_dir)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 90.0, proc=None) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status < 500:
+                    return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on a free loopback port, with its own SQLite store and artifacts."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    log = open(root / "server.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", proc=proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def tracking_server(mlflow_server, monkeypatch):
+    """Point MLflow at the real server for one test (the env var, as a user would)."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow.set_tracking_uri(mlflow_server)
+    yield mlflow_server
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def local_tracking(tmp_path, monkeypatch):
+    """An embedded SQLite tracking store in a temporary working directory."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    yield tmp_path
+    mlflow.set_tracking_uri(None)
+
+
+from features.build import build_feature_set  # noqa: E402
+from features.config import FeatureConfig, LabelConfig  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.dataset import from_feature_set  # noqa: E402
+from training.model import fit_churn_model  # noqa: E402
+
+TRAIN_CUTOFFS = [pd.Timestamp(c) for c in ("2024-07-01", "2024-10-01", "2025-01-01", "2025-04-01",
+                                     "2025-07-01")]
+
+
+@pytest.fixture(scope="session")
+def feature_set(sample_crm):
+    return build_feature_set(sample_crm, TRAIN_CUTOFFS, FeatureConfig(), LabelConfig())
+
+
+@pytest.fixture(scope="session")
+def training_data(feature_set):
+    return from_feature_set(feature_set, TrainConfig())
+
+
+@pytest.fixture(scope="session")
+def fitted(training_data):
+    scorer, info = fit_churn_model(training_data, TrainConfig())
+    return scorer, info

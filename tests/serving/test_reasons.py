@@ -1,0 +1,46 @@
+"""Per-customer reasons: the largest risk-raising contributions, told in the feature's words."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from serving.reasons import reasons_for_rows, top_reasons
+from training.dataset import HOLDOUT
+
+
+def test_reasons_are_the_largest_risk_raising_contributions(training_data, fitted):
+    scorer, _ = fitted
+    x = training_data.x[training_data.rows(HOLDOUT)][:300]
+    contrib = scorer.contributions(x)
+    for i in range(0, 300, 37):
+        reasons = top_reasons(scorer, x[i], contrib[i], k=3)
+        assert len(reasons) <= 3
+        values = [r.contribution for r in reasons]
+        assert values == sorted(values, reverse=True)
+        assert all(r.direction == "raises" and r.contribution > 0 for r in reasons)
+        positive = np.sort(contrib[i, :-1][contrib[i, :-1] > 0])[::-1][:3]
+        assert np.allclose(values, positive.round(4), atol=1e-4)
+
+
+def test_reasons_read_as_sentences(training_data, fitted):
+    scorer, _ = fitted
+    x = training_data.x[training_data.rows(HOLDOUT)][:500]
+    texts = [r.text for rs in reasons_for_rows(scorer, x, k=5) for r in rs]
+    assert texts and all("{" not in t and "nan" not in t for t in texts), texts[:10]
+    silence = [t for t in texts if t.startswith("no order for")]
+    assert silence and all("usually orders every" in t for t in silence
+                           if "usually orders every" in t), silence[:3]
+
+
+def test_contributions_add_up_to_the_raw_score(training_data, fitted):
+    scorer, _ = fitted
+    x = training_data.x[:100]
+    raw = scorer.booster.predict(x, raw_score=True)
+    assert np.allclose(scorer.contributions(x).sum(axis=1), raw)
+
+
+def test_a_risk_lowering_view_is_available(training_data, fitted):
+    scorer, _ = fitted
+    x = training_data.x[:1]
+    both = top_reasons(scorer, x[0], scorer.contributions(x)[0], k=6, risk_only=False)
+    assert {r.direction for r in both} <= {"raises", "lowers"} and len(both) == 6

@@ -1,0 +1,110 @@
+"""The model by lifecycle: before training (what goes in), after training (behaviour), evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.config import TrainConfig
+from training.dataset import CALIB, FIT, HOLDOUT, VALID, from_feature_set
+from training.metrics import evaluate
+from training.model import fit_churn_model
+
+# --- before training ----------------------------------------------------------------------------
+
+
+def test_ids_labels_and_dates_are_not_features(training_data):
+    forbidden = {"customer_id", "cutoff", "label", "cancel_date", "signup_date"}
+    assert not forbidden & set(training_data.features), forbidden & set(training_data.features)
+
+
+def test_the_hold_out_is_the_latest_cutoff_and_out_of_time(training_data):
+    frame, part = training_data.frame, training_data.part
+    latest = frame["cutoff"].max()
+    assert (frame.loc[part == HOLDOUT, "cutoff"] == latest).all()
+    assert (frame.loc[part != HOLDOUT, "cutoff"] < latest).all()
+
+
+def test_a_customer_never_sits_on_both_sides_of_fit_and_validation(training_data):
+    frame, part = training_data.frame, training_data.part
+    sides = {p: set(frame.loc[part == p, "customer_id"]) for p in (FIT, VALID, CALIB)}
+    assert not sides[FIT] & sides[VALID] and not sides[FIT] & sides[CALIB]
+
+
+def test_at_least_two_labelled_cutoffs_are_needed(feature_set):
+    one = feature_set.frame[feature_set.frame["cutoff"] == feature_set.frame["cutoff"].min()]
+    from features.build import FeatureSet
+
+    with pytest.raises(ValueError, match="at least 2 cutoffs"):
+        from_feature_set(FeatureSet(one, feature_set.specs), TrainConfig())
+
+
+# --- after training -----------------------------------------------------------------------------
+
+
+def test_same_seed_same_model_and_same_row_same_score(training_data, fitted):
+    scorer, _ = fitted
+    again, _ = fit_churn_model(training_data, TrainConfig())
+    x = training_data.x[training_data.rows(HOLDOUT)]
+    assert np.array_equal(scorer.predict(x), again.predict(x)), "training is not deterministic"
+    assert np.array_equal(scorer.predict(x[:50]), scorer.predict(x[:50]))
+
+
+def test_changing_only_the_customer_id_changes_nothing(training_data, fitted):
+    scorer, _ = fitted
+    rows = training_data.frame[training_data.rows(HOLDOUT)].head(200).copy()
+    before = scorer.predict_frame(rows)
+    rows["customer_id"] = [f"X{i}" for i in range(len(rows))]
+    assert np.array_equal(before, scorer.predict_frame(rows))
+
+
+def _shift(rows: pd.DataFrame, change: dict) -> pd.DataFrame:
+    out = rows.copy()
+    for col, fn in change.items():
+        out[col] = fn(out[col])
+    return out
+
+
+BEHAVIOUR = [
+    # (what, change applied to every hold-out customer, the risk must go up)
+    ("more complaints", {"complaints_90d": lambda v: v + 2, "complaints_365d": lambda v: v + 2,
+                         "tickets_90d": lambda v: v + 2, "tickets_365d": lambda v: v + 2}),
+    ("a detractor NPS", {"nps_last": lambda v: v * 0 + 2, "nps_detractor": lambda v: v * 0 + 1,
+                         "nps_promoter": lambda v: v * 0, "nps_mean_365d": lambda v: v * 0 + 2}),
+    ("a long silence", {"recency_days": lambda v: v + 80, "orders_30d": lambda v: v * 0,
+                        "days_since_last_activity": lambda v: v.fillna(0) + 80,
+                        "web_sessions_30d": lambda v: v * 0, "app_logins_30d": lambda v: v * 0}),
+]
+
+
+@pytest.mark.parametrize("what,change", BEHAVIOUR, ids=[b[0] for b in BEHAVIOUR])
+def test_risk_goes_up_all_else_equal(training_data, fitted, what, change):
+    scorer, _ = fitted
+    rows = training_data.frame[training_data.rows(HOLDOUT)]
+    before = scorer.predict_frame(rows)
+    after = scorer.predict_frame(_shift(rows, change))
+    up, down = (after > before).mean(), (after < before).mean()
+    assert after.mean() > before.mean() * 1.02, f"{what}: mean risk {before.mean():.3f} -> " \
+                                                f"{after.mean():.3f}"
+    assert up > 2 * down, f"{what}: risk rose for {up:.0%} and fell for {down:.0%}"
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+def test_the_model_ranks_well_and_is_calibrated_on_the_hold_out(training_data, fitted):
+    scorer, info = fitted
+    x, y = training_data.xy(HOLDOUT)
+    metrics = evaluate(y, scorer.predict(x), TrainConfig().economics)
+    assert metrics["roc_auc"] > 0.72, metrics
+    assert metrics["calibration_error"] < 0.06, metrics
+    assert metrics["lift_top10"] > 2.0, metrics
+    assert info.best_rounds > 10
+
+
+def test_calibration_is_fitted_on_rows_the_booster_did_not_see(training_data, fitted):
+    scorer, _ = fitted
+    x, y = training_data.xy(CALIB)
+    p = scorer.predict(x)
+    assert abs(p.mean() - y.mean()) < 0.01, (p.mean(), y.mean())
