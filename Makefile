@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_DIR ?= demo
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export BENTOML_DO_NOT_TRACK := true
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP) ## create .venv with pinned dependencies (idempotent)
 
 demo: $(STAMP) ## generate a sample CRM, build features, train and register a champion
-	$(BIN)/churn demo --workdir demo
+	$(BIN)/churn demo --workdir $(DEMO_DIR)
 
 lint: $(STAMP) ## ruff (T201: library code logs, it does not print)
 	$(BIN)/ruff check .
