@@ -10,7 +10,8 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from serving.pyfunc import SCORER_ARTIFACT
+from serving.offers.uplift import UpliftModels
+from serving.pyfunc import SCORER_ARTIFACT, UPLIFT_ARTIFACT
 from serving.scorer import ChurnScorer
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class LoadedModel:
     name: str | None
     version: str | None
     run_id: str | None
+    uplift: UpliftModels | None = None
 
 
 def resolve(model_uri: str, client: MlflowClient | None = None) -> tuple[str | None, str | None]:
@@ -63,5 +65,7 @@ def load_scorer(model_uri: str, dst: str | Path | None = None) -> LoadedModel:
     if not (folder / "scorer.json").exists():
         raise ValueError(f"{model_uri} is not a churn model logged by `churn train`")
     run_id = client.get_model_version(name, version).run_id if name else None
+    uplift_dir = Path(local) / "artifacts" / UPLIFT_ARTIFACT
+    uplift = UpliftModels.load(uplift_dir) if (uplift_dir / "uplift.json").exists() else None
     log.info("loaded %s (version %s)", model_uri, version)
-    return LoadedModel(ChurnScorer.load(folder), fixed_uri, name, version, run_id)
+    return LoadedModel(ChurnScorer.load(folder), fixed_uri, name, version, run_id, uplift)

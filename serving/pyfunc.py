@@ -12,6 +12,7 @@ import pandas as pd
 from serving.scorer import ChurnScorer
 
 SCORER_ARTIFACT = "scorer"
+UPLIFT_ARTIFACT = "uplift"
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):

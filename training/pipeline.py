@@ -17,6 +17,9 @@ from features.build import FeatureSet, build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from features.crm import CrmData
 from serving.model_store import use_tracking
+from serving.offers.catalogue import Catalogue, load_catalogue
+from serving.offers.uplift import UpliftModels
+from serving.scorer import ChurnScorer
 from training.baselines import RANK_ONLY, baseline_scores
 from training.config import TrainConfig
 from training.dataset import HOLDOUT, TrainingData, from_feature_set, from_table
@@ -24,6 +27,7 @@ from training.metrics import by_segment, evaluate
 from training.model import fit_churn_model
 from training.plots import evaluation_plots
 from training.tracking import HOLDOUT_ARTIFACT, clean_metrics, experiment_id, log_frame, log_model
+from training.uplift import campaign_data, fit_uplift
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +50,18 @@ class TrainResult:
 
 def train_on_events(crm: CrmData, cutoffs: list[pd.Timestamp], features: FeatureConfig,
                     labels: LabelConfig, config: TrainConfig, tune_trials: int = 0,
-                    plots_dir: Path | None = None) -> TrainResult:
+                    plots_dir: Path | None = None, catalogue: Catalogue | None = None
+                    ) -> TrainResult:
     fs = build_feature_set(crm, cutoffs, features, labels)
-    return train_on_feature_set(fs, crm.fingerprint(), features, config, tune_trials, plots_dir)
+    return train_on_feature_set(fs, crm.fingerprint(), features, config, tune_trials, plots_dir,
+                                crm=crm, catalogue=catalogue)
 
 
 def train_on_feature_set(fs: FeatureSet, data_fingerprint: str, features: FeatureConfig,
                          config: TrainConfig, tune_trials: int = 0,
-                         plots_dir: Path | None = None) -> TrainResult:
+                         plots_dir: Path | None = None, crm: CrmData | None = None,
+                         catalogue: Catalogue | None = None) -> TrainResult:
+    """Train on a built feature set; with ``crm``, also learn offer effects from its campaigns."""
     labels = fs.label_config or LabelConfig()
     data = from_feature_set(fs, config)
     holdout_cutoffs = sorted(data.frame.loc[data.rows(HOLDOUT), "cutoff"].unique())
@@ -66,7 +74,58 @@ def train_on_feature_set(fs: FeatureSet, data_fingerprint: str, features: Featur
     tags = {"data_fingerprint": data_fingerprint}
     meta = {"label": labels.model_dump(), "features_config": features.model_dump(),
             "source": "events"}
-    return _train_and_log(data, config, params, tags, meta, tune_trials, plots_dir)
+    uplift = None
+    if crm is not None:
+        uplift = _uplift_step(crm, features, labels, catalogue or load_catalogue(), config)
+    return _train_and_log(data, config, params, tags, meta, tune_trials, plots_dir, uplift)
+
+
+def _uplift_step(crm: CrmData, features: FeatureConfig, labels: LabelConfig,
+                 catalogue: Catalogue, config: TrainConfig):
+    """Learn offer effects inside the churn model's run; they travel in the same model version."""
+    def step(scorer: ChurnScorer, plots_dir: Path | None) -> UpliftModels:
+        data = campaign_data(crm, scorer, features, labels)
+        models, metrics = fit_uplift(data, scorer, catalogue)
+        mlflow.log_metrics(clean_metrics(metrics))
+        mlflow.set_tags({f"uplift.{k}": f"{m.source}: {m.note}" for k, m in models.models.items()})
+        if data is not None:
+            _log_qini(data, models, scorer, catalogue, plots_dir)
+        return models
+    return step
+
+
+def _log_qini(data, models: UpliftModels, scorer: ChurnScorer, catalogue: Catalogue,
+              plots_dir: Path | None) -> None:
+    import matplotlib.pyplot as plt
+
+    from serving.offers.uplift import LEARNT, offer_effects
+    from training.uplift import qini
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    frame = data.frame
+    x = data.x[data.holdout]
+    effects = offer_effects(scorer, models, x, scorer.predict(x), catalogue)
+    for oid, m in models.models.items():
+        test = (frame["offer_id"] == oid).to_numpy()[data.holdout]
+        if m.source != LEARNT or test.sum() < 50:
+            continue
+        effect = effects[oid][test]
+        test = np.flatnonzero(data.holdout)[test]
+        curve, coef = qini(effect, frame.loc[test, "treated"].astype(bool).to_numpy(),
+                           1 - frame.loc[test, "label"].to_numpy())
+        share = np.arange(1, len(curve) + 1) / len(curve)
+        ax.plot(share, curve, label=f"{oid} (Qini {coef:.4f})")
+        ax.plot([0, 1], [0, curve[-1]], ":", lw=0.8, color=ax.lines[-1].get_color())
+    ax.set(xlabel="share targeted (by predicted benefit)", ylabel="extra customers kept",
+           title="Qini curves on the held-out campaign")
+    ax.legend()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(plots_dir) if plots_dir else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(folder / "qini.png", dpi=110)
+        plt.close(fig)
+        mlflow.log_artifact(str(folder / "qini.png"), artifact_path="plots")
 
 
 def train_on_table(path: Path, frame: pd.DataFrame, id_column: str, label_column: str,
@@ -105,7 +164,7 @@ def _verdict(metrics: dict, baselines: dict[str, dict], primary: str) -> tuple[b
 
 
 def _train_and_log(data: TrainingData, config: TrainConfig, params: dict, tags: dict, meta: dict,
-                   tune_trials: int, plots_dir: Path | None) -> TrainResult:
+                   tune_trials: int, plots_dir: Path | None, uplift_step=None) -> TrainResult:
     use_tracking()
     exp = experiment_id(config.experiment)
     with mlflow.start_run(experiment_id=exp) as run:
@@ -150,7 +209,8 @@ def _train_and_log(data: TrainingData, config: TrainConfig, params: dict, tags: 
                                            "fit": asdict(info)}, indent=1, default=str))
             mlflow.log_artifact(str(summary))
         log_frame(hold_frame, HOLDOUT_ARTIFACT)
-        model_uri, version = log_model(scorer, hold_frame, config.model_name)
+        uplift = uplift_step(scorer, plots_dir) if uplift_step else None
+        model_uri, version = log_model(scorer, hold_frame, config.model_name, uplift)
         log.info("run %s: hold-out %s %.4f; %s", run.info.run_id, config.primary_metric,
                  metrics[config.primary_metric], verdict)
         return TrainResult(run.info.run_id, model_uri, version, metrics, baselines, ok, verdict,

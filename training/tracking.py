@@ -13,7 +13,8 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from serving.model_store import tracking_uri
-from serving.pyfunc import SCORER_ARTIFACT, ChurnPyfunc
+from serving.offers.uplift import UpliftModels
+from serving.pyfunc import SCORER_ARTIFACT, UPLIFT_ARTIFACT, ChurnPyfunc
 from serving.scorer import CATEGORY, ChurnScorer
 
 log = logging.getLogger(__name__)
@@ -50,18 +51,20 @@ def model_input_frame(scorer: ChurnScorer, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
-def log_model(scorer: ChurnScorer, example: pd.DataFrame, model_name: str) -> tuple[str, str]:
-    """Log the pyfunc (scorer inside) with signature and input example; register a version.
-
-    Returns (model_uri, version). The alias ``challenger`` points at the new version.
+def log_model(scorer: ChurnScorer, example: pd.DataFrame, model_name: str,
+              uplift: UpliftModels | None = None) -> tuple[str, str]:
+    """Log the pyfunc (scorer and uplift models inside) with signature and input example, and
+    register a version. Returns (model_uri, version); the alias ``challenger`` points at it.
     """
     example = model_input_frame(scorer, example.head(5))
     output = pd.DataFrame({"churn_probability": scorer.predict_frame(example)})
     signature = infer_signature(example, output)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = scorer.save(Path(tmp) / SCORER_ARTIFACT)
+        artifacts = {SCORER_ARTIFACT: str(scorer.save(Path(tmp) / SCORER_ARTIFACT))}
+        if uplift is not None:
+            artifacts[UPLIFT_ARTIFACT] = str(uplift.save(Path(tmp) / UPLIFT_ARTIFACT))
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=ChurnPyfunc(), artifacts={SCORER_ARTIFACT: str(folder)},
+            name="model", python_model=ChurnPyfunc(), artifacts=artifacts,
             signature=signature, input_example=example, pip_requirements=PIP_REQUIREMENTS,
             registered_model_name=model_name)
     version = str(info.registered_model_version)

@@ -97,9 +97,10 @@ def generate(spec: SampleSpec) -> SampleData:
     price_sens = np.clip(price_sens, 0, 1)
     app_user = rng.random(n) < 0.5
     loyalty = rng.random(n) < 0.6
-    sleeping_dog = rng.random(n) < np.where(has_contract, 0.12, 0.05)
     sat_mu = rng.normal(0.65, 0.6, n)
     eng_trait = rng.normal(0.0, 0.8, n)
+    # dormant contract customers: a contact reminds them to cancel
+    sleeping_dog = has_contract & (eng_trait < -0.5) & (rng.random(n) < 0.7)
     nps_phase = rng.integers(0, 6, n)
     problem_rate = 0.11 * np.array([1.2, 1.0, 0.8])[plan]
 
@@ -198,7 +199,7 @@ def generate(spec: SampleSpec) -> SampleData:
         oc = act[o_idx]
         ots = _times(rng, lo[o_idx], hi[o_idx])
         amount = np.round(spend_mu[oc] * rng.lognormal(0, 0.45, no), 2)
-        discounted = rng.random(no) < 0.05 + 0.5 * price_sens[oc]
+        discounted = rng.random(no) < 0.02 + 0.8 * price_sens[oc]
         discount = np.where(discounted, np.round(amount * rng.uniform(0.05, 0.25, no), 2), 0.0)
         orders.add(cust=oc, ts=ots, amount=amount, discount=discount,
                    quantity=1 + rng.poisson(1.0, no), channel=rng.choice(3, no, p=[.5, .3, .2]))
@@ -248,7 +249,7 @@ def generate(spec: SampleSpec) -> SampleData:
         # --- a randomised retention campaign every quarter ----------------------------------
         if m % 3 == 2:
             sent_day = lo_m + 19 * DAY
-            chosen = (rng.random(len(act)) < 0.12) & (signup[act] < sent_day) & \
+            chosen = (rng.random(len(act)) < 0.2) & (signup[act] < sent_day) & \
                      (np.where(churned, ct, hi_m) > sent_day)
             idx = np.flatnonzero(chosen)
             cc = act[idx]

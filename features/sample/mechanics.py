@@ -52,7 +52,7 @@ def offer_multiplier(offer: str, price_sensitivity: np.ndarray, support_pain: np
     (very unhappy) barely react; sleeping dogs are reminded to leave by any contact.
     """
     if offer == "discount_10":
-        gain = 0.75 * price_sensitivity
+        gain = 0.9 * price_sensitivity
     elif offer == "service_call":
         gain = 0.65 * np.minimum(support_pain / 1.5, 1.0)
     elif offer == "loyalty_bonus":

@@ -1,0 +1,112 @@
+"""The offer catalogue (config, not code): loaded from YAML and validated with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.yaml")
+REASONS = ("support", "price", "engagement", "any")
+
+
+class CatalogueError(ValueError):
+    pass
+
+
+class Eligibility(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    segments: tuple[str, ...] | None = None
+    plans: tuple[str, ...] | None = None
+    min_customer_value: float = Field(0.0, ge=0)
+    risk_range: tuple[float, float] = (0.0, 1.0)
+    contract: Literal["any", "contract", "no_contract"] = "any"
+
+    @field_validator("risk_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if not (0 <= lo <= hi <= 1):
+            raise ValueError(f"risk_range must be [low, high] within 0..1, got {list(v)}")
+        return v
+
+
+class Offer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1)
+    channel: str = Field(min_length=1)
+    cost: float = Field(ge=0)
+    eligibility: Eligibility = Eligibility()
+    addresses: tuple[Literal["support", "price", "engagement", "any"], ...] = ("any",)
+    cap_per_campaign: int = Field(10**9, ge=0)
+    prior_effect: float = Field(ge=-1, le=1)
+
+
+class Catalogue(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contact_cooldown_days: int = Field(60, ge=0)
+    min_campaign_size: int = Field(200, ge=1)
+    offers: tuple[Offer, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Catalogue:
+        seen, dup = set(), []
+        for o in self.offers:
+            (dup.append(o.id) if o.id in seen else seen.add(o.id))
+        if dup:
+            raise ValueError(f"offer ids must be unique; repeated: {sorted(set(dup))}")
+        return self
+
+    def offer(self, offer_id: str) -> Offer:
+        for o in self.offers:
+            if o.id == offer_id:
+                return o
+        raise KeyError(offer_id)
+
+    @property
+    def ids(self) -> list[str]:
+        return [o.id for o in self.offers]
+
+
+def _where(loc: tuple, data: dict) -> str:
+    parts = []
+    for i, key in enumerate(loc):
+        if key == "offers" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+            offers = data.get("offers") or []
+            idx = loc[i + 1]
+            oid = offers[idx].get("id") if idx < len(offers) and isinstance(offers[idx], dict) \
+                else None
+            parts.append(f"offers[{idx}]" + (f" ({oid})" if oid else ""))
+        elif isinstance(key, int) and i > 0 and loc[i - 1] == "offers":
+            continue
+        else:
+            parts.append(str(key))
+    return ".".join(parts)
+
+
+def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
+    if not isinstance(data, dict):
+        raise CatalogueError(f"{source}: expected a mapping with an 'offers' list")
+    try:
+        return Catalogue.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"  - {_where(e['loc'], data)}: {e['msg']}" for e in exc.errors()]
+        raise CatalogueError(f"{source} is not a valid offer catalogue:\n" + "\n".join(lines)) \
+            from exc
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    path = Path(path) if path else DEFAULT_CATALOGUE
+    if not path.exists():
+        raise CatalogueError(f"offer catalogue {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{path} is not valid YAML: {exc}") from exc
+    return parse_catalogue(data, str(path))

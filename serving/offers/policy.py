@@ -1,0 +1,129 @@
+"""The offer policy: for each customer, the eligible offer with the highest expected net value.
+
+    expected_net_value = churn_reduction x customer_value - cost
+
+where ``churn_reduction`` is the fall in churn probability the offer causes: learnt from past
+randomised campaigns (uplift), or ``P(churn) x prior_effect`` from the catalogue. An offer that
+would raise churn is never sent; no offer is sent when nothing has a positive net value, when the
+customer had an offer within the cool-down, or when no offer is eligible. Ties go to the offer
+listed first in the catalogue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from serving.offers.catalogue import Catalogue, Offer
+
+NO_OFFER = -1
+
+
+@dataclass(frozen=True)
+class Customers:
+    """What the policy needs about a block of customers (arrays of the same length)."""
+
+    p_churn: np.ndarray
+    value: np.ndarray
+    days_since_last_offer: np.ndarray  # NaN = never
+    segment: np.ndarray | None = None
+    plan: np.ndarray | None = None
+    has_contract: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    offer_id: str | None
+    expected_net_value: float
+    churn_reduction: float
+    cost: float
+    customer_value: float
+    effect_source: str | None
+    addresses: tuple[str, ...]
+    why: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def eligible(offer: Offer, c: Customers) -> np.ndarray:
+    e = offer.eligibility
+    ok = (c.p_churn >= e.risk_range[0]) & (c.p_churn <= e.risk_range[1])
+    ok &= c.value >= e.min_customer_value
+    if e.segments is not None and c.segment is not None:
+        ok &= np.isin(c.segment, e.segments)
+    if e.plans is not None and c.plan is not None:
+        ok &= np.isin(c.plan, e.plans)
+    if e.contract != "any" and c.has_contract is not None:
+        contract = np.asarray(c.has_contract, dtype=float) >= 0.5
+        ok &= contract if e.contract == "contract" else ~contract
+    return ok
+
+
+@dataclass(frozen=True)
+class Options:
+    """Net value of every (customer, offer) pair; -inf where the offer may not be sent."""
+
+    net: np.ndarray  # (customers, offers)
+    reduction: np.ndarray
+    costs: np.ndarray
+    cooling: np.ndarray  # customers inside the contact cool-down
+
+
+def options(c: Customers, effects: dict[str, np.ndarray], catalogue: Catalogue) -> Options:
+    n, offers = len(c.p_churn), catalogue.offers
+    net = np.full((n, len(offers)), -np.inf)
+    reduction = np.zeros((n, len(offers)))
+    cooling = np.nan_to_num(c.days_since_last_offer, nan=np.inf) < catalogue.contact_cooldown_days
+    for j, offer in enumerate(offers):
+        r = -np.asarray(effects[offer.id], dtype=float)
+        reduction[:, j] = r
+        ok = eligible(offer, c) & ~cooling & (r > 0)  # a harmful offer is never an option
+        net[ok, j] = r[ok] * c.value[ok] - offer.cost
+    costs = np.array([o.cost for o in offers])
+    return Options(net, reduction, costs, cooling)
+
+
+def best_offers(opts: Options) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer: index of the best offer (NO_OFFER when none pays) and its net value."""
+    if opts.net.shape[1] == 0:
+        return np.full(len(opts.net), NO_OFFER), np.zeros(len(opts.net))
+    j = np.argmax(opts.net, axis=1)  # first maximum: ties go to the catalogue's order
+    best = opts.net[np.arange(len(j)), j]
+    j = np.where(best > 0, j, NO_OFFER)
+    return j, np.where(best > 0, best, 0.0)
+
+
+def explain(i: int, j: int, c: Customers, opts: Options, catalogue: Catalogue,
+            sources: dict[str, str]) -> Decision:
+    """The decision for customer ``i`` (offer index ``j``) in words."""
+    value = float(c.value[i])
+    if j == NO_OFFER:
+        if opts.cooling[i]:
+            why = (f"no offer: the last one was {c.days_since_last_offer[i]:.0f} days ago "
+                   f"(cool-down {catalogue.contact_cooldown_days} days)")
+        elif np.all(opts.reduction[i] <= 0):
+            why = "no offer: no offer is expected to lower this customer's churn risk"
+        elif np.all(np.isneginf(opts.net[i])):
+            why = "no offer: none is eligible for this customer"
+        else:
+            k = int(np.argmax(np.where(np.isneginf(opts.net[i]), -1e18, opts.net[i])))
+            why = (f"no offer: the best, {catalogue.offers[k].id}, would save "
+                   f"{opts.reduction[i, k] * value:.2f} for a cost of {opts.costs[k]:.2f}")
+        return Decision(None, 0.0, 0.0, 0.0, round(value, 2), None, (), why)
+    offer = catalogue.offers[j]
+    r, net = float(opts.reduction[i, j]), float(opts.net[i, j])
+    source = sources.get(offer.id, "prior")
+    why = (f"{offer.name}: cuts churn probability by {r:.3f} ({source} effect) on a customer "
+           f"worth {value:.2f}; expected net value {net:.2f} after a cost of {offer.cost:.2f}")
+    return Decision(offer.id, round(net, 4), round(r, 5), offer.cost, round(value, 2), source,
+                    tuple(offer.addresses), why)
+
+
+def decide(c: Customers, effects: dict[str, np.ndarray], catalogue: Catalogue,
+           sources: dict[str, str]) -> list[Decision]:
+    """The best offer (or none) for every customer, each with its explanation."""
+    opts = options(c, effects, catalogue)
+    j, _ = best_offers(opts)
+    return [explain(i, int(j[i]), c, opts, catalogue, sources) for i in range(len(j))]
