@@ -1,0 +1,244 @@
+"""Offers: the catalogue's checks, the policy's rules, campaign allocation and the uplift estimator."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import yaml
+
+from serving.offers.campaign import allocate
+from serving.offers.catalogue import CatalogueError, load_catalogue, parse_catalogue
+from serving.offers.policy import NO_OFFER, Customers, decide, options
+from serving.offers.uplift import LEARNT, OfferEffectModel, UpliftModels
+from serving.offers.value import ValueConfig, customer_value
+from training.uplift import fit_offset_logistic, qini
+
+
+def _catalogue(**changes):
+    data = yaml.safe_load(load_catalogue.__globals__["DEFAULT_CATALOGUE"].read_text())
+    for path, value in changes.items():
+        node = data
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node[int(k)] if k.isdigit() else node[k]
+        last = keys[-1]
+        if value is KeyError:
+            del node[last]
+        else:
+            node[int(last) if last.isdigit() else last] = value
+    return data
+
+
+def test_the_default_catalogue_is_valid_and_matches_the_sample():
+    from features.sample.mechanics import OFFER_IDS
+
+    catalogue = load_catalogue()
+    assert catalogue.ids == list(OFFER_IDS)
+
+
+BAD_CATALOGUES = [
+    ("negative cost", {"offers.0.cost": -5}, ["offers[0] (discount_10).cost", "greater than"]),
+    ("missing prior", {"offers.1.prior_effect": KeyError}, ["offers[1] (service_call).prior_effect",
+                                                           "required"]),
+    ("risk range upside down", {"offers.0.eligibility": {"risk_range": [0.8, 0.2]}},
+     ["risk_range"]),
+    ("unknown reason", {"offers.2.addresses": ["weather"]}, ["offers[2] (loyalty_bonus).addresses"]),
+    ("duplicated id", {"offers.2.id": "discount_10"}, ["repeated", "discount_10"]),
+    ("unknown field", {"offers.0.colour": "red"}, ["offers[0] (discount_10).colour",
+                                                   "not permitted"]),
+    ("negative cap", {"offers.0.cap_per_campaign": -1}, ["cap_per_campaign"]),
+    ("no offers", {"offers": []}, ["offers"]),
+    ("bad contract rule", {"offers.0.eligibility": {"contract": "sometimes"}}, ["contract"]),
+]
+
+
+@pytest.mark.parametrize("case,change,words", BAD_CATALOGUES, ids=[b[0] for b in BAD_CATALOGUES])
+def test_each_kind_of_invalid_catalogue_entry_is_named(case, change, words):
+    with pytest.raises(CatalogueError) as err:
+        parse_catalogue(_catalogue(**change), "my-offers.yaml")
+    for word in words:
+        assert word in str(err.value), f"{case}: {word!r} not in {err.value}"
+    assert "my-offers.yaml" in str(err.value)
+
+
+def test_unreadable_catalogue_files(tmp_path):
+    with pytest.raises(CatalogueError, match="does not exist"):
+        load_catalogue(tmp_path / "none.yaml")
+    (tmp_path / "bad.yaml").write_text("offers: [unclosed")
+    with pytest.raises(CatalogueError, match="not valid YAML"):
+        load_catalogue(tmp_path / "bad.yaml")
+
+
+# --- the policy on hand-built customers -------------------------------------------------------
+
+
+def _customers(p, value, days=None, **attrs):
+    n = len(p)
+    return Customers(np.asarray(p, float), np.asarray(value, float),
+                     np.full(n, np.nan) if days is None else np.asarray(days, float), **attrs)
+
+
+def _effects(rows):
+    """rows: per customer, the change in churn probability of each default offer."""
+    arr = np.asarray(rows, float)
+    return {oid: arr[:, j] for j, oid in enumerate(load_catalogue().ids)}
+
+
+def test_no_offer_when_every_net_value_is_negative():
+    catalogue = load_catalogue()
+    c = _customers([0.5], [20.0])  # worth 20: no cut in churn pays a cost of 5 or more here
+    decisions = decide(c, _effects([[-0.1, -0.2, -0.2]]), catalogue, {})
+    assert decisions[0].offer_id is None and "would save" in decisions[0].why
+
+
+def test_the_best_positive_offer_is_chosen_with_its_explanation():
+    catalogue = load_catalogue()
+    c = _customers([0.5], [1000.0])
+    d = decide(c, _effects([[-0.05, -0.10, -0.01]]), catalogue, {"service_call": LEARNT})[0]
+    # net: discount 0.05*1000-10=40, service 0.10*1000-15=85, loyalty 0.01*1000-5=5
+    assert d.offer_id == "service_call" and d.expected_net_value == pytest.approx(85)
+    assert d.effect_source == LEARNT and d.addresses == ("support",)
+    assert "expected net value 85.00" in d.why
+
+
+def test_a_harmful_effect_is_never_chosen_even_if_it_looked_profitable():
+    catalogue = load_catalogue()
+    c = _customers([0.5, 0.5], [1000.0, 1000.0])
+    decisions = decide(c, _effects([[0.2, 0.3, 0.1], [0.2, -0.02, 0.1]]), catalogue, {})
+    assert decisions[0].offer_id is None and "lower this customer's churn" in decisions[0].why
+    assert decisions[1].offer_id == "service_call"
+
+
+def test_eligibility_and_the_contact_cool_down_are_respected():
+    catalogue = parse_catalogue(_catalogue(**{
+        "offers.1.eligibility": {"risk_range": [0.1, 1.0], "segments": ["business"],
+                                 "min_customer_value": 500},
+        "offers.0.eligibility": {"contract": "no_contract", "risk_range": [0.1, 1.0]},
+        "offers.2.eligibility": {"risk_range": [0.1, 1.0]}}))
+    c = _customers([0.5, 0.5, 0.05, 0.5], [1000, 100, 1000, 1000], days=[np.nan, np.nan, np.nan, 10],
+                   segment=np.array(["business", "business", "business", "business"]),
+                   has_contract=np.array([1.0, 0.0, 0.0, 0.0]))
+    decisions = decide(c, _effects([[-0.3, -0.2, 0.0]] * 4), catalogue, {})
+    assert decisions[0].offer_id == "service_call", "discount is for non-contract customers only"
+    assert decisions[1].offer_id == "discount_10", "service call needs a value of 500"
+    assert decisions[2].offer_id is None, "risk 0.05 is below every offer's risk range"
+    assert decisions[3].offer_id is None and "cool-down" in decisions[3].why
+
+
+def test_ties_go_to_the_catalogue_order_deterministically():
+    catalogue = load_catalogue()
+    c = _customers([0.5], [100.0])
+    # discount 0.15*100-10 = 5, loyalty 0.10*100-5 = 5: a tie
+    for _ in range(3):
+        assert decide(c, _effects([[-0.15, 0.0, -0.10]]), catalogue, {})[0].offer_id == \
+            "discount_10"
+
+
+# --- campaign allocation ----------------------------------------------------------------------
+
+
+def _brute_force(opts, catalogue, budget):
+    n, m = opts.net.shape
+    caps = [o.cap_per_campaign for o in catalogue.offers]
+    best = 0.0
+    for combo in itertools.product(range(-1, m), repeat=n):
+        spend = sum(opts.costs[j] for j in combo if j >= 0)
+        counts = [sum(1 for j in combo if j == k) for k in range(m)]
+        if spend > budget + 1e-9 or any(c > cap for c, cap in zip(counts, caps, strict=True)):
+            continue
+        value = 0.0
+        for i, j in enumerate(combo):
+            if j >= 0:
+                if not np.isfinite(opts.net[i, j]) or opts.net[i, j] <= 0:
+                    break
+                value += opts.net[i, j]
+        else:
+            best = max(best, value)
+    return best
+
+
+def _random_case(rng, n):
+    catalogue = parse_catalogue(_catalogue(**{f"offers.{k}.cap_per_campaign": int(rng.integers(1, 4))
+                                              for k in range(3)}))
+    c = _customers(rng.uniform(0.1, 0.9, n), rng.uniform(20, 400, n))
+    effects = _effects(-rng.uniform(-0.05, 0.3, (n, 3)))
+    return catalogue, options(c, effects, catalogue)
+
+
+def test_exact_allocation_equals_the_exhaustive_optimum_on_small_cases():
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        catalogue, opts = _random_case(rng, 6)
+        budget = float(rng.uniform(5, 60))
+        plan = allocate(opts, catalogue, budget, method="exact")
+        assert plan.net_value == pytest.approx(_brute_force(opts, catalogue, budget), abs=1e-6)
+        assert plan.spend <= budget + 1e-9
+
+
+def test_greedy_allocation_stays_close_to_the_optimum_and_never_breaks_a_limit():
+    rng = np.random.default_rng(2)
+    ratios = []
+    for _ in range(40):
+        catalogue, opts = _random_case(rng, 7)
+        budget = float(rng.uniform(5, 60))
+        greedy = allocate(opts, catalogue, budget)
+        best = _brute_force(opts, catalogue, budget)
+        assert greedy.spend <= budget + 1e-9
+        for k, o in enumerate(catalogue.offers):
+            assert greedy.counts[o.id] <= o.cap_per_campaign
+        assert (np.bincount(greedy.offer[greedy.offer != NO_OFFER], minlength=3) <= 3).all()
+        ratios.append(greedy.net_value / best if best > 0 else 1.0)
+    ratios = np.array(ratios)
+    assert ratios.min() >= 0.5, "greedy fell below half of the optimum"
+    assert np.mean(ratios) >= 0.9, f"greedy averages {np.mean(ratios):.2f} of the optimum"
+
+
+def test_campaign_budget_and_caps_hold_at_scale():
+    rng = np.random.default_rng(3)
+    catalogue = load_catalogue()
+    n = 5_000
+    c = _customers(rng.uniform(0, 1, n), rng.lognormal(5, 1, n))
+    opts = options(c, _effects(-rng.uniform(-0.05, 0.2, (n, 3))), catalogue)
+    greedy, exact = allocate(opts, catalogue, 8_000), allocate(opts, catalogue, 8_000, "exact")
+    for plan in (greedy, exact):
+        assert plan.spend <= 8_000 + 1e-6
+        assert plan.counts["service_call"] <= 20_000
+    assert greedy.net_value >= 0.99 * exact.net_value, (greedy.net_value, exact.net_value)
+
+
+# --- value and uplift -----------------------------------------------------------------------
+
+
+def test_customer_value_by_hand():
+    config = ValueConfig(margin=0.5, horizon_days=365, annual_discount_rate=0.0, window_days=365)
+    assert customer_value(np.array([12.0]), np.array([50.0]), config)[0] == pytest.approx(300.0)
+    assert customer_value(np.array([0.0]), np.array([np.nan]), config)[0] == 0.0
+
+
+def test_the_offset_logistic_estimator_recovers_known_effects():
+    rng = np.random.default_rng(4)
+    n = 60_000
+    p = rng.uniform(0.05, 0.6, n)
+    z = rng.exponential(1.0, n)
+    t = (rng.random(n) < 0.8).astype(float)
+    true = {"c": 0.1, "a": -0.1, "b": -0.5}
+    logit = np.log(p / (1 - p)) + true["c"] + t * (true["a"] + true["b"] * z)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+    design = np.column_stack([np.ones(n), t, t * z])
+    c, a, b = fit_offset_logistic(design, y, np.log(p / (1 - p)))
+    assert (c, a, b) == pytest.approx((0.1, -0.1, -0.5), abs=0.06)
+    model = OfferEffectModel("x", LEARNT, reason="price", c=c, a=a, b=b)
+    effect = model.effect(p, {"price": z}, 0.0)
+    persuadable = z > np.quantile(z, 0.8)
+    assert effect[persuadable].mean() < effect[~persuadable].mean() < 0
+    _, coef = qini(effect, t == 1, 1 - y)
+    assert coef > 0, "ranking by the estimated effect must beat random targeting here"
+
+
+def test_uplift_models_round_trip(tmp_path):
+    models = UpliftModels({"discount_10": OfferEffectModel("discount_10", LEARNT, "n", "price",
+                                                           0.1, -0.2, -0.3, {"qini": 0.01})})
+    back = UpliftModels.load(models.save(tmp_path / "u"))
+    assert back.models["discount_10"] == models.models["discount_10"]
