@@ -186,7 +186,7 @@ def test_greedy_allocation_stays_close_to_the_optimum_and_never_breaks_a_limit()
         greedy = allocate(opts, catalogue, budget)
         best = _brute_force(opts, catalogue, budget)
         assert greedy.spend <= budget + 1e-9
-        for k, o in enumerate(catalogue.offers):
+        for o in catalogue.offers:
             assert greedy.counts[o.id] <= o.cap_per_campaign
         assert (np.bincount(greedy.offer[greedy.offer != NO_OFFER], minlength=3) <= 3).all()
         ratios.append(greedy.net_value / best if best > 0 else 1.0)
