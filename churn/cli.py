@@ -160,6 +160,69 @@ def _training_config(settings: Settings, experiment: str | None, model_name: str
     return settings.training.model_copy(update=overrides)
 
 
+@features_app.command("materialize")
+@handles_bad_input
+def features_materialize(
+    data: Annotated[Path, typer.Option(help="The CRM data source.")],
+    cutoff: Annotated[str, typer.Option(help="Features as of this date (usually today).")],
+    store: Annotated[Path, typer.Option(help="The online store file (SQLite).")] = Path(
+        "online_store.sqlite"),
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write every customer's latest features into the online store the service reads."""
+    from features.build import build_feature_set
+    from features.io import load_crm
+    from serving.store import materialize
+
+    settings = _setup(verbose, config)
+    crm = load_crm(data)
+    fs = build_feature_set(crm, _dates([cutoff]), settings.features, settings.labels,
+                           population_only=False)
+    fs.frame["cutoff"] = fs.frame["cutoff"].astype("datetime64[ns]")
+    n = materialize(fs.frame, fs.feature_names, store)
+    typer.echo(f"wrote {store}: {n:,} customers, {len(fs.specs)} features as of {cutoff}")
+
+
+@app.command("serve")
+@handles_bad_input
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    model: Annotated[str | None, typer.Option(help="Model URI (default: the champion).")] = None,
+    store: Annotated[Path | None, typer.Option(help="Online store file.")] = None,
+    api_key_file: Annotated[Path | None, typer.Option(help="File with API keys, one a line.")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Start the BentoML service (bentoml serve) with the project's settings."""
+    import subprocess
+
+    from serving.model_store import tracking_uri
+    from serving.settings import ServeSettings, ServeSettingsError
+
+    _setup(verbose, None)
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
+    if model:
+        env["CHURN_MODEL_URI"] = model
+    if store:
+        env["CHURN_STORE"] = str(store.resolve())
+    if api_key_file:
+        env["CHURN_API_KEY_FILE"] = str(api_key_file.resolve())
+    try:
+        settings = ServeSettings.from_env(env)
+    except ServeSettingsError as exc:
+        raise ValueError(str(exc)) from exc
+    if not settings.store.exists():
+        raise ValueError(f"online store {settings.store} does not exist: run `churn features "
+                         "materialize` first")
+    bentoml = Path(sys.executable).parent / "bentoml"
+    cmd = [str(bentoml), "serve", "serving.service:ChurnService", "--port", str(port),
+           "--host", host]
+    typer.echo(f"serving {settings.model_uri} on http://{host}:{port} (store {settings.store})")
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
 @app.command("train")
 @handles_bad_input
 def train(

@@ -49,7 +49,7 @@ def resolve(model_uri: str, client: MlflowClient | None = None) -> tuple[str | N
     if "@" in rest:
         name, alias = rest.split("@", 1)
         mv = client.get_model_version_by_alias(name, alias)
-        return name, mv.version
+        return name, str(mv.version)
     name, _, version = rest.partition("/")
     return name, version
 

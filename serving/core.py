@@ -1,0 +1,104 @@
+"""The scoring core shared by the online service and the batch job.
+
+Given feature vectors it returns, per customer: the calibrated churn probability, the risk band,
+the top reasons and the offer decision. It works on numpy arrays: no pandas and no MLflow pyfunc
+on the request path; contributions are computed once per block and only when reasons or learnt
+offer effects need them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.model_store import LoadedModel
+from serving.offers.catalogue import Catalogue
+from serving.offers.policy import Customers, best_offers, explain, options
+from serving.offers.uplift import offer_effects
+from serving.offers.value import ValueConfig, customer_value, value_features
+from serving.reasons import top_reasons
+
+
+class RiskBands(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    medium: float = Field(0.10, ge=0, le=1, description="probability from which risk is medium")
+    high: float = Field(0.30, ge=0, le=1, description="probability from which risk is high")
+
+    def band(self, p: float) -> str:
+        return "high" if p >= self.high else "medium" if p >= self.medium else "low"
+
+
+@dataclass
+class ScoringCore:
+    model: LoadedModel
+    catalogue: Catalogue
+    value: ValueConfig = field(default_factory=ValueConfig)
+    bands: RiskBands = field(default_factory=RiskBands)
+
+    def __post_init__(self):
+        s = self.model.scorer
+        pos = {name: j for j, name in enumerate(s.features)}
+        orders, aov = value_features(self.value)
+        self._value_cols = (pos.get(orders), pos.get(aov))
+        self._attr = {name: pos.get(name) for name in ("days_since_last_offer", "segment",
+                                                       "plan", "has_contract")}
+
+    def _attribute(self, x: np.ndarray, name: str, decode: bool = False):
+        j = self._attr[name]
+        if j is None:
+            return None
+        column = x[:, j]
+        if decode:
+            return np.array([self.model.scorer.decode(name, v) for v in column], dtype=object)
+        return column
+
+    def customer_values(self, x: np.ndarray) -> np.ndarray:
+        j_orders, j_aov = self._value_cols
+        if j_orders is None or j_aov is None:
+            return np.full(len(x), self.value.min_value)
+        return customer_value(x[:, j_orders], x[:, j_aov], self.value)
+
+    def score_block(self, x: np.ndarray, top_k: int = 3, with_offers: bool = True,
+                    threads: int = 1) -> list[dict[str, Any]]:
+        """Scores, bands, reasons and offers for a block of feature vectors (rows of ``x``)."""
+        scorer = self.model.scorer
+        p = scorer.predict(x, threads=threads)
+        uplift = self.model.uplift
+        need_contrib = top_k > 0 or (with_offers and uplift is not None
+                                     and uplift.needs_contributions)
+        contrib = scorer.contributions(x, threads=threads) if need_contrib else None
+        decisions = [None] * len(x)
+        if with_offers:
+            c = Customers(p, self.customer_values(x),
+                          np.full(len(x), np.nan) if self._attr["days_since_last_offer"] is None
+                          else self._attribute(x, "days_since_last_offer"),
+                          self._attribute(x, "segment", True), self._attribute(x, "plan", True),
+                          self._attribute(x, "has_contract"))
+            effects = offer_effects(scorer, uplift, x, p, self.catalogue, contrib)
+            opts = options(c, effects, self.catalogue)
+            chosen, _ = best_offers(opts)
+            sources = uplift.sources() if uplift else {}
+            decisions = [explain(i, int(chosen[i]), c, opts, self.catalogue, sources)
+                         for i in range(len(x))]
+        out = []
+        for i in range(len(x)):
+            reasons = ([r.as_dict() for r in top_reasons(scorer, x[i], contrib[i], top_k)]
+                       if top_k > 0 else [])
+            item = {"churn_probability": float(p[i]), "risk_band": self.bands.band(float(p[i])),
+                    "reasons": reasons}
+            if with_offers:
+                d = decisions[i]
+                item["offer"] = None if d.offer_id is None else {
+                    "offer_id": d.offer_id, "name": self.catalogue.offer(d.offer_id).name,
+                    "channel": self.catalogue.offer(d.offer_id).channel,
+                    "expected_net_value": d.expected_net_value,
+                    "churn_reduction": d.churn_reduction, "cost": d.cost,
+                    "customer_value": d.customer_value, "effect_source": d.effect_source,
+                    "addresses": list(d.addresses), "why": d.why}
+                item["offer_explanation"] = d.why
+            out.append(item)
+        return out
