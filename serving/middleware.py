@@ -147,3 +147,20 @@ class EnvBodyLimitMiddleware(BodyLimitMiddleware):
         from serving.settings import ServeSettings
 
         super().__init__(app, ServeSettings.from_env().max_body_bytes)
+
+
+class JsonOnlyMiddleware:
+    """The API speaks JSON: any other declared body type gets 415 before anything parses it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH") \
+                and not _is_open(scope.get("path", "")):
+            headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+            ctype = headers.get("content-type")
+            if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
+                return await _reply(send, 415, {"error": f"content-type {ctype!r} is not "
+                                                         "supported: send application/json"})
+        return await self.app(scope, receive, send)

@@ -17,7 +17,12 @@ import bentoml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from serving.core import ScoringCore
-from serving.middleware import AccessLogMiddleware, EnvApiKeyMiddleware, EnvBodyLimitMiddleware
+from serving.middleware import (
+    AccessLogMiddleware,
+    EnvApiKeyMiddleware,
+    EnvBodyLimitMiddleware,
+    JsonOnlyMiddleware,
+)
 from serving.model_store import load_scorer, resolve, use_tracking
 from serving.offers.catalogue import load_catalogue
 from serving.settings import ServeSettings
@@ -210,3 +215,4 @@ class ChurnService:
 ChurnService.add_asgi_middleware(AccessLogMiddleware)
 ChurnService.add_asgi_middleware(EnvApiKeyMiddleware)
 ChurnService.add_asgi_middleware(EnvBodyLimitMiddleware)
+ChurnService.add_asgi_middleware(JsonOnlyMiddleware)

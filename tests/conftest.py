@@ -196,3 +196,35 @@ def training_data(feature_set):
 def fitted(training_data):
     scorer, info = fit_churn_model(training_data, TrainConfig())
     return scorer, info
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory, sample_crm, feature_set):
+    """A champion trained on the sample (uplift included) in a local tracking store, and an online
+    store materialised from the latest cutoff. Returns the environment a service needs."""
+    import mlflow
+
+    from serving.store import materialize
+    from training.pipeline import train_on_feature_set
+    from training.registry import promote
+
+    root = tmp_path_factory.mktemp("served")
+    uri = f"sqlite:///{root}/mlflow.db"
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        result = train_on_feature_set(feature_set, "fp", FeatureConfig(), TrainConfig(),
+                                      crm=sample_crm)
+        promote("churn")
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old
+        mlflow.set_tracking_uri(None)
+    latest = build_feature_set(sample_crm, [pd.Timestamp("2025-12-01")], FeatureConfig(),
+                               LabelConfig(), population_only=False)
+    materialize(latest.frame, latest.feature_names, root / "store.sqlite")
+    return {"MLFLOW_TRACKING_URI": uri, "CHURN_STORE": str(root / "store.sqlite"),
+            "CHURN_API_KEY": "test-key-1,test-key-2", "CHURN_POLL_SECONDS": "1",
+            "root": str(root), "features": latest, "version": result.model_version}

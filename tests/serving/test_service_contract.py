@@ -1,0 +1,161 @@
+"""Every field of the API, in process: the service's ASGI app with a test client."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+AUTH = {"Authorization": "Bearer test-key-1"}
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from starlette.testclient import TestClient
+
+    from serving.service import ChurnService
+
+    env = {k: v for k, v in served.items() if k.isupper()}
+    mp = pytest.MonkeyPatch()
+    for k, v in env.items():
+        mp.setenv(k, v)
+    with TestClient(ChurnService.to_asgi()) as c:
+        yield c
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def known(served):
+    return served["features"].frame["customer_id"].head(5).tolist()
+
+
+def _score(client, body, headers=AUTH):
+    return client.post("/score", json=body, headers=headers)
+
+
+def test_score_by_id_answers_every_field(client, known, served):
+    r = _score(client, {"customers": [{"customer_id": known[0]}], "top_reasons": 3})
+    assert r.status_code == 200, r.text
+    item = r.json()["results"][0]
+    assert item["customer_id"] == known[0] and item["error"] is None
+    assert 0 <= item["churn_probability"] <= 1
+    p = item["churn_probability"]
+    assert item["risk_band"] == ("high" if p >= 0.3 else "medium" if p >= 0.1 else "low")
+    assert 1 <= len(item["reasons"]) <= 3
+    for reason in item["reasons"]:
+        assert set(reason) == {"feature", "value", "contribution", "direction", "text"}
+        assert reason["direction"] == "raises" and reason["contribution"] > 0
+    assert item["model_name"] == "churn" and item["model_version"] == served["version"]
+    assert item["features_as_of"] == "2025-12-01"
+    assert item["offer_explanation"]
+    if item["offer"] is not None:
+        assert item["offer"]["expected_net_value"] > 0
+        assert item["offer"]["effect_source"] in ("learnt", "prior")
+
+
+def test_results_come_in_request_order_and_a_bad_item_fails_alone(client, known):
+    body = {"customers": [{"customer_id": known[1]}, {"customer_id": "nobody"},
+                          {"customer_id": known[2]},
+                          {"customer_id": "x", "features": {"no_such_feature": 1.0}}]}
+    r = _score(client, body)
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [x["customer_id"] for x in results] == [known[1], "nobody", known[2], "x"]
+    assert results[0]["error"] is None and results[2]["error"] is None
+    assert "unknown customer_id" in results[1]["error"] and results[1]["churn_probability"] is None
+    assert "unknown feature 'no_such_feature'" in results[3]["error"]
+
+
+def test_score_by_features_equals_score_by_id_for_the_same_features(client, known, served):
+    frame = served["features"].frame.set_index("customer_id")
+    row = frame.loc[known[3], served["features"].feature_names]
+    features = {k: (None if isinstance(v, float) and np.isnan(v) else
+                    v if isinstance(v, str) else float(v)) for k, v in row.items()}
+    by_id = _score(client, {"customers": [{"customer_id": known[3]}]}).json()["results"][0]
+    by_features = _score(client, {"customers": [{"customer_id": known[3], "features": features}]}
+                         ).json()["results"][0]
+    assert by_features["churn_probability"] == pytest.approx(by_id["churn_probability"])
+    assert by_features["features_as_of"] is None
+    assert [r["feature"] for r in by_features["reasons"]] == [r["feature"] for r in by_id["reasons"]]
+
+
+def test_top_reasons_is_a_request_option(client, known):
+    none = _score(client, {"customers": [{"customer_id": known[0]}], "top_reasons": 0})
+    five = _score(client, {"customers": [{"customer_id": known[0]}], "top_reasons": 5})
+    assert none.json()["results"][0]["reasons"] == []
+    assert len(five.json()["results"][0]["reasons"]) <= 5
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": "Basic test-key-1"}],
+                         ids=["no key", "wrong key", "wrong scheme"])
+def test_scoring_needs_an_api_key(client, known, headers):
+    r = _score(client, {"customers": [{"customer_id": known[0]}]}, headers=headers)
+    assert r.status_code == 401 and "API key" in r.json()["error"]
+
+
+def test_every_configured_key_works_and_health_stays_open(client, known):
+    r = _score(client, {"customers": [{"customer_id": known[0]}]},
+               headers={"Authorization": "Bearer test-key-2"})
+    assert r.status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/livez").status_code == 200
+
+
+MALFORMED = [
+    ("bad JSON", b'{"customers": [', "application/json"),
+    ("no customers", b'{"top_reasons": 3}', "application/json"),
+    ("empty list", b'{"customers": []}', "application/json"),
+    ("wrong type", b'{"customers": "C1"}', "application/json"),
+    ("missing id", b'{"customers": [{"features": {}}]}', "application/json"),
+    ("NaN", b'{"customers": [{"customer_id": "a", "features": {"recency_days": NaN}}]}',
+     "application/json"),
+    ("infinity", b'{"customers": [{"customer_id": "a", "features": {"recency_days": Infinity}}]}',
+     "application/json"),
+    ("unknown top-level field", b'{"customers": [{"customer_id": "a"}], "debug": true}',
+     "application/json"),
+    ("unknown item field", b'{"customers": [{"customer_id": "a", "name": "Ann"}]}',
+     "application/json"),
+    ("negative top_reasons", b'{"customers": [{"customer_id": "a"}], "top_reasons": -1}',
+     "application/json"),
+    ("feature as a list", b'{"customers": [{"customer_id": "a", "features": {"x": [1]}}]}',
+     "application/json"),
+    ("multipart without boundary", b'{"customers": [{"customer_id": "a"}]}',
+     "multipart/form-data"),
+    ("form body", b"customers=a", "application/x-www-form-urlencoded"),
+]
+
+
+@pytest.mark.parametrize("case,body,ctype", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_requests_get_a_4xx_that_says_where(client, case, body, ctype):
+    r = client.post("/score", content=body, headers={**AUTH, "content-type": ctype})
+    assert 400 <= r.status_code < 500, f"{case}: {r.status_code} {r.text}"
+    assert r.text and ("error" in r.text or "detail" in r.text), f"{case}: {r.text}"
+
+
+def test_too_many_items_and_too_large_bodies_are_refused(client):
+    many = {"customers": [{"customer_id": f"c{i}"} for i in range(1001)]}
+    r = _score(client, many)
+    assert r.status_code == 400 and "1000" in r.text
+    huge = b'{"customers": [{"customer_id": "' + b"x" * 3_000_000 + b'"}]}'
+    r = client.post("/score", content=huge, headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_client_errors_leave_no_stack_trace_in_the_log(client, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        client.post("/score", content=b'{"customers": "x"}',
+                    headers={**AUTH, "content-type": "application/json"})
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
+def test_the_openapi_spec_documents_the_score_endpoint(client):
+    spec = client.get("/docs.json").json()
+    assert "/score" in spec["paths"]
+    text = str(spec)
+    for name in ("customer_id", "features", "top_reasons", "churn_probability", "risk_band"):
+        assert name in text, name

@@ -1,0 +1,139 @@
+"""The real server: `churn serve` on a free loopback port, as the CRM meets it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, wait_for_http
+
+pytestmark = pytest.mark.slow
+KEY = "test-key-1"
+
+
+def _post(url: str, body: dict, key: str | None = KEY, timeout: float = 10) -> tuple[int, dict]:
+    req = urllib.request.Request(url + "/score", data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json",
+                                          **({"Authorization": f"Bearer {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    port = free_port()
+    env = {**os.environ, **{k: v for k, v in served.items() if k.isupper()}}
+    churn = Path(sys.executable).parent / "churn"
+    log = open(Path(served["root"]) / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([str(churn), "serve", "--port", str(port)], env=env,
+                            cwd=served["root"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(url + "/readyz", timeout=120, proc=proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_scores_by_id_and_by_features_with_per_item_errors(server, served):
+    ids = served["features"].frame["customer_id"].head(3).tolist()
+    status, body = _post(server, {"customers": [{"customer_id": ids[0]},
+                                                {"customer_id": "nobody"},
+                                                {"customer_id": "f", "features": {
+                                                    "recency_days": 250.0, "plan": "basic"}}]})
+    assert status == 200, body
+    a, b, c = body["results"]
+    assert a["churn_probability"] is not None and a["model_version"] == served["version"]
+    assert "unknown customer_id" in b["error"]
+    assert c["error"] is None and c["features_as_of"] is None
+
+
+def test_no_key_is_401_and_health_is_open(server):
+    status, body = _post(server, {"customers": [{"customer_id": "x"}]}, key=None)
+    assert status == 401
+    with urllib.request.urlopen(server + "/readyz") as r:
+        assert r.status == 200
+
+
+def test_metrics_show_requests_scores_offers_and_the_model_version(server, served):
+    ids = served["features"].frame["customer_id"].head(20).tolist()
+    _post(server, {"customers": [{"customer_id": i} for i in ids]})
+    with urllib.request.urlopen(server + "/metrics") as r:
+        text = r.read().decode()
+    for name in ("churn_probability_bucket", "churn_items_total", "churn_offers_total",
+                 "churn_model_version", "bentoml_service_request_duration_seconds"):
+        assert name in text, f"{name} missing from /metrics"
+    assert f'model_version="{served["version"]}"' in text
+
+
+def test_schemathesis_finds_no_server_error(server):
+    st = Path(sys.executable).parent / "schemathesis"
+    result = subprocess.run(
+        [str(st), "run", server + "/docs.json", "-H", f"Authorization: Bearer {KEY}",
+         "--checks", "not_a_server_error", "--max-time", "60", "--seed", "1",
+         "--max-examples", "150"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "generated" in result.stdout
+
+
+def test_a_new_champion_is_picked_up_without_a_failed_request(server, served, feature_set):
+    """Requests run while a new version is trained and promoted; none may fail."""
+    import mlflow
+
+    from features.config import FeatureConfig
+    from training.config import TrainConfig
+    from training.pipeline import train_on_feature_set
+    from training.registry import promote
+
+    ids = served["features"].frame["customer_id"].head(5).tolist()
+    statuses, versions, stop = [], [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            status, body = _post(server, {"customers": [{"customer_id": i} for i in ids]})
+            statuses.append(status)
+            if status == 200:
+                versions.append(body["results"][0]["model_version"])
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        os.environ["MLFLOW_TRACKING_URI"] = served["MLFLOW_TRACKING_URI"]
+        mlflow.set_tracking_uri(served["MLFLOW_TRACKING_URI"])
+        new = train_on_feature_set(feature_set, "fp", FeatureConfig(), TrainConfig(seed=7))
+        promote("churn", force=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not versions or versions[-1] != new.model_version):
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=30)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        mlflow.set_tracking_uri(None)
+    assert len(statuses) > 20, "the load generator barely ran"
+    assert set(statuses) == {200}, f"failed requests during the swap: {set(statuses)}"
+    assert versions[0] == served["version"] and versions[-1] == new.model_version
+    first_new = versions.index(new.model_version)
+    assert all(v == new.model_version for v in versions[first_new + 5:]), \
+        "requests went back to the old version after the swap"

@@ -1,0 +1,43 @@
+"""The online feature store: materialise, look up, missing ids, atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.store import SQLiteStore, materialize
+
+
+def _frame():
+    return pd.DataFrame({
+        "customer_id": ["a", "b", "a"],
+        "cutoff": pd.to_datetime(["2025-01-01", "2025-01-01", "2025-02-01"]),
+        "recency_days": [10.0, np.nan, 3.0],
+        "plan": ["basic", "premium", "basic"],
+    })
+
+
+def test_materialise_keeps_the_latest_row_and_lookups_return_features(tmp_path):
+    path = tmp_path / "s.sqlite"
+    assert materialize(_frame(), ["recency_days", "plan"], path) == 2
+    store = SQLiteStore(path)
+    assert len(store) == 2
+    found = store.get_many(["a", "b", "zz"])
+    assert set(found) == {"a", "b"}, "a missing id is simply absent"
+    assert found["a"] == ("2025-02-01", {"recency_days": 3.0, "plan": "basic"})
+    assert found["b"][1]["recency_days"] is None
+
+
+def test_a_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="churn features materialize"):
+        SQLiteStore(tmp_path / "none.sqlite")
+
+
+def test_a_failed_write_leaves_the_old_store_in_place(tmp_path):
+    path = tmp_path / "s.sqlite"
+    materialize(_frame(), ["recency_days"], path)
+    with pytest.raises(KeyError):
+        materialize(_frame(), ["not_a_column"], path)
+    assert SQLiteStore(path).get_many(["a"])["a"][1] == {"recency_days": 3.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["s.sqlite"]
