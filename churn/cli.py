@@ -317,27 +317,58 @@ def promote(
 @app.command("score")
 @handles_bad_input
 def score(
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv), written atomically.")],
     model: Annotated[str, typer.Option(help="Model URI.")] = "models:/churn@champion",
-    table: Annotated[Path | None, typer.Option(help="Table of features to score.")] = None,
-    id: Annotated[str, typer.Option("--id", help="Id column.")] = "customer_id",
-    out: Annotated[Path | None, typer.Option(help="Output Parquet or CSV file.")] = None,
+    features: Annotated[Path | None, typer.Option(
+        "--features", "--table", help="A table with the model's feature columns.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Raw CRM data: features built on the fly.")] = None,
+    cutoff: Annotated[str | None, typer.Option(help="With --data: score as of this date.")] = None,
+    id: Annotated[str, typer.Option("--id", help="Id column of the table.")] = "customer_id",
+    campaign_budget: Annotated[float | None, typer.Option(
+        help="Allocate offers across the base within this budget.")] = None,
+    chunk_size: Annotated[int, typer.Option(help="Rows per chunk (bounds memory).")] = 50_000,
+    top_reasons: Annotated[int, typer.Option(help="Reasons per customer.")] = 3,
+    max_quarantine_share: Annotated[float, typer.Option(
+        help="Fail when more rows than this share cannot be scored.")] = 0.01,
+    unknown_category: Annotated[str, typer.Option(
+        help="missing (score it as missing) or quarantine.")] = "missing",
+    catalogue: Annotated[Path | None, typer.Option(help="Offer catalogue YAML.")] = None,
+    engine: Annotated[str, typer.Option(help="local or spark.")] = "local",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL.")] = "local[*]",
+    track: Annotated[bool, typer.Option(help="Log the run and its summary to MLflow.")] = True,
+    config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Score a table with a registered model: writes the id and churn_probability."""
-    from serving.batch import score_table
-    from serving.model_store import load_scorer, use_tracking
+    """Score the customer base: probability, risk band, reasons and offer for every customer."""
+    settings = _setup(verbose, config)
+    from serving.batch import BatchConfig
+    from serving.jobs import run_scoring_job
 
-    _setup(verbose, None)
-    if table is None or out is None:
-        raise ValueError("give --table and --out")
-    use_tracking()
-    try:
-        loaded = load_scorer(model)
-    except Exception as exc:  # noqa: BLE001 - a wrong URI is bad input, not a crash
-        raise ValueError(f"cannot load model {model}: {exc}") from exc
-    scored = score_table(loaded, table, id, out)
-    typer.echo(f"wrote {out}: {len(scored):,} rows scored by {loaded.uri}; mean churn "
-               f"probability {scored['churn_probability'].mean():.3f}")
+    if (features is None) == (data is None):
+        raise ValueError("give either --features FILE (a feature table) or --data DIR with "
+                         "--cutoff DATE")
+    if data is not None and not cutoff:
+        raise ValueError("--data needs --cutoff")
+    if engine not in ("local", "spark"):
+        raise ValueError("--engine must be local or spark")
+    if unknown_category not in ("missing", "quarantine"):
+        raise ValueError("--unknown-category must be missing or quarantine")
+    if chunk_size < 1 or not 0 <= max_quarantine_share <= 1:
+        raise ValueError("--chunk-size must be positive and --max-quarantine-share in 0..1")
+    bconfig = BatchConfig(chunk_size=chunk_size, top_reasons=top_reasons,
+                          max_quarantine_share=max_quarantine_share,
+                          unknown_category=unknown_category, campaign_budget=campaign_budget,
+                          id_column=id)
+    summary, loaded = run_scoring_job(
+        model, out, bconfig, settings, features=features, data=data,
+        cutoff=_dates([cutoff])[0] if cutoff else None, catalogue=catalogue, engine=engine,
+        spark_master=spark_master, track=track)
+    typer.echo(f"wrote {out}: {summary.rows_scored:,} customers scored by {loaded.uri}, "
+               f"{summary.rows_quarantined:,} quarantined (of {summary.rows_in:,} rows in)")
+    typer.echo(f"  expected churners {summary.expected_churners:,.0f}; offers "
+               + ", ".join(f"{k} {v:,}" for k, v in summary.offers.items())
+               + f"; spend {summary.spend:,.0f}; expected value saved "
+               f"{summary.expected_value_saved:,.0f} (net {summary.expected_net_value:,.0f})")
 
 
 @app.command("demo")

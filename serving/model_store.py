@@ -30,6 +30,19 @@ def use_tracking(uri: str | None = None) -> str:
     return uri
 
 
+def experiment_id(name: str) -> str:
+    """The experiment's id, created on first use (artifacts beside the SQLite store by default)."""
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):]).resolve()
+        location = (db.parent / "mlartifacts").as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     scorer: ChurnScorer

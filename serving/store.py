@@ -63,6 +63,7 @@ def materialize(frame: pd.DataFrame, feature_names: list[str], path: str | Path)
         con.execute("insert into meta values ('features', ?)", (json.dumps(feature_names),))
         con.commit()
         con.close()
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

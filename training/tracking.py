@@ -12,7 +12,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from serving.model_store import tracking_uri
+from serving.model_store import experiment_id  # noqa: F401 - re-exported
 from serving.offers.uplift import UpliftModels
 from serving.pyfunc import SCORER_ARTIFACT, UPLIFT_ARTIFACT, ChurnPyfunc
 from serving.scorer import CATEGORY, ChurnScorer
@@ -23,19 +23,6 @@ CHALLENGER, CHAMPION = "challenger", "champion"
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas>=3", "numpy>=2", "scikit-learn==1.9.1",
                     "mlflow==3.17.2"]
-
-
-def experiment_id(name: str) -> str:
-    """The experiment's id, created on first use (artifacts beside the SQLite store by default)."""
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    location = None
-    uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):]).resolve()
-        location = (db.parent / "mlartifacts").as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
 
 
 def model_input_frame(scorer: ChurnScorer, frame: pd.DataFrame) -> pd.DataFrame:
