@@ -134,6 +134,8 @@ def features_build(
     horizon_days: Annotated[int | None, typer.Option(help="Label horizon in days.")] = None,
     definition: Annotated[str | None, typer.Option(
         help="noncontractual (no order in the horizon) or contractual (cancel_date in it).")] = None,
+    engine: Annotated[str, typer.Option(help="local (pandas) or spark.")] = "local",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL.")] = "local[*]",
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -144,7 +146,14 @@ def features_build(
     settings = _setup(verbose, config)
     labels = _label_config(settings, horizon_days, definition)
     cutoffs = _dates(cutoff)
-    fs = build_feature_set(load_crm(data), cutoffs, settings.features, labels)
+    if engine == "spark":
+        from features.spark_runner import spark_feature_set
+
+        fs = spark_feature_set(data, cutoffs, settings.features, labels, master=spark_master)
+    elif engine == "local":
+        fs = build_feature_set(load_crm(data), cutoffs, settings.features, labels)
+    else:
+        raise ValueError("--engine must be local or spark")
     write_feature_set(fs, out)
     frame = fs.frame
     typer.echo(f"wrote {out}: {len(frame):,} rows, {len(fs.specs)} features, "

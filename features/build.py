@@ -118,11 +118,18 @@ def _add_static(sink: FeatureSink, customers: pd.DataFrame) -> None:
 
 
 def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: FeatureConfig,
-                      label_config: LabelConfig, population_only: bool = True) -> FeatureSet:
-    """Features and labels at each cutoff, stacked (one row per customer in the population)."""
+                      label_config: LabelConfig, population_only: bool = True,
+                      data_end: pd.Timestamp | None = None) -> FeatureSet:
+    """Features and labels at each cutoff, stacked (one row per customer in the population).
+
+    ``data_end`` (the end of the whole source) decides whether a label is known yet; a partition
+    of customers passes the source's, so that every partition agrees.
+    """
     if not cutoffs:
         raise ValueError("at least one cutoff is needed")
     prepared = PreparedCrm(crm)
+    if data_end is not None:
+        prepared.data_end = pd.Timestamp(data_end)
     frames, specs = [], None
     for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
         sink = compute_features(prepared, cutoff, config)

@@ -215,6 +215,26 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
     return summary
 
 
+def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
+    """The staged scored rows (a file, or a folder of part files from Spark), in a stable order.
+
+    Rows marked for quarantine (a non-empty ``quarantine_reason``) are left out."""
+    import pyarrow.dataset as ds
+
+    stage = Path(stage)
+    if not stage.exists():
+        return
+    files = sorted(str(p) for p in stage.glob("*.parquet")) if stage.is_dir() else [str(stage)]
+    if not files:
+        return
+    for batch in ds.dataset(files, format="parquet").to_batches(batch_size=size):
+        frame = batch.to_pandas()
+        if "quarantine_reason" in frame.columns:
+            frame = frame[frame["quarantine_reason"] == ""].reset_index(drop=True)
+        if len(frame):
+            yield frame
+
+
 def _reason_counts(parts: list[pd.DataFrame]) -> dict:
     if not parts:
         return {}
@@ -247,10 +267,7 @@ def _finish(model, core, stage: Path, out: Path, choice, net_value, scored_at, s
         offset, rows_out, writer = 0, 0, None
         first_csv = True
         try:
-            batches = pq.ParquetFile(stage).iter_batches(batch_size=config.chunk_size) \
-                if stage.exists() else []
-            for batch in batches:
-                frame = batch.to_pandas()
+            for frame in stage_batches(stage, config.chunk_size):
                 n = len(frame)
                 c = choice[offset:offset + n]
                 frame["offer_id"] = ids[np.where(c == NO_OFFER, -1, c)]
