@@ -4,12 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo
+PORT ?= 3000
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export BENTOML_DO_NOT_TRACK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint unit bench bench-quality clean
+.PHONY: help install demo serve test lint unit bench bench-quality bench-train bench-offers \
+        bench-serve bench-batch clean
 
 help: ## list the commands
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,6 +26,11 @@ install: $(STAMP) ## create .venv with pinned dependencies (idempotent)
 
 demo: $(STAMP) ## generate a sample CRM, build features, train and register a champion
 	$(BIN)/churn demo --workdir $(DEMO_DIR)
+
+serve: $(STAMP) ## serve the demo's champion on localhost:$(PORT) (run make demo first)
+	@test -f .churn-api-key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > .churn-api-key
+	@echo "API key (in .churn-api-key): $$(cat .churn-api-key)"
+	$(BIN)/churn serve --store $(DEMO_DIR)/online_store.sqlite --api-key-file .churn-api-key --port $(PORT)
 
 lint: $(STAMP) ## ruff (T201: library code logs, it does not print)
 	$(BIN)/ruff check .
@@ -43,5 +50,14 @@ bench-quality: $(STAMP) ## model quality on CDNOW, IBM telco and the generated s
 bench-train: $(STAMP) ## training speed on 500k rows x ~80 features, MLflow logging included
 	$(BIN)/python benchmarks/bench_train.py
 
+bench-offers: $(STAMP) ## offer policy vs risk-only, random and oracle targeting
+	$(BIN)/python benchmarks/bench_offers.py
+
+bench-serve: $(STAMP) ## service vs a bare BentoML booster endpoint, load from another process
+	$(BIN)/python benchmarks/bench_serve.py
+
+bench-batch: $(STAMP) ## batch scoring of 1M customers vs raw Booster.predict, and Spark local[2]
+	$(BIN)/python benchmarks/bench_batch.py
+
 clean: ## remove the environment and generated files
-	rm -rf $(VENV) demo mlflow.db mlruns mlartifacts bench-out
+	rm -rf $(VENV) demo mlflow.db mlruns mlartifacts bench-out .churn-api-key

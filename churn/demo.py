@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from churn.settings import Settings
 from features.build import build_feature_set, write_feature_set
 from features.io import load_crm
 from features.sample import SampleSpec, generate, write_sample
-from serving.model_store import use_tracking
+from serving.batch import BatchConfig, run_batch
+from serving.core import ScoringCore
+from serving.model_store import load_scorer, use_tracking
+from serving.offers.campaign import allocate
+from serving.offers.catalogue import load_catalogue
+from serving.offers.policy import NO_OFFER, Customers, options
+from serving.offers.uplift import offer_effects
+from serving.store import materialize
 from training.pipeline import train_on_feature_set
 from training.registry import promote
 
@@ -52,7 +61,7 @@ def run_demo(workdir: Path, customers: int, seed: int, settings: Settings,
     echo(f"4. training a calibrated LightGBM model; hold-out = the latest cutoff "
          f"({DEMO_CUTOFFS[-1]}), tracked in MLflow at {use_tracking()}")
     result = train_on_feature_set(fs, crm.fingerprint(), settings.features, settings.training,
-                                  plots_dir=workdir / "plots")
+                                  plots_dir=workdir / "plots", crm=crm)
     echo(f"     {'':<22}{'ROC AUC':>9}{'PR AUC':>9}{'Brier':>8}{'lift@10%':>10}{'capture@10%':>13}")
     for name, m in [("LightGBM (calibrated)", result.metrics), *result.baselines.items()]:
         brier = "-" if m["brier"] != m["brier"] else f"{m['brier']:.3f}"  # NaN: a ranking rule
@@ -67,6 +76,74 @@ def run_demo(workdir: Path, customers: int, seed: int, settings: Settings,
                         settings.training.promotion_tolerance)
     verb = "is now champion" if promotion.promoted else "stays challenger"
     echo(f"5. promotion gate: version {promotion.challenger_version} {verb} ({promotion.reason})")
+
+    as_of = crm.data_end.normalize() + pd.Timedelta(days=1)
+    store = workdir / "online_store.sqlite"
+    latest = build_feature_set(crm, [as_of], settings.features, settings.labels,
+                               population_only=False)
+    n = materialize(latest.frame, latest.feature_names, store)
+    echo(f"6. online feature store: {n:,} customers as of {as_of.date()} in {store}")
+
+    base = build_feature_set(crm, [as_of], settings.features, settings.labels).frame
+    budget = round(0.05 * len(base) * 10.0)
+    loaded = load_scorer(f"models:/{settings.training.model_name}@champion")
+    core = ScoringCore(loaded, load_catalogue())
+    scored_path = workdir / "scored.parquet"
+    summary = run_batch(loaded, core, base, scored_path,
+                        BatchConfig(campaign_budget=budget), "demo", str(as_of.date()))
+    echo(f"7. nightly batch: {summary.rows_scored:,} active customers scored into {scored_path}; "
+         f"campaign budget {budget:,}")
+    plans = compare_plans(core, base, budget, data_dir / "_truth" / "offer_effects.parquet")
+    echo(f"     {'plan':<30}{'offers':>8}{'spend':>9}{'expected saved':>16}"
+         f"{'true kept':>11}{'true net':>10}")
+    for name, row in plans.items():
+        echo(f"     {name:<30}{row['sent']:>8,}{row['spend']:>9,.0f}"
+             f"{row['expected_saved']:>16,.0f}{row['true_kept']:>11.1f}{row['true_net']:>10,.0f}")
+    echo("     (expected = the models' estimates; true = judged on the sample's hidden _truth)")
+    scored = pd.read_parquet(scored_path)
+    chosen = scored[scored["offer_id"] != ""].sort_values("offer_expected_net_value",
+                                                          ascending=False).head(3)
+    for _, row in chosen.iterrows():
+        echo(f"     {row['customer_id']}: risk {row['churn_probability']:.2f} -> {row['offer_id']} "
+             f"(net {row['offer_expected_net_value']:.2f}); why: "
+             f"{', '.join(json.loads(row['reasons'])[:2])}")
+    example = chosen["customer_id"].iloc[0] if len(chosen) else base["customer_id"].iloc[0]
+    echo("8. serve it: `make serve`, then")
+    echo(f"     curl -s -X POST localhost:3000/score -H \"Authorization: Bearer $(cat "
+         f".churn-api-key)\" -H 'content-type: application/json' -d "
+         f"'{{\"customers\": [{{\"customer_id\": \"{example}\"}}], \"top_reasons\": 3}}'")
     echo(f"done in {time.perf_counter() - started:.0f} s")
     return {"data": data_dir, "features": features_path, "rows": len(fs.frame),
-            "features_count": len(fs.specs), "train": result, "promotion": promotion}
+            "features_count": len(fs.specs), "train": result, "promotion": promotion,
+            "store": store, "scored": scored_path, "plans": plans}
+
+
+def compare_plans(core: ScoringCore, base: pd.DataFrame, budget: float,
+                  truth_path: Path) -> dict[str, dict]:
+    """This policy vs. risk-only targeting (one fixed offer) for the same budget."""
+    x = core.model.scorer.matrix(base)
+    p = core.model.scorer.predict(x)
+    value = core.customer_values(x)
+    customers = Customers(p, value, base["days_since_last_offer"].to_numpy(float))
+    opts = options(customers, offer_effects(core.model.scorer, core.model.uplift, x, p,
+                                            core.catalogue), core.catalogue)
+    ours = allocate(opts, core.catalogue, budget).offer
+    fixed = core.catalogue.ids.index("discount_10")
+    cost = core.catalogue.offers[fixed].cost
+    risk = np.full(len(p), NO_OFFER)
+    risk[np.argsort(-p, kind="stable")[: int(budget // cost)]] = fixed
+    truth = pd.read_parquet(truth_path).pivot(index="customer_id", columns="offer_id",
+                                              values="effect") \
+        .reindex(index=base["customer_id"], columns=core.catalogue.ids).fillna(0.0).to_numpy()
+    out = {}
+    for name, choice in (("this policy (uplift x value)", ours),
+                         ("risk-only (discount_10)", risk)):
+        sent = np.flatnonzero(choice != NO_OFFER)
+        j = choice[sent]
+        spend = float(opts.costs[j].sum())
+        true_cut = -truth[sent, j]
+        out[name] = {"sent": len(sent), "spend": spend,
+                     "expected_saved": float((opts.reduction[sent, j] * value[sent]).sum()),
+                     "true_kept": float(true_cut.sum()),
+                     "true_net": float((true_cut * value[sent]).sum() - spend)}
+    return out

@@ -126,9 +126,15 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer,
             effect = model.effect(p[test], zt, offer.prior_effect)
             _, coef = qini(effect, treated[test] == 1, 1 - y[test])
             observed = y[test & (treated == 0)].mean() - y[test & (treated == 1)].mean()
+            predicted = -effect[treated[test] == 1].mean()
+            model.scale = float(np.clip(observed / predicted, 0.0, 1.0)) if predicted > 0 \
+                else 0.0
             model.metrics = {"qini": coef, "predicted_mean_effect": float(effect.mean()),
-                             "observed_churn_cut": float(observed), "holdout_rows": int(test.sum())}
+                             "observed_churn_cut": float(observed), "scale": model.scale,
+                             "holdout_rows": int(test.sum())}
             metrics.update({f"uplift.{offer.id}.{k}": float(v) for k, v in model.metrics.items()})
+        else:
+            model.note += "; no held-out campaign to check it on (not shrunk)"
         log.info("uplift %s: %s (c %.3f a %.3f b %.3f) %s", offer.id, model.note, c, a, b,
                  model.metrics)
         models[offer.id] = model

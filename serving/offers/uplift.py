@@ -11,6 +11,9 @@ log-odds as offset:
 
 so the effect of sending is ``sigmoid(logit p + c + a + b z) - sigmoid(logit p + c)`` (negative
 helps). Three numbers per offer, learnt from randomised campaigns: little data goes a long way.
+The effect is then shrunk by ``scale``: the churn cut observed on a held-out campaign divided by
+the cut the model predicted there (0..1), so an offer that did not work out of sample is not
+trusted to work now.
 An offer without enough history uses its prior: ``-prior_effect x p``.
 """
 
@@ -58,6 +61,7 @@ class OfferEffectModel:
     c: float = 0.0
     a: float = 0.0
     b: float = 0.0
+    scale: float = 1.0  # shrinkage from the held-out campaign (observed / predicted cut, 0..1)
     metrics: dict = field(default_factory=dict)
 
     def effect(self, p_churn: np.ndarray, z: dict[str, np.ndarray] | None,
@@ -68,7 +72,7 @@ class OfferEffectModel:
             return -prior_effect * p
         base = _logit(p) + self.c
         zr = z[self.reason] if (z is not None and self.reason in z) else np.zeros(len(p))
-        return _sigmoid(base + self.a + self.b * zr) - _sigmoid(base)
+        return self.scale * (_sigmoid(base + self.a + self.b * zr) - _sigmoid(base))
 
 
 @dataclass
