@@ -1,0 +1,143 @@
+"""Batch scoring speed and memory (``make bench-batch``).
+
+1M customers end to end (read, score, reasons, offers, budgeted allocation, write) compared in the
+same run with raw ``Booster.predict`` on the same feature matrix; the Spark engine on local[2] for
+the same job. Each measurement runs in its own process so its peak memory is its own.
+
+The 1M-row feature table is 100k generated customers' features repeated ten times under new ids
+(the speed of scoring does not depend on who the customers are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+STAGES = ("raw", "local", "spark")
+
+
+def _prepare(folder: Path, customers: int, rows: int) -> None:
+    from features.build import build_feature_set
+    from features.config import FeatureConfig, LabelConfig
+    from features.io import load_crm
+    from features.sample import SampleSpec, generate, write_sample
+    from serving.offers.catalogue import load_catalogue
+    from training.config import TrainConfig
+    from training.dataset import from_feature_set
+    from training.model import fit_churn_model
+    from training.uplift import campaign_data, fit_uplift
+
+    write_sample(generate(SampleSpec(customers=customers, months=24, seed=9)), folder / "crm")
+    crm = load_crm(folder / "crm")
+    cutoffs = [pd.Timestamp(c) for c in ("2025-01-01", "2025-04-01", "2025-07-01", "2025-10-01")]
+    fs = build_feature_set(crm, cutoffs, FeatureConfig(), LabelConfig())
+    scorer, _ = fit_churn_model(from_feature_set(fs, TrainConfig()), TrainConfig())
+    uplift, _ = fit_uplift(campaign_data(crm, scorer, FeatureConfig(), LabelConfig()), scorer,
+                           load_catalogue())
+    scorer.save(folder / "model" / "scorer")
+    uplift.save(folder / "model" / "uplift")
+    base = build_feature_set(crm, [pd.Timestamp("2026-01-01")], FeatureConfig(), LabelConfig(),
+                             population_only=False).frame.drop(columns=["label"])
+    reps = -(-rows // len(base))
+    big = pd.concat([base] * reps, ignore_index=True).head(rows)
+    big["customer_id"] = [f"B{i:08d}" for i in range(len(big))]
+    big.to_parquet(folder / "features.parquet", index=False, row_group_size=50_000)
+
+
+def _model(folder: Path):
+    from serving.model_store import LoadedModel
+    from serving.offers.uplift import UpliftModels
+    from serving.scorer import ChurnScorer
+
+    return LoadedModel(ChurnScorer.load(folder / "model" / "scorer"), "bench", "bench", "1",
+                       None, UpliftModels.load(folder / "model" / "uplift"))
+
+
+def stage(name: str, folder: Path, budget: float) -> dict:
+    from serving.batch import BatchConfig, score_table
+    from serving.core import ScoringCore
+    from serving.offers.catalogue import load_catalogue
+
+    model = _model(folder)
+    t0 = time.perf_counter()
+    if name == "raw":
+        frame = pd.read_parquet(folder / "features.parquet")
+        x = model.scorer.matrix(frame)
+        t1 = time.perf_counter()
+        model.scorer.booster.predict(x)
+        rows = len(frame)
+        extra = {"predict_only_s": time.perf_counter() - t1}
+    elif name == "local":
+        summary = score_table(model, ScoringCore(model, load_catalogue()),
+                              folder / "features.parquet", folder / "out-local.parquet",
+                              BatchConfig(campaign_budget=budget))
+        rows, extra = summary.rows_in, {"offers": summary.offers}
+    else:
+        from churn.settings import Settings
+        from features.spark_runner import spark_session
+        from serving.batch import BatchConfig as BC
+        from serving.core import ScoringCore as SC
+        from serving.spark_engine import spark_score
+
+        spark_session("local[2]")
+        t0 = time.perf_counter()  # the session start is not the job's cost
+        summary = spark_score(model, SC(model, load_catalogue()), folder / "out-spark.parquet",
+                              BC(campaign_budget=budget), Settings(),
+                              features=folder / "features.parquet", master="local[2]")
+        rows, extra = summary.rows_in, {}
+    seconds = time.perf_counter() - t0
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--stage", choices=STAGES)
+    parser.add_argument("--folder", type=Path)
+    parser.add_argument("--skip-spark", action="store_true")
+    args = parser.parse_args()
+    budget = 0.05 * args.rows * 10
+    if args.stage:
+        print(json.dumps(stage(args.stage, args.folder, budget)))
+        return
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _prepare(folder, args.customers, args.rows)
+        results = {}
+        for name in STAGES:
+            if name == "spark" and args.skip_spark:
+                continue
+            out = subprocess.run([sys.executable, __file__, "--stage", name, "--folder",
+                                  str(folder), "--rows", str(args.rows)],
+                                 capture_output=True, text=True, check=True)
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    raw, local = results["raw"], results["local"]
+    print(f"{args.rows:,} customers, chunk size 50,000, campaign budget {budget:,.0f}")
+    print("| job | rows/s | time | peak memory |\n|---|---|---|---|")
+    print(f"| raw Booster.predict (read + matrix + predict) | {raw['rows_per_s']:,.0f} | "
+          f"{raw['seconds']:.1f} s | {raw['peak_mb'] / 1024:.2f} GB |")
+    print(f"| churn score, local (scores, reasons, offers, budget, write) | "
+          f"{local['rows_per_s']:,.0f} | {local['seconds']:.1f} s | "
+          f"{local['peak_mb'] / 1024:.2f} GB |")
+    if "spark" in results:
+        s = results["spark"]
+        print(f"| churn score --engine spark, local[2] | {s['rows_per_s']:,.0f} | "
+              f"{s['seconds']:.1f} s | {s['peak_mb'] / 1024:.2f} GB (driver) |")
+    print(f"\nlocal job / raw predict: {local['rows_per_s'] / raw['rows_per_s']:.2f}x "
+          f"(predict alone took {raw['predict_only_s']:.1f} s); offers: {local['offers']}")
+
+
+if __name__ == "__main__":
+    main()

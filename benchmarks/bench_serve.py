@@ -1,0 +1,151 @@
+"""Serving speed (``make bench-serve``): this service vs. a bare BentoML booster endpoint.
+
+Both run on loopback with one worker; the load generator is a separate process
+(``benchmarks/loadgen.py``). This service answers by customer id: online-store lookup, calibrated
+score, three reasons, the offer decision, API-key check, access log, metrics. The bare endpoint runs
+the same LightGBM booster on a feature vector sent in the request. Measured: closed-loop throughput
+(8 concurrent clients) and latency at a fixed 100 requests per second of single-customer calls;
+plus the online store's lookup time in process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+KEY = "bench-key"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, proc, timeout: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:  # noqa: BLE001
+            time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def _prepare(folder: Path, customers: int) -> dict:
+    from features.build import build_feature_set
+    from features.config import FeatureConfig, LabelConfig
+    from features.io import load_crm
+    from features.sample import SampleSpec, generate, write_sample
+    from serving.store import materialize
+    from training.config import TrainConfig
+    from training.pipeline import train_on_feature_set
+    from training.registry import promote
+
+    write_sample(generate(SampleSpec(customers=customers, months=24, seed=4)), folder / "crm")
+    crm = load_crm(folder / "crm")
+    cutoffs = [pd.Timestamp(c) for c in ("2025-01-01", "2025-04-01", "2025-07-01", "2025-10-01")]
+    fs = build_feature_set(crm, cutoffs, FeatureConfig(), LabelConfig())
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/mlflow.db"
+    train_on_feature_set(fs, crm.fingerprint(), FeatureConfig(), TrainConfig(), crm=crm)
+    promote("churn")
+    latest = build_feature_set(crm, [pd.Timestamp("2026-01-01")], FeatureConfig(),
+                               LabelConfig(), population_only=False)
+    materialize(latest.frame, latest.feature_names, folder / "store.sqlite")
+    from serving.model_store import load_scorer
+
+    scorer = load_scorer("models:/churn@champion").scorer
+    scorer.booster.save_model(str(folder / "booster.txt"))
+    sample = latest.frame.sample(2000, random_state=0)
+    ours = [{"customers": [{"customer_id": c}], "top_reasons": 3} for c in sample["customer_id"]]
+    x = scorer.matrix(sample)
+    bare = [{"features": [[None if np.isnan(v) else float(v) for v in row]]} for row in x]
+    (folder / "ours.json").write_text(json.dumps(ours))
+    (folder / "bare.json").write_text(json.dumps(bare))
+    return {"ids": sample["customer_id"].tolist()}
+
+
+def _start(cmd: list[str], env: dict, log: Path):
+    return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+
+
+def _load(url: str, bodies: Path, key: str | None, mode: str, seconds: float) -> dict:
+    cmd = [sys.executable, str(HERE / "loadgen.py"), "--url", url, "--bodies", str(bodies),
+           "--mode", mode, "--seconds", str(seconds)]
+    if key:
+        cmd += ["--key", key]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        prep = _prepare(folder, args.customers)
+        from serving.store import SQLiteStore
+
+        store = SQLiteStore(folder / "store.sqlite")
+        ids = prep["ids"]
+        t0 = time.perf_counter()
+        for cid in ids:
+            store.get_many([cid])
+        lookup_us = (time.perf_counter() - t0) / len(ids) * 1e6
+
+        env = {**os.environ, "CHURN_API_KEY": KEY, "CHURN_STORE": str(folder / "store.sqlite"),
+               "BARE_BOOSTER": str(folder / "booster.txt")}
+        bin_dir = Path(sys.executable).parent
+        results = {}
+        for name, cmd, path, bodies, key in (
+                ("this service (by id, 3 reasons, offer)",
+                 [str(bin_dir / "churn"), "serve"], "/score", folder / "ours.json", KEY),
+                ("bare BentoML booster endpoint",
+                 [str(bin_dir / "bentoml"), "serve", "bare_service:BareBooster",
+                  "--working-dir", str(HERE)], "/predict", folder / "bare.json", None)):
+            port = _free_port()
+            proc = _start(cmd + ["--port", str(port)], env, folder / f"{port}.log")
+            try:
+                _wait(f"http://127.0.0.1:{port}/readyz", proc)
+                url = f"http://127.0.0.1:{port}{path}"
+                _load(url, bodies, key, "closed", 3)  # warm-up
+                closed = _load(url, bodies, key, "closed", args.seconds)
+                opened = _load(url, bodies, key, "open", args.seconds)
+                results[name] = (closed, opened)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    print(f"online store lookup by id: {lookup_us:.0f} µs per customer (SQLite, in process)")
+    print("\n| endpoint (1 worker) | max throughput (8 clients) | p50 / p99 at 100 req/s | "
+          "errors |\n|---|---|---|---|")
+    for name, (closed, opened) in results.items():
+        print(f"| {name} | {closed['rps']:,.0f} req/s | {opened['p50_ms']:.1f} / "
+              f"{opened['p99_ms']:.1f} ms (achieved {opened['rps']:.0f} req/s) | "
+              f"{closed['errors'] + opened['errors']} |")
+    names = list(results)
+    ratio = results[names[0]][0]["rps"] / results[names[1]][0]["rps"]
+    print(f"\nthis service / bare endpoint throughput: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
