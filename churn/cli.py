@@ -380,6 +380,42 @@ def score(
                f"{summary.expected_value_saved:,.0f} (net {summary.expected_net_value:,.0f})")
 
 
+@app.command("monitor")
+@handles_bad_input
+def monitor(
+    features: Annotated[Path, typer.Option(help="New features (a feature set or table).")],
+    report: Annotated[Path, typer.Option(help="HTML report to write.")] = Path("monitor.html"),
+    model: Annotated[str, typer.Option(help="Model URI.")] = "models:/churn@champion",
+    scored: Annotated[Path | None, typer.Option(
+        help="An earlier `churn score` output whose labels have matured (back-test).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Raw CRM data for the back-test labels.")] = None,
+    psi_alert: Annotated[float, typer.Option(help="Feature PSI that alerts.")] = 0.25,
+    track: Annotated[bool, typer.Option(help="Log the metrics and report to MLflow.")] = True,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Drift and back-test report. Exit 0 = fine, 3 = an alert, 2 = bad input."""
+    from serving.core import RiskBands
+    from serving.jobs import load_model
+    from serving.monitor_job import run_monitor
+    from serving.monitoring import MonitorConfig
+
+    _setup(verbose, None)
+    result = run_monitor(load_model(model), features, report, MonitorConfig(psi_alert=psi_alert),
+                         RiskBands(), scored=scored, data=data, track=track)
+    d = result.drift
+    typer.echo(f"wrote {report}: score PSI {d.score_psi:.3f}; risk bands "
+               + ", ".join(f"{k} {v:.0%}" for k, v in d.bands_cur.items()))
+    if result.backtest:
+        b = result.backtest
+        typer.echo(f"back-test: ROC AUC {b['roc_auc']:.3f}, calibration error "
+                   f"{b['calibration_error']:.3f}, lift@10% {b['lift_top10']:.2f} on "
+                   f"{int(b['rows']):,} customers")
+    for alert in result.alerts:
+        typer.echo(f"ALERT {alert}")
+    typer.echo(f"{len(result.alerts)} alerts, {len(d.warnings)} warnings")
+    raise typer.Exit(result.exit_code)
+
+
 @app.command("demo")
 @handles_bad_input
 def demo(

@@ -1,0 +1,131 @@
+"""Monitoring: is the model still looking at the customers it was trained on, and still right?
+
+- Drift: per-feature population stability index (PSI) and missing-rate change between the
+  reference (the hold-out logged with the model) and a new feature set; the score distribution's
+  PSI and the share of customers in each risk band.
+- Back-test: once the labels of an earlier scoring have matured, its ROC AUC, calibration error
+  and top-decile lift, next to the hold-out figures logged at training.
+
+Pure functions of frames; ``serving.monitor_report`` draws the report, the CLI wires them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.evaluation import expected_calibration_error, lift_and_capture
+
+EPS = 1e-4
+
+
+class MonitorConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    psi_warn: float = Field(0.10, ge=0, description="PSI from which a feature is flagged")
+    psi_alert: float = Field(0.25, ge=0, description="PSI from which a feature alerts")
+    missing_alert: float = Field(0.10, ge=0, description="missing-rate change that alerts")
+    score_psi_alert: float = Field(0.20, ge=0)
+    auc_drop_alert: float = Field(0.05, ge=0, description="back-test AUC this far below hold-out")
+    bins: int = Field(10, ge=2)
+
+
+def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of a numeric feature, on the reference's quantile bins.
+
+    Missing values are a bin of their own, so a change in missingness shows too.
+    """
+    ref = np.asarray(reference, dtype=float)
+    cur = np.asarray(current, dtype=float)
+    ref_ok, cur_ok = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    if len(ref_ok) == 0:
+        edges = np.array([])
+    else:
+        edges = np.unique(np.quantile(ref_ok, np.linspace(0, 1, bins + 1)[1:-1]))
+
+    def shares(values: np.ndarray, ok: np.ndarray, n: int) -> np.ndarray:
+        counts = np.bincount(np.searchsorted(edges, ok, side="right"), minlength=len(edges) + 1)
+        return np.append(counts, n - len(ok)) / max(n, 1)
+
+    return _psi_from_shares(shares(ref, ref_ok, len(ref)), shares(cur, cur_ok, len(cur)))
+
+
+def psi_categorical(reference: pd.Series, current: pd.Series) -> float:
+    ref = reference.astype("str").fillna("<missing>")
+    cur = current.astype("str").fillna("<missing>")
+    cats = sorted(set(ref.unique()) | set(cur.unique()))
+    r = ref.value_counts(normalize=True).reindex(cats, fill_value=0).to_numpy()
+    c = cur.value_counts(normalize=True).reindex(cats, fill_value=0).to_numpy()
+    return _psi_from_shares(r, c)
+
+
+def _psi_from_shares(r: np.ndarray, c: np.ndarray) -> float:
+    r, c = np.clip(r, EPS, None), np.clip(c, EPS, None)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+@dataclass
+class DriftReport:
+    features: pd.DataFrame  # feature, psi, missing_ref, missing_cur, missing_change, status
+    score_psi: float
+    bands_ref: dict[str, float]
+    bands_cur: dict[str, float]
+    alerts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str], kinds: list[str],
+          ref_scores: np.ndarray, cur_scores: np.ndarray, bands, config: MonitorConfig
+          ) -> DriftReport:
+    rows = []
+    for name, kind in zip(features, kinds, strict=True):
+        if name not in current.columns:
+            rows.append((name, np.nan, np.nan, np.nan, np.nan, "missing column"))
+            continue
+        ref, cur = reference[name], current[name]
+        value = psi_categorical(ref, cur) if kind == "category" else \
+            psi(pd.to_numeric(ref, errors="coerce").to_numpy(float),
+                pd.to_numeric(cur, errors="coerce").to_numpy(float), config.bins)
+        m_ref, m_cur = float(ref.isna().mean()), float(cur.isna().mean())
+        change = abs(m_cur - m_ref)
+        status = ("alert" if value >= config.psi_alert or change >= config.missing_alert
+                  else "warn" if value >= config.psi_warn else "ok")
+        rows.append((name, value, m_ref, m_cur, change, status))
+    table = pd.DataFrame(rows, columns=["feature", "psi", "missing_ref", "missing_cur",
+                                        "missing_change", "status"]) \
+        .sort_values("psi", ascending=False, na_position="first").reset_index(drop=True)
+    score_psi = psi(ref_scores, cur_scores, config.bins)
+    report = DriftReport(table, score_psi, _band_shares(ref_scores, bands),
+                         _band_shares(cur_scores, bands))
+    for _, r in table.iterrows():
+        if r["status"] == "missing column":
+            report.alerts.append(f"feature {r['feature']} is missing from the new data")
+        elif r["status"] == "alert":
+            report.alerts.append(f"feature {r['feature']}: PSI {r['psi']:.3f}, missing rate "
+                                 f"{r['missing_ref']:.1%} -> {r['missing_cur']:.1%}")
+        elif r["status"] == "warn":
+            report.warnings.append(f"feature {r['feature']}: PSI {r['psi']:.3f}")
+    if score_psi >= config.score_psi_alert:
+        report.alerts.append(f"score distribution: PSI {score_psi:.3f}")
+    return report
+
+
+def _band_shares(p: np.ndarray, bands) -> dict[str, float]:
+    labels = np.where(p >= bands.high, "high", np.where(p >= bands.medium, "medium", "low"))
+    return {b: float((labels == b).mean()) for b in ("low", "medium", "high")}
+
+
+def backtest(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """ROC AUC, calibration error and top-decile lift of an earlier scoring, labels matured."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    lift, capture = lift_and_capture(y, p, 0.10)
+    return {"roc_auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
+            "calibration_error": expected_calibration_error(y, p), "lift_top10": lift,
+            "capture_top10": capture, "churn_rate": float(y.mean()),
+            "mean_prediction": float(p.mean()), "rows": float(len(y))}
