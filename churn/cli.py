@@ -298,6 +298,44 @@ def train(
         typer.echo(json.dumps(result.summary()))
 
 
+@app.command("retrain")
+@handles_bad_input
+def retrain(
+    data: Annotated[Path, typer.Option(help="CRM data source, with the newest events.")],
+    cutoff: Annotated[list[str], typer.Option(
+        help="Cutoffs; the latest complete one is the recent hold-out both models face.")],
+    force: Annotated[bool, typer.Option(help="Promote even if worse (recorded).")] = False,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Features on new cutoffs, a challenger, the comparison with the champion, the gate."""
+    from features.io import load_crm
+    from training.pipeline import train_on_events
+    from training.registry import PromotionError, compare
+    from training.registry import promote as run_promotion
+
+    settings = _setup(verbose, config)
+    t = settings.training
+    if len(cutoff) < 2:
+        raise ValueError("--cutoff is needed at least twice (train and hold-out)")
+    result = train_on_events(load_crm(data), _dates(cutoff), settings.features, settings.labels, t)
+    typer.echo(f"challenger {result.model_uri} trained ({result.verdict})")
+    try:
+        table = compare(t.model_name)
+        typer.echo(f"  {'on the challenger hold-out':<28}{'ROC AUC':>9}{'PR AUC':>9}{'Brier':>8}"
+                   f"{'calib.err':>10}{'lift@10%':>10}")
+        for name, m in table.items():
+            typer.echo(f"  {name:<28}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['brier']:>8.4f}"
+                       f"{m['calibration_error']:>10.4f}{m['lift_top10']:>10.2f}")
+        decision = run_promotion(t.model_name, t.primary_metric, t.promotion_tolerance, force)
+    except PromotionError as exc:
+        raise ValueError(str(exc)) from exc
+    verb = "promoted" if decision.promoted else "NOT promoted"
+    typer.echo(f"version {decision.challenger_version} {verb}: {decision.reason}")
+    if not decision.promoted:
+        raise typer.Exit(1)
+
+
 @app.command("promote")
 @handles_bad_input
 def promote(

@@ -12,6 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 
 from features.build import FeatureSet, build_feature_set
 from features.config import FeatureConfig, LabelConfig
@@ -25,6 +26,7 @@ from training.config import TrainConfig
 from training.dataset import HOLDOUT, TrainingData, from_feature_set, from_table
 from training.metrics import by_segment, evaluate
 from training.model import fit_churn_model
+from training.model_card import model_card
 from training.plots import evaluation_plots
 from training.tracking import HOLDOUT_ARTIFACT, clean_metrics, experiment_id, log_frame, log_model
 from training.uplift import campaign_data, fit_uplift
@@ -211,6 +213,12 @@ def _train_and_log(data: TrainingData, config: TrainConfig, params: dict, tags: 
         log_frame(hold_frame, HOLDOUT_ARTIFACT)
         uplift = uplift_step(scorer, plots_dir) if uplift_step else None
         model_uri, version = log_model(scorer, hold_frame, config.model_name, uplift)
+        all_params = {**params, **{f"rows_{k}": v for k, v in counts.items()},
+                      "features": len(data.features)}
+        card = model_card(config.model_name, version, run.info.run_id, all_params, metrics,
+                          baselines, verdict, importance, data.source)
+        mlflow.log_text(card, "model_card.md")
+        MlflowClient().update_model_version(config.model_name, version, description=card)
         log.info("run %s: hold-out %s %.4f; %s", run.info.run_id, config.primary_metric,
                  metrics[config.primary_metric], verdict)
         return TrainResult(run.info.run_id, model_uri, version, metrics, baselines, ok, verdict,

@@ -55,6 +55,27 @@ def _score(model_uri: str, frame, label) -> dict:
     return evaluate(label, p, EconomicsConfig())
 
 
+def compare(model_name: str) -> dict[str, dict[str, float]]:
+    """Every hold-out metric of the challenger and the champion, on the challenger's hold-out."""
+    use_tracking()
+    client = MlflowClient()
+    challenger = _alias(client, model_name, CHALLENGER)
+    if challenger is None:
+        raise PromotionError(f"model {model_name!r} has no challenger")
+    holdout = load_holdout(challenger.run_id)
+    y = holdout["label"].to_numpy(np.float64)
+    out = {f"challenger (v{challenger.version})":
+           _score(f"models:/{model_name}/{challenger.version}", holdout, y)}
+    champion = _alias(client, model_name, CHAMPION)
+    if champion is not None and champion.version != challenger.version:
+        try:
+            out[f"champion (v{champion.version})"] = _score(
+                f"models:/{model_name}/{champion.version}", holdout, y)
+        except ScoringInputError as exc:
+            log.warning("the champion cannot score the challenger's hold-out: %s", exc)
+    return out
+
+
 def promote(model_name: str, metric: str = "roc_auc", tolerance: float = 0.005,
             force: bool = False) -> Promotion:
     use_tracking()
