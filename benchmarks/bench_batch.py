@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-STAGES = ("raw", "local", "spark")
+STAGES = ("raw", "local", "local-high", "local-noreasons", "spark")
 
 
 def _prepare(folder: Path, customers: int, rows: int) -> None:
@@ -76,10 +76,14 @@ def stage(name: str, folder: Path, budget: float) -> dict:
         model.scorer.booster.predict(x)
         rows = len(frame)
         extra = {"predict_only_s": time.perf_counter() - t1}
-    elif name == "local":
+    elif name.startswith("local"):
+        config = BatchConfig(campaign_budget=budget)
+        if name == "local-high":
+            config = BatchConfig(campaign_budget=budget, reasons_min_band="high")
+        elif name == "local-noreasons":
+            config = BatchConfig(campaign_budget=budget, top_reasons=0)
         summary = score_table(model, ScoringCore(model, load_catalogue()),
-                              folder / "features.parquet", folder / "out-local.parquet",
-                              BatchConfig(campaign_budget=budget))
+                              folder / "features.parquet", folder / f"out-{name}.parquet", config)
         rows, extra = summary.rows_in, {"offers": summary.offers}
     else:
         from churn.settings import Settings
@@ -131,11 +135,17 @@ def main() -> None:
     print(f"| churn score, local (scores, reasons, offers, budget, write) | "
           f"{local['rows_per_s']:,.0f} | {local['seconds']:.1f} s | "
           f"{local['peak_mb'] / 1024:.2f} GB |")
+    for key, label in (("local-high", "churn score --reasons-for high"),
+                       ("local-noreasons", "churn score --top-reasons 0")):
+        r = results[key]
+        print(f"| {label} | {r['rows_per_s']:,.0f} | {r['seconds']:.1f} s | "
+              f"{r['peak_mb'] / 1024:.2f} GB |")
     if "spark" in results:
         s = results["spark"]
         print(f"| churn score --engine spark, local[2] | {s['rows_per_s']:,.0f} | "
               f"{s['seconds']:.1f} s | {s['peak_mb'] / 1024:.2f} GB (driver) |")
-    print(f"\nlocal job / raw predict: {local['rows_per_s'] / raw['rows_per_s']:.2f}x "
+    print(f"\nlocal job / raw predict: {local['rows_per_s'] / raw['rows_per_s']:.2f}x; without "
+          f"reasons {results['local-noreasons']['rows_per_s'] / raw['rows_per_s']:.2f}x "
           f"(predict alone took {raw['predict_only_s']:.1f} s); offers: {local['offers']}")
 
 

@@ -374,7 +374,10 @@ def score(
     campaign_budget: Annotated[float | None, typer.Option(
         help="Allocate offers across the base within this budget.")] = None,
     chunk_size: Annotated[int, typer.Option(help="Rows per chunk (bounds memory).")] = 50_000,
-    top_reasons: Annotated[int, typer.Option(help="Reasons per customer.")] = 3,
+    top_reasons: Annotated[int, typer.Option(help="Reasons per customer (0 = none).")] = 3,
+    reasons_for: Annotated[str, typer.Option(
+        help="Give reasons to every customer (low) or from this risk band up (medium, high): "
+             "reasons cost far more than scores.")] = "low",
     max_quarantine_share: Annotated[float, typer.Option(
         help="Fail when more rows than this share cannot be scored.")] = 0.01,
     unknown_category: Annotated[str, typer.Option(
@@ -400,9 +403,12 @@ def score(
         raise ValueError("--engine must be local or spark")
     if unknown_category not in ("missing", "quarantine"):
         raise ValueError("--unknown-category must be missing or quarantine")
+    if reasons_for not in ("low", "medium", "high"):
+        raise ValueError("--reasons-for must be low, medium or high")
     if chunk_size < 1 or not 0 <= max_quarantine_share <= 1:
         raise ValueError("--chunk-size must be positive and --max-quarantine-share in 0..1")
     bconfig = BatchConfig(chunk_size=chunk_size, top_reasons=top_reasons,
+                          reasons_min_band=reasons_for,
                           max_quarantine_share=max_quarantine_share,
                           unknown_category=unknown_category, campaign_budget=campaign_budget,
                           id_column=id)

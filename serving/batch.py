@@ -47,6 +47,7 @@ class BatchError(ValueError):
 class BatchConfig:
     chunk_size: int = 50_000
     top_reasons: int = 3
+    reasons_min_band: str = "low"  # reasons for every customer ("low"), or from this band up
     max_quarantine_share: float = 0.01
     unknown_category: str = "missing"  # "missing" (score it) or "quarantine"
     campaign_budget: float | None = None
@@ -88,13 +89,26 @@ def quarantine_mask(core: ScoringCore, chunk: pd.DataFrame, x: np.ndarray,
     return why
 
 
-def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int) -> tuple[dict, Options]:
-    """Probabilities, bands, reasons (JSON) and every offer's net value for a block of rows."""
+def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
+                reasons_min_band: str = "low") -> tuple[dict, Options]:
+    """Probabilities, bands, reasons (JSON) and every offer's net value for a block of rows.
+
+    Feature contributions (the costly part: TreeSHAP is ~100x a prediction) are computed only for
+    the rows that need them: those given reasons, or all rows when learnt offer effects use them.
+    """
     scorer = core.model.scorer
     p = scorer.predict(x)
-    contrib = scorer.contributions(x)
+    floor = {"low": 0.0, "medium": core.bands.medium, "high": core.bands.high}[reasons_min_band]
+    wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
+    uplift = core.model.uplift
+    contrib = None
+    if uplift is not None and uplift.needs_contributions:
+        contrib = scorer.contributions(x)
+    elif wants.any():
+        contrib = np.zeros((len(x), len(scorer.features) + 1))
+        contrib[wants] = scorer.contributions(x[wants])
     reasons = [json.dumps([r.text for r in top_reasons(scorer, x[i], contrib[i], top_k)])
-               for i in range(len(x))]
+               if wants[i] else "[]" for i in range(len(x))]
     c = Customers(p, core.customer_values(x),
                   np.full(len(x), np.nan) if core._attr["days_since_last_offer"] is None
                   else core._attribute(x, "days_since_last_offer"),
@@ -177,7 +191,8 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
                 quarantine_rows.append(q)
             good = ~bad
             if good.any():
-                cols, opts = score_chunk(core, x[good], config.top_reasons)
+                cols, opts = score_chunk(core, x[good], config.top_reasons,
+                                         config.reasons_min_band)
                 frame = pd.DataFrame({"customer_id": chunk.loc[good, config.id_column]
                                      .astype(str).to_numpy(), **cols})
                 frame["cutoff"] = (str(pd.Timestamp(chunk.loc[good, "cutoff"].iloc[0]).date())

@@ -109,7 +109,8 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
                 out_frame[f"net_{o}"] = -np.inf
                 out_frame[f"red_{o}"] = 0.0
             if good.any():
-                cols, opts = score_chunk(worker_core, x[good], config.top_reasons)
+                cols, opts = score_chunk(worker_core, x[good], config.top_reasons,
+                                         config.reasons_min_band)
                 idx = np.flatnonzero(good)
                 out_frame.loc[idx, "churn_probability"] = cols["churn_probability"]
                 out_frame.loc[idx, "risk_band"] = cols["risk_band"]

@@ -81,7 +81,8 @@ class UpliftModels:
 
     @property
     def needs_contributions(self) -> bool:
-        return any(m.source == LEARNT and m.reason != "any" for m in self.models.values())
+        return any(m.source == LEARNT and m.reason != "any" and m.scale > 0
+                   for m in self.models.values())
 
     def effects(self, p_churn: np.ndarray, z: dict[str, np.ndarray] | None,
                 catalogue: Catalogue) -> dict[str, np.ndarray]:

@@ -132,3 +132,15 @@ def test_a_killed_job_never_leaves_a_partial_file_and_a_rerun_is_complete(env, s
     pd.testing.assert_frame_equal(got, want)
     leftovers = [p.name for p in env.iterdir() if p.name.endswith(".tmp")]
     assert not leftovers, f"temporary files left behind: {leftovers}"
+
+
+def test_reasons_can_be_limited_to_the_riskier_customers(env, served):
+    _table(served).to_parquet(env / "features.parquet", index=False)
+    run = _score("--features", env / "features.parquet", "--out", env / "scored.parquet",
+                 "--reasons-for", "high")
+    assert run.exit_code == 0, run.output
+    scored = pd.read_parquet(env / "scored.parquet")
+    high = scored["risk_band"] == "high"
+    assert high.any() and (~high).any()
+    assert (scored.loc[~high, "reasons"] == "[]").all()
+    assert (scored.loc[high, "reasons"] != "[]").all()
