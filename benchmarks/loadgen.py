@@ -31,20 +31,25 @@ async def closed_loop(url, bodies, headers, concurrency: int, seconds: float) ->
     return _stats(latencies, errors, elapsed)
 
 
-async def open_loop(url, bodies, headers, rate: float, seconds: float) -> dict:
+async def open_loop(url, bodies, headers, rate: float, seconds: float,
+                    warmup: float = 3.0) -> dict:
+    """Requests start on a fixed schedule whatever the answers do (latency includes queueing).
+
+    The first ``warmup`` seconds open the connections and are not counted."""
     latencies, errors = [], 0
-    n = int(rate * seconds)
-    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200)) as c:
+    n = int(rate * (seconds + warmup))
+    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=32,
+                                                                 max_keepalive_connections=32)) as c:
         async def one(i: int, at: float):
             nonlocal errors
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            t = time.perf_counter()
             r = await c.post(url, content=bodies[i % len(bodies)], headers=headers)
-            latencies.append(time.perf_counter() - t)
-            errors += r.status_code != 200
-        start = time.perf_counter()
+            if i >= rate * warmup:
+                latencies.append(time.perf_counter() - at)
+                errors += r.status_code != 200
+        start = time.perf_counter() + 0.5
         await asyncio.gather(*(one(i, start + i / rate) for i in range(n)))
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start - warmup
     return _stats(latencies, errors, elapsed)
 
 

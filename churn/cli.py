@@ -312,7 +312,6 @@ def retrain(
     from features.io import load_crm
     from training.pipeline import train_on_events
     from training.registry import PromotionError, compare
-    from training.registry import promote as run_promotion
 
     settings = _setup(verbose, config)
     t = settings.training
@@ -327,12 +326,23 @@ def retrain(
         for name, m in table.items():
             typer.echo(f"  {name:<28}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['brier']:>8.4f}"
                        f"{m['calibration_error']:>10.4f}{m['lift_top10']:>10.2f}")
-        decision = run_promotion(t.model_name, t.primary_metric, t.promotion_tolerance, force)
     except PromotionError as exc:
         raise ValueError(str(exc)) from exc
-    verb = "promoted" if decision.promoted else "NOT promoted"
-    typer.echo(f"version {decision.challenger_version} {verb}: {decision.reason}")
-    if not decision.promoted:
+    _gate(t.model_name, t, force)
+
+
+def _gate(model_name: str, t, force: bool) -> None:
+    """Run the promotion gate, say what it decided; exit 1 when it refused."""
+    from training.registry import PromotionError
+    from training.registry import promote as run_promotion
+
+    try:
+        result = run_promotion(model_name, t.primary_metric, t.promotion_tolerance, force)
+    except PromotionError as exc:
+        raise ValueError(str(exc)) from exc
+    verb = "promoted" if result.promoted else "NOT promoted"
+    typer.echo(f"version {result.challenger_version} {verb}: {result.reason}")
+    if not result.promoted and "already" not in result.reason:
         raise typer.Exit(1)
 
 
@@ -345,20 +355,8 @@ def promote(
     verbose: VerboseOpt = False,
 ) -> None:
     """Move the alias champion to the challenger if it is no worse on the challenger's hold-out."""
-    from training.registry import PromotionError
-    from training.registry import promote as run_promotion
-
     settings = _setup(verbose, config)
-    t = settings.training
-    try:
-        result = run_promotion(model_name or t.model_name, t.primary_metric,
-                               t.promotion_tolerance, force)
-    except PromotionError as exc:
-        raise ValueError(str(exc)) from exc
-    verb = "promoted" if result.promoted else "NOT promoted"
-    typer.echo(f"version {result.challenger_version} {verb}: {result.reason}")
-    if not result.promoted and "already" not in result.reason:
-        raise typer.Exit(1)
+    _gate(model_name or settings.training.model_name, settings.training, force)
 
 
 @app.command("score")

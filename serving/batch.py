@@ -210,16 +210,9 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
         if writer is not None:
             writer.close()
             writer = None
-        summary.rows_quarantined = int(sum(len(q) for q in quarantine_rows))
-        summary.rows_scored = summary.rows_in - summary.rows_quarantined
-        share = summary.rows_quarantined / max(summary.rows_in, 1)
-        if share > config.max_quarantine_share:
-            raise BatchError(f"{summary.rows_quarantined} of {summary.rows_in} rows "
-                             f"({share:.1%}) cannot be scored, over the allowed "
-                             f"{config.max_quarantine_share:.1%}; nothing was written. Reasons: "
-                             f"{_reason_counts(quarantine_rows)}")
-        choice, net_value = _offers(core, nets, reductions, costs_seen, config)
-        _finish(model, core, stage, out, choice, net_value, scored_at, summary, probs,
+        account_quarantine(summary, quarantine_rows, config)
+        choice, net_value = choose_offers(core, nets, reductions, costs_seen, config)
+        write_outputs(model, core, stage, out, choice, net_value, scored_at, summary, probs,
                 reductions, costs_seen, quarantine_rows, config, input_fingerprint)
     finally:
         if writer is not None:
@@ -250,13 +243,25 @@ def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
             yield frame
 
 
+def account_quarantine(summary: BatchSummary, quarantine: list[pd.DataFrame],
+                       config: BatchConfig) -> None:
+    """Count the quarantined rows; fail (before anything is written) over the allowed share."""
+    summary.rows_quarantined = int(sum(len(q) for q in quarantine))
+    summary.rows_scored = summary.rows_in - summary.rows_quarantined
+    share = summary.rows_quarantined / max(summary.rows_in, 1)
+    if share > config.max_quarantine_share:
+        raise BatchError(f"{summary.rows_quarantined} of {summary.rows_in} rows ({share:.1%}) "
+                         f"cannot be scored, over the allowed {config.max_quarantine_share:.1%}; "
+                         f"nothing was written. Reasons: {_reason_counts(quarantine)}")
+
+
 def _reason_counts(parts: list[pd.DataFrame]) -> dict:
     if not parts:
         return {}
     return pd.concat(parts)["reason"].value_counts().head(5).to_dict()
 
 
-def _offers(core: ScoringCore, nets, reductions, costs, config: BatchConfig):
+def choose_offers(core: ScoringCore, nets, reductions, costs, config: BatchConfig):
     if not nets:
         return np.array([], dtype=int), np.array([])
     opts = Options(np.vstack(nets), np.vstack(reductions), costs,
@@ -271,7 +276,7 @@ def _offers(core: ScoringCore, nets, reductions, costs, config: BatchConfig):
     return choice, net
 
 
-def _finish(model, core, stage: Path, out: Path, choice, net_value, scored_at, summary, probs,
+def write_outputs(model, core, stage: Path, out: Path, choice, net_value, scored_at, summary, probs,
             reductions, costs, quarantine_rows, config: BatchConfig, fingerprint: str) -> None:
     ids = np.array([o.id for o in core.catalogue.offers] + [""], dtype=object)
     final_tmp = out.with_name(f".{out.name}.{os.getpid()}.final.tmp")

@@ -206,7 +206,7 @@ class ChurnService:
         for r in results:
             r["model_name"], r["model_version"] = core.model.name, core.model.version
             self.metrics["items"].labels("error" if r.get("error") else "scored").inc()
-        log.info("scored %d items (%d errors) with version %s in %.1f ms", len(results),
+        log.debug("scored %d items (%d errors) with version %s in %.1f ms", len(results),
                  len(results) - len(rows), core.model.version,
                  (time.perf_counter() - started) * 1000)
         return ScoreResponse(results=[ScoreItem(**r) for r in results])

@@ -24,11 +24,11 @@ from serving.batch import (
     BatchConfig,
     BatchError,
     BatchSummary,
-    _finish,
-    _offers,
-    _reason_counts,
+    account_quarantine,
+    choose_offers,
     quarantine_mask,
     score_chunk,
+    write_outputs,
 )
 from serving.core import ScoringCore
 from serving.model_store import LoadedModel
@@ -150,17 +150,11 @@ def _collect_and_finish(model, core, stage: Path, out: Path, config: BatchConfig
         nets.append(good[[f"net_{o}" for o in offer_ids]].to_numpy(float))
         reductions.append(good[[f"red_{o}" for o in offer_ids]].to_numpy(float))
         probs.append(good["churn_probability"].to_numpy(float))
-    summary.rows_quarantined = int(sum(len(q) for q in quarantine))
-    summary.rows_scored = summary.rows_in - summary.rows_quarantined
-    share = summary.rows_quarantined / max(summary.rows_in, 1)
-    if share > config.max_quarantine_share:
-        raise BatchError(f"{summary.rows_quarantined} of {summary.rows_in} rows ({share:.1%}) "
-                         f"cannot be scored, over the allowed {config.max_quarantine_share:.1%}; "
-                         f"nothing was written. Reasons: {_reason_counts(quarantine)}")
+    account_quarantine(summary, quarantine, config)
     costs = np.array([o.cost for o in core.catalogue.offers])
-    choice, net_value = _offers(core, nets, reductions, costs, config)
+    choice, net_value = choose_offers(core, nets, reductions, costs, config)
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
-    _finish(model, core, stage, out, choice, net_value, scored_at, summary, probs, reductions,
+    write_outputs(model, core, stage, out, choice, net_value, scored_at, summary, probs, reductions,
             costs, quarantine, config, fingerprint)
     log.info("spark scoring: %s", json.dumps(summary.as_dict()))
     return summary
