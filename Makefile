@@ -48,7 +48,7 @@ bench-quality: $(STAMP) ## model quality on CDNOW, IBM telco and the generated s
 	$(BIN)/python benchmarks/bench_quality.py
 
 bench-train: $(STAMP) ## training speed on 500k rows x ~80 features, MLflow logging included
-	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_train.py --customers 240000 --rows 600000
 
 bench-offers: $(STAMP) ## offer policy vs risk-only, random and oracle targeting
 	$(BIN)/python benchmarks/bench_offers.py
