@@ -305,6 +305,8 @@ def retrain(
     cutoff: Annotated[list[str], typer.Option(
         help="Cutoffs; the latest complete one is the recent hold-out both models face.")],
     force: Annotated[bool, typer.Option(help="Promote even if worse (recorded).")] = False,
+    plots: Annotated[Path, typer.Option(help="Where the comparison plot goes.")] = Path(
+        "retrain-plots"),
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -320,7 +322,7 @@ def retrain(
     result = train_on_events(load_crm(data), _dates(cutoff), settings.features, settings.labels, t)
     typer.echo(f"challenger {result.model_uri} trained ({result.verdict})")
     try:
-        table = compare(t.model_name)
+        table = compare(t.model_name, plots)
         typer.echo(f"  {'on the challenger hold-out':<28}{'ROC AUC':>9}{'PR AUC':>9}{'Brier':>8}"
                    f"{'calib.err':>10}{'lift@10%':>10}")
         for name, m in table.items():
@@ -328,6 +330,7 @@ def retrain(
                        f"{m['calibration_error']:>10.4f}{m['lift_top10']:>10.2f}")
     except PromotionError as exc:
         raise ValueError(str(exc)) from exc
+    typer.echo(f"  ROC and calibration of both: {plots / 'comparison.png'}")
     _gate(t.model_name, t, force)
 
 
@@ -452,6 +455,11 @@ def monitor(
         typer.echo(f"back-test: ROC AUC {b['roc_auc']:.3f}, calibration error "
                    f"{b['calibration_error']:.3f}, lift@10% {b['lift_top10']:.2f} on "
                    f"{int(b['rows']):,} customers")
+    if result.offers is not None and len(result.offers):
+        for _, r in result.offers.iterrows():
+            typer.echo(f"offer {r['offer_id']}: {r['treated']} treated / {r['hold_out']} held out; "
+                       f"churn cut expected {r['expected_churn_cut']:.3f}, realised "
+                       f"{r['realised_churn_cut']:.3f}")
     for alert in result.alerts:
         typer.echo(f"ALERT {alert}")
     typer.echo(f"{len(result.alerts)} alerts, {len(d.warnings)} warnings")

@@ -35,8 +35,8 @@ from serving.scorer import CATEGORY, ScoringInputError
 log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = ["customer_id", "churn_probability", "risk_band", "reasons", "offer_id",
-                  "offer_expected_net_value", "model_name", "model_version", "cutoff",
-                  "scored_at"]
+                  "offer_expected_net_value", "offer_churn_reduction", "model_name",
+                  "model_version", "cutoff", "scored_at"]
 
 
 class BatchError(ValueError):
@@ -284,6 +284,10 @@ def write_outputs(model, core, stage: Path, out: Path, choice, net_value, scored
     mpath = out.with_name(out.stem + ".manifest.json")
     try:
         out_columns = [config.id_column] + OUTPUT_COLUMNS[1:]
+        cuts = np.vstack(reductions) if reductions else np.zeros((0, len(costs)))
+        rows_all = np.arange(len(choice))
+        chosen_cut = np.where(choice != NO_OFFER, cuts[rows_all, np.maximum(choice, 0)], 0.0) \
+            if len(choice) else np.array([])
         offset, rows_out, writer = 0, 0, None
         first_csv = True
         try:
@@ -292,6 +296,7 @@ def write_outputs(model, core, stage: Path, out: Path, choice, net_value, scored
                 c = choice[offset:offset + n]
                 frame["offer_id"] = ids[np.where(c == NO_OFFER, -1, c)]
                 frame["offer_expected_net_value"] = net_value[offset:offset + n]
+                frame["offer_churn_reduction"] = chosen_cut[offset:offset + n]
                 frame["model_name"] = model.name or ""
                 frame["model_version"] = model.version or ""
                 frame["scored_at"] = scored_at

@@ -24,7 +24,7 @@ from features.labels import population_and_label
 from serving.core import RiskBands
 from serving.model_store import LoadedModel, experiment_id
 from serving.monitor_report import write_report
-from serving.monitoring import DriftReport, MonitorConfig, backtest, drift
+from serving.monitoring import DriftReport, MonitorConfig, backtest, drift, offer_backtest
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class MonitorResult:
     report: Path
     exit_code: int
     alerts: list[str]
+    offers: pd.DataFrame | None = None
 
 
 def reference_frame(model: LoadedModel) -> pd.DataFrame:
@@ -86,7 +87,7 @@ def run_monitor(model: LoadedModel, features: Path, report: Path, config: Monito
     result = drift(reference, current, scorer.features, scorer.kinds, ref_scores, cur_scores,
                    bands, config)
     alerts = list(result.alerts)
-    back, holdout, back_data = None, None, None
+    back, holdout, back_data, offer_table = None, None, None, None
     if scored is not None:
         if data is None:
             raise ValueError("--scored needs --data (the raw CRM data the labels come from)")
@@ -96,13 +97,20 @@ def run_monitor(model: LoadedModel, features: Path, report: Path, config: Monito
             raise ValueError("none of the scored customers is in the population at its cutoff")
         y, p = matured["label"].to_numpy(float), matured["churn_probability"].to_numpy(float)
         back, back_data = backtest(y, p), (y, p)
+        crm_offers = load_crm(data).offers
+        if crm_offers is not None and "offer_churn_reduction" in matured.columns:
+            from serving.offers.catalogue import load_catalogue
+
+            costs = {o.id: o.cost for o in load_catalogue().offers}
+            offer_table = offer_backtest(matured, crm_offers,
+                                         pd.Timestamp(matured["cutoff"].iloc[0]), costs)
         holdout = MlflowClient().get_run(model.run_id).data.metrics
         if "roc_auc" in holdout and back["roc_auc"] < holdout["roc_auc"] - config.auc_drop_alert:
             alerts.append(f"back-test ROC AUC {back['roc_auc']:.3f} is more than "
                           f"{config.auc_drop_alert} below the hold-out's {holdout['roc_auc']:.3f}")
     result.alerts = alerts
     write_report(report, f"Churn model {model.name} v{model.version}", result, reference,
-                 current, ref_scores, cur_scores, config, back, holdout, back_data)
+                 current, ref_scores, cur_scores, config, back, holdout, back_data, offer_table)
     code = EXIT_ALERT if alerts else EXIT_OK
     if track:
         with mlflow.start_run(experiment_id=experiment_id("churn-monitoring"),
@@ -115,9 +123,15 @@ def run_monitor(model: LoadedModel, features: Path, report: Path, config: Monito
             metrics.update({f"band_share.{k}": v for k, v in result.bands_cur.items()})
             if back:
                 metrics.update({f"backtest.{k}": v for k, v in back.items() if np.isfinite(v)})
+            if offer_table is not None:
+                for _, r in offer_table.iterrows():
+                    for k in ("expected_churn_cut", "realised_churn_cut",
+                              "expected_net_per_offer", "realised_net_per_offer"):
+                        if np.isfinite(r[k]):
+                            metrics[f"offers.{r['offer_id']}.{k}"] = float(r[k])
             mlflow.log_metrics(metrics)
             mlflow.log_artifact(str(report))
-    return MonitorResult(result, back, holdout, report, code, alerts)
+    return MonitorResult(result, back, holdout, report, code, alerts, offer_table)
 
 
 __all__ = ["run_monitor", "MonitorConfig", "ContractError"]

@@ -86,7 +86,7 @@ def _calibration(y: np.ndarray, p: np.ndarray) -> str:
 
 def write_report(path: Path, title: str, report: DriftReport, reference: pd.DataFrame,
                  current: pd.DataFrame, ref_scores, cur_scores, config, backtest=None,
-                 holdout=None, backtest_data=None) -> Path:
+                 holdout=None, backtest_data=None, offers: pd.DataFrame | None = None) -> Path:
     status = "ALERT" if report.alerts else "OK"
     items = "".join(f"<li class='alert'>{html.escape(a)}</li>" for a in report.alerts) + \
         "".join(f"<li class='warn'>{html.escape(w)}</li>" for w in report.warnings[:20])
@@ -108,6 +108,13 @@ def write_report(path: Path, title: str, report: DriftReport, reference: pd.Data
         parts += ["<h2>Back-test of an earlier scoring</h2>",
                   f"<table><tr><th>metric</th><th>back-test</th><th>hold-out at training</th>"
                   f"</tr>{rows}</table>", _calibration(*backtest_data)]
+    if offers is not None:
+        parts += ["<h2>Offers: realised vs. expected</h2>",
+                  "<p>Customers the scoring recommended an offer to and whom a later randomised "
+                  "campaign selected for that offer: the hold-out's churn minus the treated "
+                  "customers' churn, against what the scoring expected.</p>",
+                  offers.to_html(index=False, float_format=lambda v: f"{v:.3f}")
+                  if len(offers) else "<p>No recommended customer was in a later campaign.</p>"]
     table = report.features.head(40).to_html(index=False, float_format=lambda v: f"{v:.3f}")
     parts += ["<h2>All features</h2>", table]
     page = ("<html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"

@@ -129,3 +129,41 @@ def backtest(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
             "calibration_error": expected_calibration_error(y, p), "lift_top10": lift,
             "capture_top10": capture, "churn_rate": float(y.mean()),
             "mean_prediction": float(p.mean()), "rows": float(len(y))}
+
+
+def offer_backtest(scored: pd.DataFrame, offers: pd.DataFrame, cutoff: pd.Timestamp,
+                   costs: dict[str, float], window_days: int = 30) -> pd.DataFrame:
+    """Realised vs. expected value of the offers a scoring recommended.
+
+    Uses the randomised campaigns run after the scoring: among customers the scoring recommended
+    an offer to, and who were then selected for that same offer in a campaign within
+    ``window_days``, the realised churn cut is the hold-out's churn rate minus the treated
+    customers' (labels matured); the expected cut and value are the scoring's. ``scored`` needs
+    ``customer_id, offer_id, offer_expected_net_value, offer_churn_reduction, label``.
+    """
+    rec = scored[scored["offer_id"].fillna("") != ""]
+    start, end = pd.Timestamp(cutoff), pd.Timestamp(cutoff) + pd.Timedelta(days=window_days)
+    campaign = offers[(offers["sent_ts"] >= start) & (offers["sent_ts"] < end)]
+    joined = rec.merge(campaign[["customer_id", "offer_id", "treated"]].astype(
+        {"customer_id": str}), on=["customer_id", "offer_id"], how="inner")
+    rows = []
+    for offer_id, g in joined.groupby("offer_id"):
+        treated = g["treated"].astype(bool).to_numpy()
+        y = g["label"].to_numpy(float)
+        cost = costs.get(offer_id, 0.0)
+        cut = g["offer_churn_reduction"].to_numpy(float)
+        value = np.where(cut > 0, (g["offer_expected_net_value"].to_numpy(float) + cost)
+                         / np.where(cut > 0, cut, 1), 0.0)
+        realised_cut = (y[~treated].mean() - y[treated].mean()
+                        if treated.any() and (~treated).any() else np.nan)
+        rows.append({"offer_id": offer_id, "treated": int(treated.sum()),
+                     "hold_out": int((~treated).sum()),
+                     "expected_churn_cut": float(cut[treated].mean()) if treated.any() else np.nan,
+                     "realised_churn_cut": float(realised_cut),
+                     "expected_net_per_offer": float(g.loc[treated, "offer_expected_net_value"]
+                                                     .mean()) if treated.any() else np.nan,
+                     "realised_net_per_offer": float(realised_cut * value[treated].mean() - cost)
+                     if treated.any() and np.isfinite(realised_cut) else np.nan})
+    return pd.DataFrame(rows, columns=["offer_id", "treated", "hold_out", "expected_churn_cut",
+                                       "realised_churn_cut", "expected_net_per_offer",
+                                       "realised_net_per_offer"])

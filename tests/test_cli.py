@@ -84,3 +84,23 @@ def test_make_demo_runs_end_to_end(tmp_path):
         assert step in out, f"{step!r} missing from the demo output:\n{out[-2000:]}"
     assert (tmp_path / "demo" / "features.parquet").exists()
     assert (tmp_path / "demo" / "plots" / "roc.png").exists()
+
+
+@pytest.mark.slow
+def test_retrain_compares_with_the_champion_and_goes_through_the_gate(local_tracking, sample_dir):
+    first = runner.invoke(app, ["train", "--data", str(sample_dir), "--cutoff", "2024-10-01",
+                                "--cutoff", "2025-01-01", "--cutoff", "2025-04-01"])
+    assert first.exit_code == 0, first.output
+    assert runner.invoke(app, ["promote"]).exit_code == 0
+    plots = local_tracking / "plots"
+    run = runner.invoke(app, ["retrain", "--data", str(sample_dir), "--cutoff", "2025-01-01",
+                              "--cutoff", "2025-04-01", "--cutoff", "2025-07-01", "--plots",
+                              str(plots)])
+    assert run.exit_code in (0, 1), run.output
+    assert "challenger (v2)" in run.output and "champion (v1)" in run.output
+    assert ("version 2 promoted" in run.output) == (run.exit_code == 0), run.output
+    assert (plots / "comparison.png").exists()
+    from mlflow import MlflowClient
+
+    card = MlflowClient().get_model_version("churn", "2").description
+    assert card.startswith("# Model card: churn version 2") and "Known limits" in card

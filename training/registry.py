@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 from mlflow import MlflowClient
@@ -55,8 +56,12 @@ def _score(model_uri: str, frame, label) -> dict:
     return evaluate(label, p, EconomicsConfig())
 
 
-def compare(model_name: str) -> dict[str, dict[str, float]]:
-    """Every hold-out metric of the challenger and the champion, on the challenger's hold-out."""
+def compare(model_name: str, plots_dir: Path | None = None) -> dict[str, dict[str, float]]:
+    """Every hold-out metric of the challenger and the champion, on the challenger's hold-out.
+
+    With ``plots_dir``, also ROC and calibration curves of both (``comparison.png``), which are
+    logged to the challenger's run as well.
+    """
     use_tracking()
     client = MlflowClient()
     challenger = _alias(client, model_name, CHALLENGER)
@@ -64,16 +69,52 @@ def compare(model_name: str) -> dict[str, dict[str, float]]:
         raise PromotionError(f"model {model_name!r} has no challenger")
     holdout = load_holdout(challenger.run_id)
     y = holdout["label"].to_numpy(np.float64)
-    out = {f"challenger (v{challenger.version})":
-           _score(f"models:/{model_name}/{challenger.version}", holdout, y)}
+    versions = {f"challenger (v{challenger.version})": challenger.version}
     champion = _alias(client, model_name, CHAMPION)
     if champion is not None and champion.version != challenger.version:
+        versions[f"champion (v{champion.version})"] = champion.version
+    out, scores = {}, {}
+    for label, version in versions.items():
         try:
-            out[f"champion (v{champion.version})"] = _score(
-                f"models:/{model_name}/{champion.version}", holdout, y)
+            p = load_scorer(f"models:/{model_name}/{version}").scorer.predict_frame(holdout)
         except ScoringInputError as exc:
-            log.warning("the champion cannot score the challenger's hold-out: %s", exc)
+            log.warning("%s cannot score the challenger's hold-out: %s", label, exc)
+            continue
+        scores[label] = p
+        out[label] = evaluate(y, p, EconomicsConfig())
+    if plots_dir is not None:
+        path = _comparison_plot(y, scores, Path(plots_dir))
+        client.log_artifact(challenger.run_id, str(path), "plots")
     return out
+
+
+def _comparison_plot(y: np.ndarray, scores: dict[str, np.ndarray], folder: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for label, p in scores.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        axes[0].plot(fpr, tpr, label=label)
+        bins = [b for b in np.array_split(np.argsort(p), 10) if len(b)]
+        axes[1].plot([p[b].mean() for b in bins], [y[b].mean() for b in bins], "o-", label=label)
+    axes[0].plot([0, 1], [0, 1], "k:")
+    axes[0].set(title="ROC on the challenger's hold-out", xlabel="false positive rate",
+                ylabel="true positive rate")
+    top = max(0.05, float(max(p.max() for p in scores.values())))
+    axes[1].plot([0, top], [0, top], "k:")
+    axes[1].set(title="Calibration (deciles)", xlabel="predicted", ylabel="observed churn")
+    for ax in axes:
+        ax.legend()
+    fig.tight_layout()
+    path = folder / "comparison.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def promote(model_name: str, metric: str = "roc_auc", tolerance: float = 0.005,

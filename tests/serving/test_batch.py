@@ -58,8 +58,9 @@ def test_rows_in_equal_rows_out_plus_quarantined(env, served):
     assert reasons == {"a feature is infinite", "customer_id is missing",
                        "unknown category in plan"}, reasons
     assert list(scored.columns) == ["customer_id", "churn_probability", "risk_band", "reasons",
-                                    "offer_id", "offer_expected_net_value", "model_name",
-                                    "model_version", "cutoff", "scored_at"]
+                                    "offer_id", "offer_expected_net_value",
+                                    "offer_churn_reduction", "model_name", "model_version",
+                                    "cutoff", "scored_at"]
     assert scored["churn_probability"].between(0, 1).all()
     assert scored["risk_band"].isin(["low", "medium", "high"]).all()
     assert all(isinstance(json.loads(r), list) for r in scored["reasons"].head(50))

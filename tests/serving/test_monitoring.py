@@ -125,3 +125,27 @@ def test_a_scoring_whose_labels_have_not_matured_is_refused(tracked, served, sam
 
     with pytest.raises(ValueError, match="not matured"):
         matured_labels(scored, sample_dir, LabelConfig())
+
+
+def test_offer_backtest_compares_realised_and_expected_by_hand():
+    from serving.monitoring import offer_backtest
+
+    scored = pd.DataFrame({
+        "customer_id": ["a", "b", "c", "d", "e", "f"],
+        "offer_id": ["d10", "d10", "d10", "d10", "", "d10"],
+        "offer_expected_net_value": [10.0, 10.0, 10.0, 10.0, 0.0, 10.0],
+        "offer_churn_reduction": [0.1, 0.1, 0.1, 0.1, 0.0, 0.1],
+        "label": [0.0, 0.0, 1.0, 1.0, 1.0, 0.0]})
+    offers = pd.DataFrame({
+        "customer_id": ["a", "b", "c", "d", "e", "f"],
+        "sent_ts": pd.to_datetime(["2025-06-10"] * 5 + ["2025-09-01"]),  # f: too late
+        "offer_id": ["d10", "d10", "d10", "d10", "d10", "d10"],
+        "treated": [True, True, False, False, True, True]})
+    table = offer_backtest(scored, offers, pd.Timestamp("2025-06-01"), {"d10": 10.0})
+    row = table.set_index("offer_id").loc["d10"]
+    assert (row["treated"], row["hold_out"]) == (2, 2)  # e had no recommendation, f too late
+    assert row["realised_churn_cut"] == pytest.approx(1.0)  # hold-out churned, treated stayed
+    assert row["expected_churn_cut"] == pytest.approx(0.1)
+    # value = (10 + 10) / 0.1 = 200; realised net = 1.0 * 200 - 10
+    assert row["realised_net_per_offer"] == pytest.approx(190.0)
+    assert row["expected_net_per_offer"] == pytest.approx(10.0)
