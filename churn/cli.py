@@ -434,19 +434,23 @@ def monitor(
     scored: Annotated[Path | None, typer.Option(
         help="An earlier `churn score` output whose labels have matured (back-test).")] = None,
     data: Annotated[Path | None, typer.Option(help="Raw CRM data for the back-test labels.")] = None,
-    psi_alert: Annotated[float, typer.Option(help="Feature PSI that alerts.")] = 0.25,
+    psi_alert: Annotated[float | None, typer.Option(
+        help="Feature PSI that alerts (default from the config: 0.25).")] = None,
     track: Annotated[bool, typer.Option(help="Log the metrics and report to MLflow.")] = True,
+    config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Drift and back-test report. Exit 0 = fine, 3 = an alert, 2 = bad input."""
     from serving.core import RiskBands
     from serving.jobs import load_model
     from serving.monitor_job import run_monitor
-    from serving.monitoring import MonitorConfig
 
-    _setup(verbose, None)
-    result = run_monitor(load_model(model), features, report, MonitorConfig(psi_alert=psi_alert),
-                         RiskBands(), scored=scored, data=data, track=track)
+    settings = _setup(verbose, config)
+    mconfig = settings.monitor
+    if psi_alert is not None:
+        mconfig = mconfig.model_copy(update={"psi_alert": psi_alert})
+    result = run_monitor(load_model(model), features, report, mconfig, RiskBands(),
+                         scored=scored, data=data, track=track)
     d = result.drift
     typer.echo(f"wrote {report}: score PSI {d.score_psi:.3f}; risk bands "
                + ", ".join(f"{k} {v:.0%}" for k, v in d.bands_cur.items()))

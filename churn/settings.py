@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from features.config import FeatureConfig, LabelConfig
+from serving.monitoring import MonitorConfig
 from training.config import TrainConfig
 
 
@@ -21,6 +22,7 @@ class Settings(BaseModel):
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
     training: TrainConfig = TrainConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
 
 def load_settings(path: str | Path | None) -> Settings:

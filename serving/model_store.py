@@ -20,8 +20,12 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI when set, else the embedded SQLite store in the working directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """MLFLOW_TRACKING_URI when set, else the embedded SQLite store in the working directory
+    (as an absolute path: MLflow caches stores by URI, and the working directory may change)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{Path(DEFAULT_TRACKING_URI[len('sqlite:///'):]).resolve()}"
 
 
 def use_tracking(uri: str | None = None) -> str:
