@@ -71,13 +71,18 @@ def resolve(model_uri: str, client: MlflowClient | None = None) -> tuple[str | N
     return name, version
 
 
-def load_scorer(model_uri: str, dst: str | Path | None = None) -> LoadedModel:
-    """Download a logged churn model and rebuild its scorer (booster + calibrator + spec)."""
-    client = MlflowClient()
+def load_scorer(model_uri: str, dst: str | Path | None = None,
+                tracking: str | None = None) -> LoadedModel:
+    """Download a logged churn model and rebuild its scorer (booster + calibrator + spec).
+
+    ``tracking`` pins the tracking server (a long-lived service passes the one it started with,
+    rather than whatever the process-wide default is at that moment)."""
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     name, version = resolve(model_uri, client)
     fixed_uri = f"models:/{name}/{version}" if name else model_uri
     local = mlflow.artifacts.download_artifacts(artifact_uri=fixed_uri, dst_path=
-                                                str(dst) if dst else None)
+                                                str(dst) if dst else None, tracking_uri=tracking,
+                                                registry_uri=tracking)
     folder = Path(local) / "artifacts" / SCORER_ARTIFACT
     if not (folder / "scorer.json").exists():
         raise ValueError(f"{model_uri} is not a churn model logged by `churn train`")

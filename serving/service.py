@@ -14,6 +14,7 @@ import time
 from typing import Annotated, Any
 
 import bentoml
+from mlflow import MlflowClient
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from serving.core import ScoringCore
@@ -132,7 +133,7 @@ class ChurnService:
     def __init__(self) -> None:
         quiet_client_errors()
         self.settings = ServeSettings.from_env()
-        use_tracking()
+        self.tracking = use_tracking()  # pinned: the watcher never follows a changed default
         self.catalogue = load_catalogue(self.settings.catalogue)
         self.store = SQLiteStore(self.settings.store)
         self.metrics = _metrics()
@@ -143,7 +144,7 @@ class ChurnService:
 
     # --- model lifecycle ---------------------------------------------------------------------
     def _load(self) -> None:
-        loaded = load_scorer(self.settings.model_uri)
+        loaded = load_scorer(self.settings.model_uri, tracking=self.tracking)
         core = ScoringCore(loaded, self.catalogue, self.settings.value, self.settings.bands)
         old = self.core
         self.core = core  # one reference swap: requests keep the core they started with
@@ -155,13 +156,18 @@ class ChurnService:
     def _watch(self) -> None:
         while not self._stop.wait(self.settings.poll_seconds):
             try:
-                _, version = resolve(self.settings.model_uri)
+                client = MlflowClient(tracking_uri=self.tracking, registry_uri=self.tracking)
+                _, version = resolve(self.settings.model_uri, client)
                 if version is not None and version != self.core.model.version:
                     log.info("new model version %s found; loading", version)
                     self._load()
             except Exception:  # noqa: BLE001 - keep serving the current model
                 log.exception("could not check or load the model; keeping version %s",
                               self.core.model.version if self.core else None)
+
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        self._stop.set()
 
     def __is_ready__(self) -> bool:
         return self.core is not None and self.store is not None

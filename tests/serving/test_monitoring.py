@@ -149,3 +149,11 @@ def test_offer_backtest_compares_realised_and_expected_by_hand():
     # value = (10 + 10) / 0.1 = 200; realised net = 1.0 * 200 - 10
     assert row["realised_net_per_offer"] == pytest.approx(190.0)
     assert row["expected_net_per_offer"] == pytest.approx(10.0)
+
+
+def test_monitoring_data_without_the_model_features_is_refused(tracked, served):
+    pd.DataFrame({"x": [1.0, 2.0]}).to_parquet(tracked / "other.parquet", index=False)
+    run = runner.invoke(app, ["monitor", "--no-track", "--features", str(tracked / "other.parquet"),
+                              "--report", str(tracked / "r.html")])
+    assert run.exit_code == 2 and "none of the model's features" in run.output, run.output
+    assert not (tracked / "r.html").exists()

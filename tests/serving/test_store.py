@@ -41,3 +41,17 @@ def test_a_failed_write_leaves_the_old_store_in_place(tmp_path):
         materialize(_frame(), ["not_a_column"], path)
     assert SQLiteStore(path).get_many(["a"])["a"][1] == {"recency_days": 3.0}
     assert [p.name for p in tmp_path.iterdir()] == ["s.sqlite"]
+
+
+def test_serve_refuses_to_start_without_an_api_key_or_a_store(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    monkeypatch.delenv("CHURN_API_KEY", raising=False)
+    monkeypatch.delenv("CHURN_API_KEY_FILE", raising=False)
+    run = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none.sqlite")])
+    assert run.exit_code == 2 and "no API key" in run.output
+    monkeypatch.setenv("CHURN_API_KEY", "k")
+    run = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none.sqlite")])
+    assert run.exit_code == 2 and "does not exist" in run.output
