@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -122,32 +123,40 @@ def wait_for_http(url: str, timeout: float = 90.0, proc=None) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on a free loopback port, with its own SQLite store and artifacts."""
+@contextlib.contextmanager
+def running_server(cmd: list[str], ready_path: str, port: int, log_path: Path,
+                   env: dict | None = None, cwd: str | None = None, timeout: float = 120):
+    """Start a real server process, wait until ``ready_path`` answers, stop it afterwards."""
     import subprocess
-    import sys
 
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    mlflow_bin = Path(sys.executable).parent / "mlflow"
-    log = open(root / "server.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/health", proc=proc)
+        wait_for_http(url + ready_path, timeout=timeout, proc=proc)
         yield url
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on a free loopback port, with its own SQLite store and artifacts."""
+    import sys
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+           f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts"),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with running_server(cmd, "/health", port, root / "server.log") as url:
+        yield url
 
 
 @pytest.fixture

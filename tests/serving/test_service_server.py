@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, running_server
 
 pytestmark = pytest.mark.slow
 KEY = "test-key-1"
@@ -34,22 +34,11 @@ def _post(url: str, body: dict, key: str | None = KEY, timeout: float = 10) -> t
 @pytest.fixture(scope="module")
 def server(served):
     port = free_port()
-    env = {**os.environ, **{k: v for k, v in served.items() if k.isupper()}}
-    churn = Path(sys.executable).parent / "churn"
-    log = open(Path(served["root"]) / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([str(churn), "serve", "--port", str(port)], env=env,
-                            cwd=served["root"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(url + "/readyz", timeout=120, proc=proc)
+    env = {k: v for k, v in served.items() if k.isupper()}
+    cmd = [str(Path(sys.executable).parent / "churn"), "serve", "--port", str(port)]
+    with running_server(cmd, "/readyz", port, Path(served["root"]) / "server.log", env=env,
+                        cwd=served["root"]) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_scores_by_id_and_by_features_with_per_item_errors(server, served):
