@@ -14,6 +14,7 @@ import time
 from typing import Annotated, Any
 
 import bentoml
+import numpy as np
 from mlflow import MlflowClient
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -201,8 +202,6 @@ class ChurnService:
             rows.append(x)
             where.append(i)
         if rows:
-            import numpy as np
-
             scored = core.score_block(np.vstack(rows), top_k=top_reasons, threads=1)
             for i, item in zip(where, scored, strict=True):
                 results[i].update(item)
