@@ -237,3 +237,14 @@ def served(tmp_path_factory, sample_crm, feature_set):
     return {"MLFLOW_TRACKING_URI": uri, "CHURN_STORE": str(root / "store.sqlite"),
             "CHURN_API_KEY": "test-key-1,test-key-2", "CHURN_POLL_SECONDS": "1",
             "root": str(root), "features": latest, "version": result.model_version}
+
+
+@pytest.fixture
+def served_workdir(served, monkeypatch, tmp_path):
+    """A temporary working directory with MLflow pointed at the served champion's store."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", served["MLFLOW_TRACKING_URI"])
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    mlflow.set_tracking_uri(None)

@@ -21,13 +21,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(served, monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", served["MLFLOW_TRACKING_URI"])
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    import mlflow
-
-    mlflow.set_tracking_uri(None)
+def env(served_workdir):
+    return served_workdir
 
 
 def _table(served) -> pd.DataFrame:

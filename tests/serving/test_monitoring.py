@@ -63,13 +63,8 @@ def test_backtest_figures_match_a_direct_computation():
 
 
 @pytest.fixture
-def tracked(served, monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", served["MLFLOW_TRACKING_URI"])
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-    import mlflow
-
-    mlflow.set_tracking_uri(None)
+def tracked(served_workdir):
+    return served_workdir
 
 
 @pytest.mark.slow
