@@ -29,8 +29,8 @@ from serving.model_store import LoadedModel
 from serving.offers.campaign import allocate
 from serving.offers.policy import NO_OFFER, Customers, Options, best_offers, options
 from serving.offers.uplift import offer_effects
-from serving.reasons import top_reasons
-from serving.scorer import CATEGORY, ScoringInputError
+from serving.reasons import reason_texts
+from serving.scorer import CATEGORY, PATH, ScoringInputError
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +93,29 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
                 reasons_min_band: str = "low") -> tuple[dict, Options]:
     """Probabilities, bands, reasons (JSON) and every offer's net value for a block of rows.
 
-    Feature contributions (the costly part: TreeSHAP is ~100x a prediction) are computed only for
-    the rows that need them: those given reasons, or all rows when learnt offer effects use them.
+    With path contributions (the default) one walk over the trees gives the probabilities and
+    every row's contributions. With exact TreeSHAP (~100x a prediction) contributions are computed
+    only for the rows that need them: those given reasons, or all rows when learnt offer effects
+    use them.
     """
     scorer = core.model.scorer
-    p = scorer.predict(x)
     floor = {"low": 0.0, "medium": core.bands.medium, "high": core.bands.high}[reasons_min_band]
-    wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
     uplift = core.model.uplift
+    needs_all = uplift is not None and uplift.needs_contributions
     contrib = None
-    if uplift is not None and uplift.needs_contributions:
-        contrib = scorer.contributions(x)
-    elif wants.any():
-        contrib = np.zeros((len(x), len(scorer.features) + 1))
-        contrib[wants] = scorer.contributions(x[wants])
-    reasons = [json.dumps([r.text for r in top_reasons(scorer, x[i], contrib[i], top_k)])
-               if wants[i] else "[]" for i in range(len(x))]
+    if scorer.contribution_method == PATH and (needs_all or top_k > 0):
+        p, contrib = scorer.predict_explain(x)
+        wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
+    else:
+        p = scorer.predict(x)
+        wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
+        if needs_all:
+            contrib = scorer.contributions(x)
+        elif wants.any():
+            contrib = np.zeros((len(x), len(scorer.features) + 1))
+            contrib[wants] = scorer.contributions(x[wants])
+    reasons = (reason_texts(scorer, x, contrib, top_k, wants) if contrib is not None
+               else np.full(len(x), "[]", dtype=object))
     c = Customers(p, core.customer_values(x),
                   np.full(len(x), np.nan) if core._attr["days_since_last_offer"] is None
                   else core._attribute(x, "days_since_last_offer"),

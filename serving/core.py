@@ -66,11 +66,13 @@ class ScoringCore:
                     threads: int = 1) -> list[dict[str, Any]]:
         """Scores, bands, reasons and offers for a block of feature vectors (rows of ``x``)."""
         scorer = self.model.scorer
-        p = scorer.predict(x, threads=threads)
         uplift = self.model.uplift
         need_contrib = top_k > 0 or (with_offers and uplift is not None
                                      and uplift.needs_contributions)
-        contrib = scorer.contributions(x, threads=threads) if need_contrib else None
+        if need_contrib:
+            p, contrib = scorer.predict_explain(x, threads=threads)
+        else:
+            p, contrib = scorer.predict(x, threads=threads), None
         decisions = [None] * len(x)
         if with_offers:
             c = Customers(p, self.customer_values(x),

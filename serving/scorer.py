@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 from features.spec import FeatureSpec
+from serving.paths import PathExplainer
 
 NUMBER, CATEGORY = "number", "category"
+PATH, SHAP = "path", "shap"  # how feature contributions are computed (see serving/paths.py)
 
 
 class ScoringInputError(ValueError):
@@ -73,6 +75,17 @@ class Calibrator:
         return p
 
 
+def _binary_sigmoid(booster: lgb.Booster) -> float | None:
+    """The sigmoid factor of a binary objective ("binary sigmoid:1"), else None."""
+    objective = str(booster.dump_model(num_iteration=0).get("objective", ""))
+    if not objective.startswith("binary"):
+        return None
+    for part in objective.split():
+        if part.startswith("sigmoid:"):
+            return float(part.split(":", 1)[1])
+    return 1.0
+
+
 @dataclass
 class ChurnScorer:
     features: list[str]
@@ -88,6 +101,12 @@ class ChurnScorer:
                        for name, cats in self.categories.items()}
         self._spec = {s.name: s for s in self.specs}
         self._position = {name: i for i, name in enumerate(self.features)}
+        self._explainer: PathExplainer | None = None
+        method = self.meta.get("contribution_method", PATH)
+        if method not in (PATH, SHAP):
+            raise ValueError(f"contribution_method must be {PATH!r} or {SHAP!r}, got {method!r}")
+        self.contribution_method = method
+        self._sigmoid = _binary_sigmoid(self.booster)
 
     # --- building the matrix ----------------------------------------------------------------
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -130,8 +149,26 @@ class ChurnScorer:
         return self.predict(self.matrix(frame))
 
     def contributions(self, x: np.ndarray, threads: int = 0) -> np.ndarray:
-        """Per-feature contributions to the raw log-odds (SHAP values); last column = bias."""
-        return self.booster.predict(x, pred_contrib=True, num_threads=threads)
+        """Per-feature contributions to the raw log-odds; last column = bias. Decision-path
+        attribution by default (``contribution_method`` in the model's meta), or exact TreeSHAP."""
+        if self.contribution_method == SHAP:
+            return self.booster.predict(x, pred_contrib=True, num_threads=threads)
+        return self.explainer.contributions(x, threads)
+
+    def predict_explain(self, x: np.ndarray, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities and contributions in one pass over the trees (path method):
+        the walk that attributes also yields the raw score, so no second prediction is made."""
+        if self.contribution_method == SHAP or self._sigmoid is None:
+            return self.predict(x, threads), self.contributions(x, threads)
+        raw, contrib = self.explainer.explain(x, threads)
+        p = 1.0 / (1.0 + np.exp(-self._sigmoid * raw))
+        return np.clip(self.calibrator(p), 0.0, 1.0), contrib
+
+    @property
+    def explainer(self) -> PathExplainer:
+        if self._explainer is None:
+            self._explainer = PathExplainer(self.booster)
+        return self._explainer
 
     def spec(self, name: str) -> FeatureSpec:
         return self._spec[name]

@@ -106,7 +106,8 @@ def fit_churn_model(data: TrainingData, config: TrainConfig, tune_trials: int = 
     x_cal, y_cal = data.xy(CALIB)
     calibrator = fit_calibrator(booster.predict(x_cal), y_cal, config.calibration)
     scorer = ChurnScorer(data.features, data.kinds, data.categories, booster, calibrator,
-                         data.specs, dict(meta or {}, best_rounds=best))
+                         data.specs, dict(meta or {}, best_rounds=best,
+                                          contribution_method=config.contribution_method))
     log.info("LightGBM: %d rounds, validation AUC %.4f, %s calibration", best, valid_auc,
              calibrator.kind)
     return scorer, FitInfo(params, best, valid_auc, tune_trials)

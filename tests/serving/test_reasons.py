@@ -45,3 +45,20 @@ def test_a_risk_lowering_view_is_available(training_data, fitted):
     x = training_data.x[:1]
     both = top_reasons(scorer, x[0], scorer.contributions(x)[0], k=6, risk_only=False)
     assert {r.direction for r in both} <= {"raises", "lowers"} and len(both) == 6
+
+
+def test_batch_reason_texts_equal_the_per_customer_reasons(training_data, fitted):
+    import json
+
+    from serving.reasons import reason_texts
+
+    scorer, _ = fitted
+    x = training_data.x[training_data.rows(HOLDOUT)][:1500]
+    contrib = scorer.contributions(x)
+    rows = np.arange(len(x)) % 5 != 0
+    for k in (1, 3, 5):
+        texts = reason_texts(scorer, x, contrib, k, rows)
+        expected = [json.dumps([r.text for r in top_reasons(scorer, x[i], contrib[i], k)])
+                    if rows[i] else "[]" for i in range(len(x))]
+        assert list(texts) == expected
+    assert list(reason_texts(scorer, x[:3], contrib[:3], 0)) == ["[]"] * 3

@@ -1,0 +1,97 @@
+"""Decision-path contributions: the compiled walk must take LightGBM's own decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from serving.paths import PathExplainer
+from serving.scorer import SHAP, ChurnScorer
+from training.dataset import HOLDOUT
+
+
+def _booster(x, y, categorical=(), **params):
+    data = lgb.Dataset(x, y, categorical_feature=list(categorical), free_raw_data=False)
+    return lgb.train({"objective": "binary", "num_leaves": 15, "min_data_in_leaf": 5,
+                      "verbose": -1, "seed": 1, **params}, data, num_boost_round=40)
+
+
+@pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"use_missing": False}])
+def test_raw_scores_equal_lightgbm_with_missing_values_and_categories(params):
+    rng = np.random.default_rng(3)
+    n = 3000
+    x = np.column_stack([rng.normal(size=n), rng.integers(0, 12, n).astype(float),
+                         rng.choice([0.0, 1.0, 2.5], n), rng.exponential(size=n)])
+    x[rng.random(n) < 0.15, 0] = np.nan
+    x[rng.random(n) < 0.10, 1] = np.nan
+    x[rng.random(n) < 0.2, 2] = 0.0
+    logit = x[:, 3] - np.isin(x[:, 1], [2, 5, 7]) + np.nan_to_num(x[:, 0]) - (x[:, 2] == 0)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    booster = _booster(x, y, categorical=[1], **params)
+    explainer = PathExplainer(booster)
+    # unseen and negative category codes, infinities, all-missing rows
+    probe = np.vstack([x[:500], [[np.inf, 40.0, -np.inf, 0.0], [np.nan] * 4,
+                                 [0.0, -3.0, 0.0, np.nan]]])
+    raw, contrib = explainer.explain(probe)
+    assert np.array_equal(raw, booster.predict(probe, raw_score=True))
+    assert np.allclose(contrib.sum(axis=1), raw, atol=1e-12)
+    used = {f for t in booster.dump_model()["tree_info"] for f in _features(t["tree_structure"])}
+    unused = [j for j in range(4) if j not in used]
+    assert np.all(contrib[:, unused] == 0)
+
+
+def _features(node):
+    if "split_feature" not in node:
+        return set()
+    return {node["split_feature"]} | _features(node["left_child"]) | _features(node["right_child"])
+
+
+def test_one_row_and_many_threads_give_the_same_answer(training_data, fitted):
+    scorer, _ = fitted
+    x = training_data.x[training_data.rows(HOLDOUT)][:2000]
+    raw, contrib = scorer.explainer.explain(x, threads=2)
+    one = np.vstack([scorer.explainer.explain(x[i:i + 1], threads=1)[1] for i in range(50)])
+    assert np.array_equal(contrib[:50], one)
+    assert np.array_equal(raw, scorer.booster.predict(x, raw_score=True))
+
+
+def test_predict_explain_gives_the_calibrated_probabilities(training_data, fitted):
+    scorer, _ = fitted
+    x = training_data.x[:1000]
+    p, contrib = scorer.predict_explain(x)
+    assert np.allclose(p, scorer.predict(x), atol=1e-12, rtol=0)
+    assert np.array_equal(contrib, scorer.contributions(x))
+
+
+def test_path_reasons_mostly_agree_with_treeshap(training_data, fitted):
+    """Not the same method, so not the same numbers; the leading reasons should largely agree."""
+    scorer, _ = fitted
+    x = training_data.x[training_data.rows(HOLDOUT)][:3000]
+    path = scorer.contributions(x)[:, :-1]
+    shap = scorer.booster.predict(x, pred_contrib=True)[:, :-1]
+    top_path = np.argsort(-path, axis=1)[:, :3]
+    top_shap = np.argsort(-shap, axis=1)[:, :3]
+    in_top3 = np.mean([top_shap[i, 0] in top_path[i] for i in range(len(x))])
+    assert in_top3 > 0.7, in_top3
+
+
+def test_a_model_can_ask_for_exact_treeshap(training_data, fitted):
+    scorer, _ = fitted
+    shap_scorer = dataclasses.replace(scorer, meta={**scorer.meta, "contribution_method": SHAP})
+    x = training_data.x[:20]
+    assert np.allclose(shap_scorer.contributions(x), scorer.booster.predict(x, pred_contrib=True))
+    with pytest.raises(ValueError, match="contribution_method"):
+        ChurnScorer(scorer.features, scorer.kinds, scorer.categories, scorer.booster,
+                    scorer.calibrator, scorer.specs, {"contribution_method": "lime"})
+
+
+def test_only_binary_boosters_are_walked():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 3)), rng.integers(0, 3, 300)
+    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1},
+                        lgb.Dataset(x, y), num_boost_round=3)
+    with pytest.raises(ValueError, match="binary"):
+        PathExplainer(booster)
