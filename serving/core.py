@@ -20,6 +20,7 @@ from serving.offers.policy import Customers, best_offers, explain, options
 from serving.offers.uplift import offer_effects
 from serving.offers.value import ValueConfig, customer_value, value_features
 from serving.reasons import top_reasons
+from serving.scorer import CATEGORY
 
 
 class RiskBands(BaseModel):
@@ -53,7 +54,12 @@ class ScoringCore:
             return None
         column = x[:, j]
         if decode:
-            return np.array([self.model.scorer.decode(name, v) for v in column], dtype=object)
+            scorer = self.model.scorer
+            if scorer.kinds[j] != CATEGORY:
+                return np.array([scorer.decode(name, v) for v in column], dtype=object)
+            table = np.array([*scorer.categories[name], None], dtype=object)
+            missing = np.isnan(column)
+            return table[np.where(missing, len(table) - 1, np.nan_to_num(column)).astype(int)]
         return column
 
     def customer_values(self, x: np.ndarray) -> np.ndarray:

@@ -62,3 +62,34 @@ def test_batch_reason_texts_equal_the_per_customer_reasons(training_data, fitted
                     if rows[i] else "[]" for i in range(len(x))]
         assert list(texts) == expected
     assert list(reason_texts(scorer, x[:3], contrib[:3], 0)) == ["[]"] * 3
+
+
+def test_sentences_in_bulk_equal_one_by_one(fitted):
+    import json
+
+    from serving.reasons import _phrases
+
+    scorer, _ = fitted
+    values = np.array([0.0, -0.0, 1.0, 0.004999, 0.5, 0.995, 0.999999, 1.05, 1.25, 99.95, 99.96,
+                       100.5, 101.5, 2.5e6, -3.25, -0.5, 7.000000001, np.nan, 12.3456])
+    for name, kind in zip(scorer.features, scorer.kinds, strict=True):
+        probe = values if kind != "category" else np.array(
+            [0.0, np.nan, float(len(scorer.categories[name]) - 1)])
+        got = list(_phrases(scorer, name, probe))
+        want = [json.dumps(scorer.spec(name).say(scorer.decode(name, v)))[1:-1] for v in probe]
+        assert got == want, name
+
+
+def test_top_positive_breaks_ties_by_column_like_a_stable_sort():
+    from serving.reasons import top_positive
+
+    rng = np.random.default_rng(5)
+    c = rng.integers(-3, 4, size=(4000, 12)).astype(float)  # many ties, at every rank
+    c[::7, 3] = np.nan
+    for k in (1, 3, 5, 12, 20):
+        want = np.argsort(-np.nan_to_num(c, nan=-1), axis=1, kind="stable")[:, :k]
+        positive = np.take_along_axis(np.nan_to_num(c, nan=-1), want, axis=1) > 0
+        want = np.where(positive, want, -1)
+        got = top_positive(c, k)
+        assert got.shape == (len(c), k)
+        assert np.array_equal(got[:, :min(k, 12)], want), k
