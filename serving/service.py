@@ -147,6 +147,8 @@ class ChurnService:
     def _load(self) -> None:
         loaded = load_scorer(self.settings.model_uri, tracking=self.tracking)
         core = ScoringCore(loaded, self.catalogue, self.settings.value, self.settings.bands)
+        # the first call builds the tree arrays and loads the compiled walk: not on a request
+        core.score_block(np.full((1, len(loaded.scorer.features)), np.nan), top_k=3, threads=1)
         old = self.core
         self.core = core  # one reference swap: requests keep the core they started with
         if old is not None:

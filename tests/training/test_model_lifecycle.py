@@ -108,3 +108,14 @@ def test_calibration_is_fitted_on_rows_the_booster_did_not_see(training_data, fi
     x, y = training_data.xy(CALIB)
     p = scorer.predict(x)
     assert abs(p.mean() - y.mean()) < 0.01, (p.mean(), y.mean())
+
+
+def test_the_contribution_method_is_a_training_setting_carried_by_the_model(training_data):
+    config = TrainConfig(contribution_method="shap",
+                         lightgbm={"max_rounds": 30, "early_stopping_rounds": 10})
+    scorer, _ = fit_churn_model(training_data, config)
+    assert scorer.meta["contribution_method"] == "shap" == scorer.contribution_method
+    x = training_data.x[:50]
+    assert np.allclose(scorer.contributions(x), scorer.booster.predict(x, pred_contrib=True))
+    with pytest.raises(ValueError, match="contribution_method"):
+        TrainConfig(contribution_method="lime")
