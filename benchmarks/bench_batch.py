@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from memory import peak_mb
 
 STAGES = ("raw", "local", "local-shap", "local-high-shap", "local-noreasons", "spark")
 
@@ -125,7 +125,7 @@ def stage(name: str, folder: Path, budget: float) -> dict:
         rows, extra = summary.rows_in, {}
     seconds = time.perf_counter() - t0
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}
+            "peak_mb": peak_mb(), **extra}
 
 
 def main() -> None:

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from memory import peak_mb
+
 CUTOFF = "2025-10-01"
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def stage_generate(customers: int, out: Path) -> dict:
@@ -115,7 +112,7 @@ def main() -> None:
         if args.stage == "generate":
             kwargs["customers"] = args.customers[0]
         result = STAGES[args.stage](**kwargs)
-        result["peak_mb"] = _peak_mb()
+        result["peak_mb"] = peak_mb()
         print(json.dumps(result))
         return
     rows = []

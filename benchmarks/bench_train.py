@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import lightgbm as lgb
 import pandas as pd
+from memory import peak_mb
 
 from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
@@ -58,7 +58,7 @@ def main() -> None:
         lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 2, "seed": 1},
                   lgb.Dataset(x, y, categorical_feature=cats), num_boost_round=rounds)
         bare = time.perf_counter() - t1
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    peak = peak_mb() / 1024
     print(f"training set: {len(fs.frame):,} rows x {len(fs.specs)} features "
           f"({len(cutoffs)} cutoffs of {args.customers:,} customers)")
     print(f"churn train pipeline (early stopping, calibration, 2 baselines, plots, MLflow run, "
