@@ -201,6 +201,8 @@ def serve(
     model: Annotated[str | None, typer.Option(help="Model URI (default: the champion).")] = None,
     store: Annotated[Path | None, typer.Option(help="Online store file.")] = None,
     api_key_file: Annotated[Path | None, typer.Option(help="File with API keys, one a line.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes (default 1, or CHURN_WORKERS).")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Start the BentoML service (bentoml serve) with the project's settings."""
@@ -218,6 +220,8 @@ def serve(
         env["CHURN_STORE"] = str(store.resolve())
     if api_key_file:
         env["CHURN_API_KEY_FILE"] = str(api_key_file.resolve())
+    if workers is not None:
+        env["CHURN_WORKERS"] = str(workers)
     try:
         settings = ServeSettings.from_env(env)
     except ServeSettingsError as exc:
@@ -228,7 +232,8 @@ def serve(
     bentoml = Path(sys.executable).parent / "bentoml"
     cmd = [str(bentoml), "serve", "serving.service:ChurnService", "--port", str(port),
            "--host", host]
-    typer.echo(f"serving {settings.model_uri} on http://{host}:{port} (store {settings.store})")
+    typer.echo(f"serving {settings.model_uri} on http://{host}:{port} (store {settings.store}, "
+               f"{settings.workers} worker{'s' if settings.workers > 1 else ''})")
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 

@@ -20,7 +20,7 @@ from serving.offers.policy import Customers, best_offers, explain, options
 from serving.offers.uplift import offer_effects
 from serving.offers.value import ValueConfig, customer_value, value_features
 from serving.reasons import top_reasons
-from serving.scorer import CATEGORY
+from serving.scorer import CATEGORY, PATH
 
 
 class RiskBands(BaseModel):
@@ -75,7 +75,9 @@ class ScoringCore:
         uplift = self.model.uplift
         need_contrib = top_k > 0 or (with_offers and uplift is not None
                                      and uplift.needs_contributions)
-        if need_contrib:
+        if need_contrib or scorer.contribution_method == PATH:
+            # the compiled walk gives the score (and contributions) without a LightGBM call:
+            # cheaper for a few rows, and no tail latency from the booster in a thread pool
             p, contrib = scorer.predict_explain(x, threads=threads)
         else:
             p, contrib = scorer.predict(x, threads=threads), None

@@ -9,6 +9,7 @@ during the swap, and every answer names the model version that produced it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Annotated, Any
@@ -129,7 +130,16 @@ def _metrics():
     }
 
 
-@bentoml.service(name="churn", traffic={"timeout": 30})
+def _workers() -> int:
+    """Worker processes, from ``CHURN_WORKERS`` (``churn serve --workers`` sets it; validated
+    there by the settings). Read when BentoML imports the service, before any settings object."""
+    try:
+        return max(1, int(os.environ.get("CHURN_WORKERS", "1")))
+    except ValueError:
+        return 1
+
+
+@bentoml.service(name="churn", traffic={"timeout": 30}, workers=_workers())
 class ChurnService:
     def __init__(self) -> None:
         quiet_client_errors()

@@ -26,6 +26,7 @@ class ServeSettings(BaseModel):
     max_items: int = Field(1000, ge=1)
     max_body_bytes: int = Field(2_000_000, ge=1024)
     poll_seconds: float = Field(30.0, gt=0, description="how often the registry alias is checked")
+    workers: int = Field(1, ge=1, le=64, description="BentoML worker processes")
     bands: RiskBands = RiskBands()
     value: ValueConfig = ValueConfig()
 
@@ -51,6 +52,7 @@ class ServeSettings(BaseModel):
                 api_keys=tuple(SecretStr(k) for k in keys), allow_anonymous=allow,
                 max_items=int(env.get("CHURN_MAX_ITEMS", 1000)),
                 max_body_bytes=int(env.get("CHURN_MAX_BODY_BYTES", 2_000_000)),
-                poll_seconds=float(env.get("CHURN_POLL_SECONDS", 30)))
+                poll_seconds=float(env.get("CHURN_POLL_SECONDS", 30)),
+                workers=int(env.get("CHURN_WORKERS", 1)))
         except ValueError as exc:
             raise ServeSettingsError(f"invalid service setting: {exc}") from exc

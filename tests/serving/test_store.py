@@ -55,3 +55,6 @@ def test_serve_refuses_to_start_without_an_api_key_or_a_store(tmp_path, monkeypa
     monkeypatch.setenv("CHURN_API_KEY", "k")
     run = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none.sqlite")])
     assert run.exit_code == 2 and "does not exist" in run.output
+    run = CliRunner().invoke(app, ["serve", "--workers", "0", "--store",
+                                   str(tmp_path / "none.sqlite")])
+    assert run.exit_code == 2 and "workers" in run.output
