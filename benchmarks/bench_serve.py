@@ -99,6 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="open-loop runs per endpoint; the worst p99 is reported")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,17 +132,20 @@ def main() -> None:
                 url = f"http://127.0.0.1:{port}{path}"
                 _load(url, bodies, key, "closed", 3)  # warm-up
                 closed = _load(url, bodies, key, "closed", args.seconds)
-                opened = _load(url, bodies, key, "open", args.seconds)
-                results[name] = (closed, opened)
+                runs = [_load(url, bodies, key, "open", args.seconds) for _ in range(args.repeats)]
+                worst = max(runs, key=lambda r: r["p99_ms"])
+                results[name] = (closed, {**worst, "p99s": [r["p99_ms"] for r in runs],
+                                          "errors": sum(r["errors"] for r in runs)})
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
     print(f"online store lookup by id: {lookup_us:.0f} µs per customer (SQLite, in process)")
-    print("\n| endpoint (1 worker) | max throughput (8 clients) | p50 / p99 at 100 req/s | "
-          "errors |\n|---|---|---|---|")
+    print(f"\n| endpoint (1 worker) | max throughput (8 clients) | p50 / p99 at 100 req/s, worst "
+          f"of {args.repeats} runs | p99 of each run | errors |\n|---|---|---|---|---|")
     for name, (closed, opened) in results.items():
         print(f"| {name} | {closed['rps']:,.0f} req/s | {opened['p50_ms']:.1f} / "
               f"{opened['p99_ms']:.1f} ms (achieved {opened['rps']:.0f} req/s) | "
+              f"{', '.join(f'{v:.0f}' for v in opened['p99s'])} ms | "
               f"{closed['errors'] + opened['errors']} |")
     names = list(results)
     ratio = results[names[0]][0]["rps"] / results[names[1]][0]["rps"]
