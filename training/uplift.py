@@ -125,13 +125,19 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer,
             zt = {reason: zr[test]}
             effect = model.effect(p[test], zt, offer.prior_effect)
             _, coef = qini(effect, treated[test] == 1, 1 - y[test])
-            observed = y[test & (treated == 0)].mean() - y[test & (treated == 1)].mean()
+            y_c, y_t = y[test & (treated == 0)], y[test & (treated == 1)]
+            observed = y_c.mean() - y_t.mean()
+            se = float(np.sqrt(y_c.var(ddof=1) / len(y_c) + y_t.var(ddof=1) / len(y_t))) \
+                if min(len(y_c), len(y_t)) > 1 else np.inf
+            shown = observed - catalogue.evidence_z * se  # the cut the campaign vouches for
             predicted = -effect[treated[test] == 1].mean()
-            model.scale = float(np.clip(observed / predicted, 0.0, 1.0)) if predicted > 0 \
-                else 0.0
+            model.scale = float(np.clip(shown / predicted, 0.0, 1.0)) if predicted > 0 else 0.0
+            if model.scale == 0.0:
+                model.note += (f"; not used: the held-out campaign does not show it works "
+                               f"(observed cut {observed:+.3f} +/- {se:.3f})")
             model.metrics = {"qini": coef, "predicted_mean_effect": float(effect.mean()),
-                             "observed_churn_cut": float(observed), "scale": model.scale,
-                             "holdout_rows": int(test.sum())}
+                             "observed_churn_cut": float(observed), "observed_cut_se": se,
+                             "scale": model.scale, "holdout_rows": int(test.sum())}
             metrics.update({f"uplift.{offer.id}.{k}": float(v) for k, v in model.metrics.items()})
         else:
             model.note += "; no held-out campaign to check it on (not shrunk)"

@@ -52,6 +52,9 @@ class Catalogue(BaseModel):
 
     contact_cooldown_days: int = Field(60, ge=0)
     min_campaign_size: int = Field(200, ge=1)
+    evidence_z: float = Field(1.645, ge=0, description=(
+        "a learnt effect is trusted only as far as the held-out campaign shows it: its observed "
+        "churn cut minus this many standard errors (one-sided; 0 = the observed cut as it is)"))
     offers: tuple[Offer, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

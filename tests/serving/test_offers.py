@@ -11,7 +11,7 @@ import yaml
 from serving.offers.campaign import allocate
 from serving.offers.catalogue import CatalogueError, load_catalogue, parse_catalogue
 from serving.offers.policy import NO_OFFER, Customers, decide, options
-from serving.offers.uplift import LEARNT, OfferEffectModel, UpliftModels
+from serving.offers.uplift import LEARNT, OfferEffectModel, UpliftModels, offer_effects
 from serving.offers.value import ValueConfig, customer_value
 from training.uplift import fit_offset_logistic, qini
 
@@ -242,3 +242,31 @@ def test_uplift_models_round_trip(tmp_path):
                                                            0.1, -0.2, -0.3, {"qini": 0.01})})
     back = UpliftModels.load(models.save(tmp_path / "u"))
     assert back.models["discount_10"] == models.models["discount_10"]
+
+
+def test_a_learnt_effect_is_used_only_as_far_as_the_held_out_campaign_shows_it(training_data,
+                                                                               fitted):
+    import pandas as pd
+
+    from serving.offers.catalogue import load_catalogue
+    from training.uplift import CampaignData, fit_uplift
+
+    scorer, _ = fitted
+    x = np.tile(training_data.x, (max(1, 60_000 // len(training_data.x)), 1))
+    n = len(x)
+    rng = np.random.default_rng(11)
+    p = scorer.predict(x)
+    offer = np.array(["discount_10", "loyalty_bonus"])[rng.integers(0, 2, n)]
+    treated = rng.random(n) < 0.5
+    works = (offer == "discount_10") & treated  # discount halves churn; loyalty does nothing
+    y = (rng.random(n) < np.where(works, 0.5 * p, p)).astype(float)
+    frame = pd.DataFrame({"customer_id": [f"C{i}" for i in range(n)], "offer_id": offer,
+                          "treated": treated, "label": y})
+    holdout = rng.random(n) < 0.3
+    models, metrics = fit_uplift(CampaignData(frame, x, holdout), scorer, load_catalogue())
+    discount, loyalty = models.models["discount_10"], models.models["loyalty_bonus"]
+    assert discount.source == LEARNT and discount.scale > 0.5, discount
+    assert loyalty.scale == 0.0 and "does not show it works" in loyalty.note, loyalty
+    effects = offer_effects(scorer, models, x, p, load_catalogue())
+    assert np.all(effects["loyalty_bonus"] == 0) and effects["discount_10"].mean() < -0.01
+    assert metrics["uplift.discount_10.observed_cut_se"] > 0
