@@ -100,6 +100,9 @@ def run_demo(workdir: Path, customers: int, seed: int, settings: Settings,
         echo(f"     {name:<30}{row['sent']:>8,}{row['spend']:>9,.0f}"
              f"{row['expected_saved']:>16,.0f}{row['true_kept']:>11.1f}{row['true_net']:>10,.0f}")
     echo("     (expected = the models' estimates; true = judged on the sample's hidden _truth)")
+    if loaded.uplift is not None:
+        for offer_id, model in loaded.uplift.models.items():
+            echo(f"     {offer_id}: {model.source} effect; {model.note}")
     scored = pd.read_parquet(scored_path)
     chosen = scored[scored["offer_id"] != ""].sort_values("offer_expected_net_value",
                                                           ascending=False).head(3)
@@ -107,6 +110,9 @@ def run_demo(workdir: Path, customers: int, seed: int, settings: Settings,
         echo(f"     {row['customer_id']}: risk {row['churn_probability']:.2f} -> {row['offer_id']} "
              f"(net {row['offer_expected_net_value']:.2f}); why: "
              f"{', '.join(json.loads(row['reasons'])[:2])}")
+    if not len(chosen):
+        echo("     no customer gets an offer: no offer has an effect the past campaigns vouch for, "
+             "so sending any would be expected to lose money")
     example = chosen["customer_id"].iloc[0] if len(chosen) else base["customer_id"].iloc[0]
     echo("8. serve it: `make serve`, then")
     echo(f"     curl -s -X POST localhost:3000/score -H \"Authorization: Bearer $(cat "
