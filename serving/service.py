@@ -8,6 +8,7 @@ during the swap, and every answer names the model version that produced it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -130,6 +131,16 @@ def _metrics():
     }
 
 
+def _freeze_heap() -> None:
+    """Move everything alive now (libraries, the model) out of the garbage collector's sight.
+
+    With mlflow, bentoml, pandas and the model loaded a worker holds ~400,000 objects and a full
+    collection takes ~200 ms, stalling every request in flight: that was the p99 at 100 req/s.
+    Frozen objects are never traversed again; request garbage is still collected as usual."""
+    gc.collect()
+    gc.freeze()
+
+
 def _workers() -> int:
     """Worker processes, from ``CHURN_WORKERS`` (``churn serve --workers`` sets it; validated
     there by the settings). Read when BentoML imports the service, before any settings object."""
@@ -161,6 +172,7 @@ class ChurnService:
         core.score_block(np.full((1, len(loaded.scorer.features)), np.nan), top_k=3, threads=1)
         old = self.core
         self.core = core  # one reference swap: requests keep the core they started with
+        _freeze_heap()
         if old is not None:
             self.metrics["version"].labels(old.model.name or "", old.model.version or "").set(0)
         self.metrics["version"].labels(loaded.name or "", loaded.version or "").set(1)
