@@ -20,6 +20,7 @@ import numpy as np
 from mlflow import MlflowClient
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from serving.bentoml_fixes import cancel_request_timers
 from serving.core import ScoringCore
 from serving.middleware import (
     AccessLogMiddleware,
@@ -33,6 +34,7 @@ from serving.settings import ServeSettings
 from serving.store import SQLiteStore
 
 log = logging.getLogger("churn.service")
+cancel_request_timers()  # BentoML keeps every request alive for the whole timeout otherwise
 
 MAX_ITEMS = 1000
 FeatureValue = Annotated[float, Field(allow_inf_nan=False)] | bool | str | None
