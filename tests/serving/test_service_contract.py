@@ -24,6 +24,9 @@ def client(served):
     with TestClient(ChurnService.to_asgi()) as c:
         yield c
     mp.undo()
+    import gc
+
+    gc.unfreeze()  # the service froze this test process's heap; let it go at exit as usual
 
 
 @pytest.fixture(scope="module")
