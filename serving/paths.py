@@ -107,6 +107,8 @@ class PathExplainer:
             for k in nodes:
                 nodes[k].append(0)
             if "leaf_value" in node or "split_feature" not in node:
+                if node.get("leaf_coeff"):
+                    raise ValueError("path contributions do not support linear trees")
                 nodes["feature"][i] = -1
                 nodes["value"][i] = float(node.get("leaf_value", 0.0))
                 return i
@@ -128,6 +130,8 @@ class PathExplainer:
 
         for tree in dump["tree_info"]:
             roots.append(add(tree["tree_structure"]))
+        if dump.get("average_output"):  # random-forest mode: the probability is sigmoid(mean)
+            nodes["value"] = [v / max(1, len(roots)) for v in nodes["value"]]
         types = {"feature": np.int32, "threshold": np.float64, "left": np.int32,
                  "right": np.int32, "default_left": np.bool_, "missing": np.int8,
                  "is_cat": np.bool_, "cat_start": np.int64, "cat_end": np.int64,

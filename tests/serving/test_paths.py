@@ -95,3 +95,19 @@ def test_only_binary_boosters_are_walked():
                         lgb.Dataset(x, y), num_boost_round=3)
     with pytest.raises(ValueError, match="binary"):
         PathExplainer(booster)
+
+
+def test_random_forest_mode_and_linear_trees():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(800, 3))
+    y = (x[:, 0] + rng.normal(size=800) > 0).astype(int)
+    forest = lgb.train({"objective": "binary", "boosting": "rf", "bagging_fraction": 0.8,
+                        "bagging_freq": 1, "verbose": -1}, lgb.Dataset(x, y), num_boost_round=8)
+    raw, contrib = PathExplainer(forest).explain(x)
+    # the forest's probability is the sigmoid of the trees' mean (its raw_score is their sum)
+    assert np.allclose(1 / (1 + np.exp(-raw)), forest.predict(x), rtol=0, atol=1e-12)
+    assert np.allclose(contrib.sum(axis=1), raw, atol=1e-12)
+    linear = lgb.train({"objective": "binary", "linear_tree": True, "verbose": -1},
+                       lgb.Dataset(x, y), num_boost_round=3)
+    with pytest.raises(ValueError, match="linear trees"):
+        PathExplainer(linear)
