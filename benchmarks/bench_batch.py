@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 from memory import peak_mb
 
-STAGES = ("raw", "local", "local-shap", "local-high-shap", "local-noreasons", "spark")
+STAGES = ("raw", "local", "local-priors", "local-shap", "local-high-shap", "local-noreasons",
+          "spark")
 
 
 def _prepare(folder: Path, customers: int, rows: int) -> None:
@@ -93,6 +94,13 @@ def stage(name: str, folder: Path, budget: float) -> dict:
     from serving.offers.catalogue import load_catalogue
 
     model = _model(folder, "shap" if name.endswith("-shap") else "path")
+    if name == "local-priors":  # the catalogue's priors: offers are made and allocated
+        import dataclasses
+
+        from serving.offers.catalogue import load_catalogue as _catalogue
+        from serving.offers.uplift import UpliftModels
+
+        model = dataclasses.replace(model, uplift=UpliftModels.priors_only(_catalogue(), "bench"))
     t0 = time.perf_counter()
     if name == "raw":
         frame = pd.read_parquet(folder / "features.parquet")
@@ -161,7 +169,8 @@ def main() -> None:
     print(f"| churn score, local (scores, path reasons, offers, budget, write) | "
           f"{local['rows_per_s']:,.0f} | {local['seconds']:.1f} s | "
           f"{local['peak_mb'] / 1024:.2f} GB |")
-    for key, label in (("local-shap", "the same with exact TreeSHAP reasons"),
+    for key, label in (("local-priors", "the same with prior offer effects (offers made)"),
+                       ("local-shap", "the same with exact TreeSHAP reasons"),
                        ("local-high-shap", "TreeSHAP reasons, --reasons-for high"),
                        ("local-noreasons", "churn score --top-reasons 0")):
         r = results[key]
@@ -173,7 +182,8 @@ def main() -> None:
               f"{s['seconds']:.1f} s | {s['peak_mb'] / 1024:.2f} GB (driver) |")
     print(f"\nlocal job / raw predict: {local['rows_per_s'] / raw['rows_per_s']:.2f}x; without "
           f"reasons {results['local-noreasons']['rows_per_s'] / raw['rows_per_s']:.2f}x "
-          f"(predict alone took {raw['predict_only_s']:.1f} s); offers: {local['offers']}")
+          f"(predict alone took {raw['predict_only_s']:.1f} s); offers: {local['offers']}; "
+          f"with prior effects: {results['local-priors']['offers']}")
     print(f"reasons, path attribution vs exact TreeSHAP on {agree['rows']:,} customers: the same "
           f"first reason {agree['top1_same']:.0%}; TreeSHAP's first reason among the path's "
           f"three {agree['shap_top1_in_path_top3']:.0%}; top-3 overlap {agree['top3_overlap']:.0%}")

@@ -91,6 +91,9 @@ def top_positive(contributions: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+_DIGITS = np.array([str(k) for k in range(100_000)], dtype=object)
+
+
 def _escaped(text: str) -> str:
     return json.dumps(text)[1:-1]
 
@@ -117,7 +120,12 @@ def _phrases(scorer: ChurnScorer, name: str, values: np.ndarray) -> np.ndarray:
     whole = (np.abs(v - np.round(v)) < 1e-9) | (np.abs(v) >= 100)
     small = ~whole & (np.abs(v) < 1)
     text = np.empty(len(v), dtype=object)
-    for mask, fmt in ((whole, "%.0f"), (small, "%.2f"), (~whole & ~small, "%.1f")):
+    # whole numbers (counts, days; anything >= 100) are most values: small non-negative ones come
+    # from a table of digits ("%.0f" rounds half to even on the binary value, like np.rint)
+    rounded = np.rint(v)
+    tabled = whole & ~np.signbit(v) & (rounded < len(_DIGITS))
+    text[tabled] = _DIGITS[rounded[tabled].astype(np.int64)]
+    for mask, fmt in ((whole & ~tabled, "%.0f"), (small, "%.2f"), (~whole & ~small, "%.1f")):
         if mask.any():
             text[mask] = np.char.mod(fmt, v[mask]).astype(object)
     out[known] = _escaped(head) + text + _escaped(tail)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from serving.offers.catalogue import Catalogue
@@ -47,8 +48,16 @@ def _candidates(opts: Options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _fill(choice: np.ndarray, order: np.ndarray, i, j, cost, caps, budget) -> np.ndarray:
     """Add options in ``order`` while the customer is free, the cap and the budget allow."""
     choice = choice.copy()
-    used = np.bincount(choice[choice != NO_OFFER], minlength=len(caps))
+    used = np.bincount(choice[choice != NO_OFFER], minlength=len(caps)).astype(np.int64)
     left = budget - cost_of(choice, cost, i, j)
+    _fill_loop(choice, np.asarray(order, dtype=np.int64), i.astype(np.int64),
+               j.astype(np.int64), cost.astype(np.float64), np.asarray(caps, dtype=np.int64),
+               used, float(left))
+    return choice
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_loop(choice, order, i, j, cost, caps, used, left):  # pragma: no cover - compiled
     for k in order:
         c, o = i[k], j[k]
         if choice[c] != NO_OFFER or used[o] >= caps[o] or cost[k] > left + 1e-9:
@@ -56,7 +65,6 @@ def _fill(choice: np.ndarray, order: np.ndarray, i, j, cost, caps, budget) -> np
         choice[c] = o
         used[o] += 1
         left -= cost[k]
-    return choice
 
 
 def cost_of(choice: np.ndarray, cost: np.ndarray, i: np.ndarray, j: np.ndarray) -> float:
@@ -76,11 +84,13 @@ def _lagrangian(opts: Options, i, j, net, cost, caps, budget) -> np.ndarray:
         if (np.bincount(choice[choice != NO_OFFER], minlength=len(caps)) <= caps).all():
             return choice
         adj = net - lam * cost  # caps bind: fill by adjusted value, one by one
-        order = np.lexsort((j, i, -adj))
+        order = np.argsort(-adj, kind="stable")  # ties: customer, then offer order
         return _fill(np.full(n, NO_OFFER), order[adj[order] > 0], i, j, cost, caps, np.inf)
 
     lo, hi = 0.0, float(np.max(net / np.maximum(cost, 1e-9))) + 1.0
-    for _ in range(40):
+    for _ in range(40):  # to a relative precision of 1e-6 on the price (about 25 steps)
+        if hi - lo <= 1e-6 * hi:
+            break
         mid = (lo + hi) / 2
         if cost_of(pick(mid), cost, i, j) > budget:
             lo = mid
@@ -88,7 +98,7 @@ def _lagrangian(opts: Options, i, j, net, cost, caps, budget) -> np.ndarray:
             hi = mid
     choice = pick(hi)  # within budget
     ratio = np.where(cost > 0, net / np.where(cost > 0, cost, 1), np.inf)
-    return _fill(choice, np.lexsort((j, i, -net, -ratio)), i, j, cost, caps, budget)
+    return _fill(choice, np.lexsort((-net, -ratio)), i, j, cost, caps, budget)
 
 
 def allocate_greedy(opts: Options, catalogue: Catalogue, budget: float) -> Plan:
@@ -97,8 +107,8 @@ def allocate_greedy(opts: Options, catalogue: Catalogue, budget: float) -> Plan:
     cost = opts.costs[j]
     caps = np.array([o.cap_per_campaign for o in catalogue.offers])
     ratio = np.where(cost > 0, net / np.where(cost > 0, cost, 1), np.inf)
-    by_ratio = _fill(np.full(n, NO_OFFER), np.lexsort((j, i, -net, -ratio)), i, j, cost, caps,
-                     budget)
+    # candidates come in (customer, offer) order and lexsort is stable: ties keep that order
+    by_ratio = _fill(np.full(n, NO_OFFER), np.lexsort((-net, -ratio)), i, j, cost, caps, budget)
     plans = [_plan(by_ratio, opts, catalogue)]
     if len(i):
         plans.append(_plan(_lagrangian(opts, i, j, net, cost, caps, budget), opts, catalogue))

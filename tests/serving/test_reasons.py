@@ -71,7 +71,8 @@ def test_sentences_in_bulk_equal_one_by_one(fitted):
 
     scorer, _ = fitted
     values = np.array([0.0, -0.0, 1.0, 0.004999, 0.5, 0.995, 0.999999, 1.05, 1.25, 99.95, 99.96,
-                       100.5, 101.5, 2.5e6, -3.25, -0.5, 7.000000001, np.nan, 12.3456])
+                       100.5, 101.5, 102.5, 2.5e6, 99_999.5, 100_000.0, -3.25, -0.5, -0.4, -100.5,
+                       7.000000001, 1e-12, np.nan, 12.3456, 2.0000000001, 3.4999999999])
     for name, kind in zip(scorer.features, scorer.kinds, strict=True):
         probe = values if kind != "category" else np.array(
             [0.0, np.nan, float(len(scorer.categories[name]) - 1)])
