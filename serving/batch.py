@@ -105,15 +105,14 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
     contrib = None
     if scorer.contribution_method == PATH and (needs_all or top_k > 0):
         p, contrib = scorer.predict_explain(x)
-        wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
     else:
         p = scorer.predict(x)
-        wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
-        if needs_all:
-            contrib = scorer.contributions(x)
-        elif wants.any():
-            contrib = np.zeros((len(x), len(scorer.features) + 1))
-            contrib[wants] = scorer.contributions(x[wants])
+    wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
+    if contrib is None and needs_all:
+        contrib = scorer.contributions(x)
+    elif contrib is None and wants.any():
+        contrib = np.zeros((len(x), len(scorer.features) + 1))
+        contrib[wants] = scorer.contributions(x[wants])
     reasons = (reason_texts(scorer, x, contrib, top_k, wants) if contrib is not None
                else np.full(len(x), "[]", dtype=object))
     c = Customers(p, core.customer_values(x),

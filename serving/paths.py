@@ -85,6 +85,16 @@ def _walk_serial(x, out, raw, roots, feature, threshold, left, right, default_le
                            missing, is_cat, cat_start, cat_end, cat_values, value)
 
 
+def _binary_sigmoid(objective: str) -> float | None:
+    """The sigmoid factor of a binary objective ("binary sigmoid:1"), else None."""
+    if not objective.startswith("binary"):
+        return None
+    for part in objective.split():
+        if part.startswith("sigmoid:"):
+            return float(part.split(":", 1)[1])
+    return 1.0
+
+
 class PathExplainer:
     """A booster's trees as flat arrays, walked in compiled code for raw scores + contributions."""
 
@@ -96,6 +106,7 @@ class PathExplainer:
         if dump.get("num_tree_per_iteration", 1) != 1:
             raise ValueError("path contributions support binary/regression boosters only")
         self.n_features = dump["max_feature_idx"] + 1
+        self.sigmoid = _binary_sigmoid(str(dump.get("objective", "")))
         nodes: dict[str, list] = {k: [] for k in (
             "feature", "threshold", "left", "right", "default_left", "missing", "is_cat",
             "cat_start", "cat_end", "value")}

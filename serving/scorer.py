@@ -75,17 +75,6 @@ class Calibrator:
         return p
 
 
-def _binary_sigmoid(booster: lgb.Booster) -> float | None:
-    """The sigmoid factor of a binary objective ("binary sigmoid:1"), else None."""
-    objective = str(booster.dump_model(num_iteration=0).get("objective", ""))
-    if not objective.startswith("binary"):
-        return None
-    for part in objective.split():
-        if part.startswith("sigmoid:"):
-            return float(part.split(":", 1)[1])
-    return 1.0
-
-
 @dataclass
 class ChurnScorer:
     features: list[str]
@@ -106,7 +95,6 @@ class ChurnScorer:
         if method not in (PATH, SHAP):
             raise ValueError(f"contribution_method must be {PATH!r} or {SHAP!r}, got {method!r}")
         self.contribution_method = method
-        self._sigmoid = _binary_sigmoid(self.booster)
 
     # --- building the matrix ----------------------------------------------------------------
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -158,10 +146,10 @@ class ChurnScorer:
     def predict_explain(self, x: np.ndarray, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities and contributions in one pass over the trees (path method):
         the walk that attributes also yields the raw score, so no second prediction is made."""
-        if self.contribution_method == SHAP or self._sigmoid is None:
+        if self.contribution_method == SHAP or self.explainer.sigmoid is None:
             return self.predict(x, threads), self.contributions(x, threads)
         raw, contrib = self.explainer.explain(x, threads)
-        p = 1.0 / (1.0 + np.exp(-self._sigmoid * raw))
+        p = 1.0 / (1.0 + np.exp(-self.explainer.sigmoid * raw))
         return np.clip(self.calibrator(p), 0.0, 1.0), contrib
 
     @property

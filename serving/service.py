@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import time
 from typing import Annotated, Any
@@ -30,7 +29,7 @@ from serving.middleware import (
 )
 from serving.model_store import load_scorer, resolve, use_tracking
 from serving.offers.catalogue import load_catalogue
-from serving.settings import ServeSettings
+from serving.settings import ServeSettings, workers_from_env
 from serving.store import SQLiteStore
 
 log = logging.getLogger("churn.service")
@@ -143,16 +142,7 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _workers() -> int:
-    """Worker processes, from ``CHURN_WORKERS`` (``churn serve --workers`` sets it; validated
-    there by the settings). Read when BentoML imports the service, before any settings object."""
-    try:
-        return max(1, int(os.environ.get("CHURN_WORKERS", "1")))
-    except ValueError:
-        return 1
-
-
-@bentoml.service(name="churn", traffic={"timeout": 30}, workers=_workers())
+@bentoml.service(name="churn", traffic={"timeout": 30}, workers=workers_from_env())
 class ChurnService:
     def __init__(self) -> None:
         quiet_client_errors()

@@ -15,6 +15,19 @@ class ServeSettingsError(ValueError):
     pass
 
 
+def workers_from_env(env: dict[str, str] | None = None) -> int:
+    """``CHURN_WORKERS`` (default 1). Read on its own because BentoML needs it when it imports
+    the service, before the settings (and their API keys) exist."""
+    raw = (os.environ if env is None else env).get("CHURN_WORKERS", "1")
+    try:
+        workers = int(raw)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= 64:
+        raise ServeSettingsError(f"CHURN_WORKERS (--workers) must be a whole number from 1 to 64, got {raw!r}")
+    return workers
+
+
 class ServeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -53,6 +66,6 @@ class ServeSettings(BaseModel):
                 max_items=int(env.get("CHURN_MAX_ITEMS", 1000)),
                 max_body_bytes=int(env.get("CHURN_MAX_BODY_BYTES", 2_000_000)),
                 poll_seconds=float(env.get("CHURN_POLL_SECONDS", 30)),
-                workers=int(env.get("CHURN_WORKERS", 1)))
+                workers=workers_from_env(env))
         except ValueError as exc:
             raise ServeSettingsError(f"invalid service setting: {exc}") from exc

@@ -50,9 +50,9 @@ def _fill(choice: np.ndarray, order: np.ndarray, i, j, cost, caps, budget) -> np
     choice = choice.copy()
     used = np.bincount(choice[choice != NO_OFFER], minlength=len(caps)).astype(np.int64)
     left = budget - cost_of(choice, cost, i, j)
-    _fill_loop(choice, np.asarray(order, dtype=np.int64), i.astype(np.int64),
-               j.astype(np.int64), cost.astype(np.float64), np.asarray(caps, dtype=np.int64),
-               used, float(left))
+    _fill_loop(choice, np.asarray(order, dtype=np.int64), np.asarray(i, dtype=np.int64),
+               np.asarray(j, dtype=np.int64), np.asarray(cost, dtype=np.float64),
+               np.asarray(caps, dtype=np.int64), used, float(left))
     return choice
 
 

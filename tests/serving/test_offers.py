@@ -51,6 +51,7 @@ BAD_CATALOGUES = [
     ("negative cap", {"offers.0.cap_per_campaign": -1}, ["cap_per_campaign"]),
     ("no offers", {"offers": []}, ["offers"]),
     ("bad contract rule", {"offers.0.eligibility": {"contract": "sometimes"}}, ["contract"]),
+    ("negative evidence_z", {"evidence_z": -1}, ["evidence_z", "greater than or equal"]),
 ]
 
 

@@ -58,3 +58,12 @@ def test_serve_refuses_to_start_without_an_api_key_or_a_store(tmp_path, monkeypa
     run = CliRunner().invoke(app, ["serve", "--workers", "0", "--store",
                                    str(tmp_path / "none.sqlite")])
     assert run.exit_code == 2 and "workers" in run.output
+
+
+@pytest.mark.parametrize("raw", ["two", "0", "65", "1.5"])
+def test_a_bad_worker_count_is_refused_not_replaced(raw):
+    from serving.settings import ServeSettingsError, workers_from_env
+
+    with pytest.raises(ServeSettingsError, match="CHURN_WORKERS"):
+        workers_from_env({"CHURN_WORKERS": raw})
+    assert workers_from_env({}) == 1 and workers_from_env({"CHURN_WORKERS": "3"}) == 3
