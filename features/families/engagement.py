@@ -33,7 +33,7 @@ def add_engagement(sink: FeatureSink, events: EventView, config: FeatureConfig) 
             family="engagement", window=w, unit="share",
             description=f"e-mail clicks per e-mail sent, last {w} days",
             sentence=f"clicked {{value}} of e-mails in the last {w} days")
-    for w in sorted({short, mid}):
+    for w in sorted({short, mid, lw}):
         put(f"web_sessions_{w}d", events.count(w, mask=is_["web_session"]), family="engagement",
             window=w, unit="sessions", description=f"web sessions in the last {w} days",
             sentence=f"{{value}} web sessions in the last {w} days")
@@ -44,6 +44,12 @@ def add_engagement(sink: FeatureSink, events: EventView, config: FeatureConfig) 
         family="engagement", window=mid, unit="pages",
         description=f"pages viewed per web session, last {mid} days",
         sentence=f"{{value}} pages per web session in the last {mid} days")
+    usage = kind == "active_days"  # a monthly usage summary: value = days active that month
+    for w in sorted({short, mid, lw}):
+        put(f"active_days_{w}d", events.mean(value, w, mask=usage), family="engagement",
+            window=w, unit="days a month",
+            description=f"days active per month (monthly usage summaries), last {w} days",
+            sentence=f"active on {{value}} days a month over the last {w} days")
     visits = is_["web_session"] | is_["app_login"]
     put(f"visits_trend_{tw}d",
         events.count(tw, mask=visits) - events.count(tw, mask=visits, start=tw),

@@ -152,7 +152,7 @@ def generate(spec: SampleSpec) -> SampleData:
         hurt = (-0.15 - 0.35 * slow - 0.35 * escalated - 0.35 * reopened - 0.35 * complaint
                 + 0.10 * fcr)
         impact += np.bincount(t_idx, weights=hurt, minlength=len(act))
-        bad = (slow.astype(int) + escalated + reopened + complaint).astype(float)
+        bad = (slow.astype(int) + escalated + reopened + 2 * complaint).astype(float)
         pain_add = np.bincount(t_idx, weights=bad, minlength=len(act))
         tickets.add(cust=act[t_idx], opened=opened,
                     closed=np.where(closed < end_ns, closed, np.iinfo(np.int64).min),
@@ -234,6 +234,14 @@ def generate(spec: SampleSpec) -> SampleData:
             clicked = rng.random(opened_.sum()) < 0.1 + 0.3 * ee[i][opened_]
             engage.add(cust=cust[i][opened_][clicked], ts=ots_[clicked] + 30 * 10**9,
                        kind=np.full(clicked.sum(), 2), value=np.full(clicked.sum(), np.nan))
+        # a usage summary per account and month: days with any activity, which tracks engagement
+        # and mood; silent leavers' accounts keep reporting zero days until they are closed
+        p_day = np.clip(0.05 + 0.8 * e + 0.1 * sat[act], 0.01, 0.99)
+        days = rng.binomial(np.round(30 * frac).astype(np.int64), p_day)
+        month_end = np.full(len(act) + len(ghosts), hi_m - 10**9)  # the month's last second
+        engage.add(cust=np.concatenate([act, ghosts]), ts=month_end,
+                   kind=np.full(len(month_end), 9),
+                   value=np.concatenate([days, np.zeros(len(ghosts))]).astype(float))
         for kind_code, lam, value in (
                 (3, 0.8 * e ** 2 * frac, lambda c, r: 1 + r.poisson(1 + 4 * eng[c])),
                 (6, (0.03 + 0.12 * e) * loyalty[act] * frac,
@@ -307,4 +315,4 @@ def generate(spec: SampleSpec) -> SampleData:
 
 
 ENGAGEMENT_TYPES = ("email_sent", "email_open", "email_click", "web_session", "review",
-                    "loyalty_earn", "loyalty_redeem", "referral", "app_login")
+                    "loyalty_earn", "loyalty_redeem", "referral", "app_login", "active_days")

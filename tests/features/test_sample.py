@@ -68,13 +68,20 @@ def _churn_rate(frame: pd.DataFrame, mask) -> float:
     return frame.loc[mask, "label"].mean()
 
 
-@pytest.mark.parametrize("definition,factor", [("noncontractual", 1.15), ("contractual", 1.3)])
-def test_customers_with_complaints_churn_more(stacked, contracts, definition, factor):
-    frame = stacked if definition == "noncontractual" else contracts
-    complained = frame["complaints_365d"] > 0
-    assert complained.sum() > 50
-    with_, without = _churn_rate(frame, complained), _churn_rate(frame, ~complained)
-    assert with_ > factor * without, f"{definition}: {with_:.3f} vs {without:.3f}"
+def test_customers_with_complaints_churn_more(stacked, contracts, sample_dir):
+    truth = pd.read_parquet(sample_dir / "_truth" / "churn_probability.parquet").rename(
+        columns={"month": "cutoff"})
+    for name, frame in (("active customers", stacked), ("contract customers", contracts)):
+        complained = (frame["complaints_365d"] > 0).to_numpy()
+        assert complained.sum() > 50
+        hazard = frame[["customer_id", "cutoff"]].merge(
+            truth, on=["customer_id", "cutoff"], how="left")["probability"].to_numpy()
+        with_, without = np.nanmean(hazard[complained]), np.nanmean(hazard[~complained])
+        assert with_ > 1.3 * without, f"{name}, true hazard: {with_:.3f} vs {without:.3f}"
+    # and where the outcome is recorded (cancellations), the labels show it too
+    complained = contracts["complaints_365d"] > 0
+    with_, without = _churn_rate(contracts, complained), _churn_rate(contracts, ~complained)
+    assert with_ > 1.3 * without, f"contractual labels: {with_:.3f} vs {without:.3f}"
 
 
 def test_detractors_churn_more_than_promoters(stacked):
@@ -85,7 +92,7 @@ def test_detractors_churn_more_than_promoters(stacked):
 
 def test_engagement_falls_before_churn(stacked):
     churners, stayers = stacked["label"] == 1, stacked["label"] == 0
-    for feature in ("visits_trend_90d", "orders_trend_90d"):
+    for feature in ("visits_trend_90d", "orders_trend_90d", "active_days_30d"):
         assert stacked.loc[churners, feature].mean() < stacked.loc[stayers, feature].mean(), feature
     assert (stacked.loc[churners, "email_open_rate_90d"].mean()
             < stacked.loc[stayers, "email_open_rate_90d"].mean())
@@ -98,6 +105,30 @@ def test_most_unhappy_customers_never_complain(sample_crm, sample_dir):
     complained = tickets.loc[tickets["is_complaint"].astype(bool), "customer_id"].unique()
     share = np.isin(risky, complained).mean()
     assert share < 0.5, f"{share:.0%} of high-risk customers complained"
+
+
+def test_usage_summaries_track_engagement_and_silent_leavers_report_zero_days(sample_crm):
+    events = sample_crm.engagement
+    usage = events[events["event_type"] == "active_days"]
+    assert usage["value"].between(0, 31).all()
+    per_month = usage.groupby([usage["customer_id"], usage["event_ts"].dt.to_period("M")]).size()
+    assert (per_month == 1).all(), "more than one usage summary for a customer and month"
+    customers = sample_crm.customers.set_index("customer_id")
+    # a contract customer's account closes with the contract: the month it ends is the last one
+    cancel = customers.loc[usage["customer_id"], "cancel_date"].dt.to_period("M").to_numpy()
+    after = usage["event_ts"].dt.to_period("M").to_numpy() > cancel
+    assert not after.any(), usage[after].head()
+    # a silent leaver's account keeps reporting zero days (it is not a churn flag in disguise)
+    last_order = sample_crm.orders.groupby("customer_id")["order_ts"].max()
+    u = usage.assign(last_order=usage["customer_id"].map(last_order))
+    long_gone = u["event_ts"] > u["last_order"] + pd.Timedelta(days=200)
+    assert (u.loc[long_gone, "value"] == 0).mean() > 0.3
+    # active days go with the other engagement signals
+    sessions = events[events["event_type"].isin(["web_session", "app_login"])].groupby(
+        "customer_id").size()
+    mean_days = usage.groupby("customer_id")["value"].mean()
+    both = pd.concat([mean_days, sessions], axis=1).fillna(0)
+    assert both.corr(method="spearman").iloc[0, 1] > 0.3
 
 
 def test_spend_is_heavy_tailed_and_seasonal(sample_crm):

@@ -85,7 +85,10 @@ def test_risk_goes_up_all_else_equal(training_data, fitted, what, change):
     before = scorer.predict_frame(rows)
     after = scorer.predict_frame(_shift(rows, change))
     up, down = (after > before).mean(), (after < before).mean()
-    assert after.mean() > before.mean() * 1.02, f"{what}: mean risk {before.mean():.3f} -> " \
+    # +1%: with monthly usage summaries the model sees dissatisfaction directly, so two more
+    # complaints (all else, usage included, equal) move the risk less than when they were the
+    # only trace of it; the direction is what must hold
+    assert after.mean() > before.mean() * 1.01, f"{what}: mean risk {before.mean():.3f} -> " \
                                                 f"{after.mean():.3f}"
     assert up > 2 * down, f"{what}: risk rose for {up:.0%} and fell for {down:.0%}"
 
