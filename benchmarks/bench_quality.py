@@ -161,7 +161,7 @@ def main() -> None:
     print(f"  model {t['model']:.4f} ± {t['model_sd']:.4f} | logistic regression "
           f"{t['logistic']:.4f} ± {t['logistic_sd']:.4f}")
     runs = [sample(args.sample_customers, args.tune_trials, seed) for seed in args.sample_seeds]
-    for seed, s in zip(args.sample_seeds, runs):
+    for seed, s in zip(args.sample_seeds, runs, strict=True):
         print(f"Generated sample, seed {seed} ({s['customers']:,} customers, contractual 90-day "
               f"churn, {s['rows']:,} hold-out rows, churn {s['churn_rate']:.1%}):")
         print(f"  ROC AUC  model {s['model']:.4f} | oracle (true hazard) {s['oracle']:.4f} | "
