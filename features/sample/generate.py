@@ -49,7 +49,15 @@ class _Events:
             self.parts.setdefault(k, []).append(v)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {k: np.concatenate(v) for k, v in self.parts.items()}
+        """Concatenated columns; the parts are released column by column (memory at 1M)."""
+        return {k: _compact(np.concatenate(self.parts.pop(k))) for k in list(self.parts)}
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    """Customer positions and type codes fit in 32 bits; timestamps and values stay 64."""
+    if a.dtype == np.int64 and len(a) and a.min() >= 0 and a.max() < 2**31 - 1:
+        return a.astype(np.int32)
+    return a
 
 
 @dataclass

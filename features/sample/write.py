@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,12 @@ def _by_time(columns: dict[str, pa.Array], ts: np.ndarray, end_ns: int) -> pa.Ta
 
 
 def sample_tables(sample: SampleData) -> dict[str, pa.Table]:
+    """Every table at once (tests); ``write_sample`` takes them one by one."""
+    return dict(iter_tables(sample))
+
+
+def iter_tables(sample: SampleData) -> Iterator[tuple[str, pa.Table]]:
+    """The tables one at a time, so that only one is held in Arrow memory while writing."""
     n = sample.spec.customers
     ids = pa.array([f"C{i:07d}" for i in range(1, n + 1)])
     c = sample.customers
@@ -51,7 +58,7 @@ def sample_tables(sample: SampleData) -> dict[str, pa.Table]:
     def cid(idx: np.ndarray) -> pa.Array:
         return pc.take(ids, pa.array(idx))
 
-    tables = {"customers": pa.table({
+    yield "customers", pa.table({
         "customer_id": ids,
         "signup_date": _ts(c["signup"], "date"),
         "cancel_date": _ts(c["cancel"], "date"),
@@ -59,17 +66,18 @@ def sample_tables(sample: SampleData) -> dict[str, pa.Table]:
         "plan": _pick(mx.PLANS, c["plan"]),
         "segment": _pick(mx.SEGMENTS, c["segment"]),
         "region": _pick(mx.REGIONS, c["region"]),
-    })}
+    })
     o = t["orders"]
     orders = _by_time({
         "customer_id": cid(o["cust"]), "order_ts": _ts(o["ts"]), "amount": pa.array(o["amount"]),
-        "quantity": pa.array(o["quantity"]), "discount": pa.array(o["discount"]),
+        "quantity": pa.array(o["quantity"].astype(np.int64)), "discount": pa.array(o["discount"]),
         "channel": _pick(mx.CHANNELS, o["channel"]),
     }, o["ts"], end)
     order_ids = pa.array([f"O{i:09d}" for i in range(1, orders.num_rows + 1)], pa.string())
-    tables["orders"] = orders.add_column(1, "order_id", order_ids)
+    yield "orders", orders.add_column(1, "order_id", order_ids)
+    del orders, order_ids
     k = t["tickets"]
-    tables["tickets"] = _by_time({
+    yield "tickets", _by_time({
         "customer_id": cid(k["cust"]), "opened_ts": _ts(k["opened"]), "closed_ts": _ts(k["closed"]),
         "channel": _pick(mx.TICKET_CHANNELS, k["channel"]),
         "category": _pick(mx.TICKET_CATEGORIES, k["category"]),
@@ -77,31 +85,30 @@ def sample_tables(sample: SampleData) -> dict[str, pa.Table]:
         "reopened": pa.array(k["reopened"]), "resolved_first_contact": pa.array(k["fcr"]),
     }, k["opened"], end)
     s = t["surveys"]
-    tables["surveys"] = _by_time({
+    yield "surveys", _by_time({
         "customer_id": cid(s["cust"]), "sent_ts": _ts(s["sent"]), "response_ts": _ts(s["response"]),
         "kind": pa.array(s["kind"].astype(str)), "score": pa.array(s["score"], from_pandas=True),
     }, s["sent"], end)
     e = t["engagement"]
-    tables["engagement"] = _by_time({
+    yield "engagement", _by_time({
         "customer_id": cid(e["cust"]), "event_ts": _ts(e["ts"]),
         "event_type": _pick(ENGAGEMENT_TYPES, e["kind"]),
         "value": pa.array(e["value"], from_pandas=True),
     }, e["ts"], end)
     f = t["offers"]
-    tables["offers"] = _by_time({
+    yield "offers", _by_time({
         "customer_id": cid(f["cust"]), "sent_ts": _ts(f["ts"]),
         "offer_id": _pick(mx.OFFER_IDS, f["offer"]), "treated": pa.array(f["treated"]),
         "accepted_ts": _ts(f["accepted"]), "cost": pa.array(f["cost"]),
     }, f["ts"], end)
     p = sample.churn_probability
-    tables["_truth/churn_probability"] = pa.table({
+    yield "_truth/churn_probability", pa.table({
         "customer_id": cid(p["cust"]), "month": _ts(p["month"], "date"),
         "probability": pa.array(p["probability"])})
     x = sample.offer_effects
-    tables["_truth/offer_effects"] = pa.table({
+    yield "_truth/offer_effects", pa.table({
         "customer_id": cid(x["cust"]), "offer_id": _pick(mx.OFFER_IDS, x["offer"]),
         "effect": pa.array(x["effect"])})
-    return tables
 
 
 def write_sample(sample: SampleData, out: str | Path) -> dict[str, int]:
@@ -112,7 +119,7 @@ def write_sample(sample: SampleData, out: str | Path) -> dict[str, int]:
     counts = {}
     try:
         (tmp / "_truth").mkdir()
-        for name, table in sample_tables(sample).items():
+        for name, table in iter_tables(sample):
             pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
             counts[name] = table.num_rows
         old = None
