@@ -3,7 +3,8 @@
 Each month, for every active customer: product problems happen (a few turn into support tickets:
 most unhappy customers never complain), tickets resolved slowly, reopened or escalated hurt
 satisfaction, surveys reflect it, engagement follows satisfaction with a lag, orders follow
-engagement (with seasonality and heavy-tailed spend), and the churn hazard follows both. Retention
+engagement (with seasonality and heavy-tailed spend), each account reports a monthly usage summary
+(days active), and the churn hazard follows satisfaction, engagement and support pain. Retention
 campaigns are randomised (treated vs. hold-out) and work differently on different customers.
 
 Everything is vectorised over customers; one ``numpy`` generator seeded once makes it repeatable.
