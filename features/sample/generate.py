@@ -51,14 +51,15 @@ class _Events:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Concatenated columns; the parts are released column by column (memory at 1M)."""
-        return {k: _compact(np.concatenate(self.parts.pop(k))) for k in list(self.parts)}
+        out = {}
+        for k in list(self.parts):
+            a = np.concatenate(self.parts.pop(k))
+            out[k] = a.astype(np.int32) if k in _POSITIONS and a.dtype.kind == "i" else a
+        return out
 
 
-def _compact(a: np.ndarray) -> np.ndarray:
-    """Customer positions and type codes fit in 32 bits; timestamps and values stay 64."""
-    if a.dtype == np.int64 and len(a) and a.min() >= 0 and a.max() < 2**31 - 1:
-        return a.astype(np.int32)
-    return a
+_POSITIONS = {"cust", "kind", "offer", "channel", "category"}  # customer positions and codes:
+# 32 bits are enough; timestamps, amounts and counts keep their types
 
 
 @dataclass

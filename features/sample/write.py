@@ -70,7 +70,7 @@ def iter_tables(sample: SampleData) -> Iterator[tuple[str, pa.Table]]:
     o = t["orders"]
     orders = _by_time({
         "customer_id": cid(o["cust"]), "order_ts": _ts(o["ts"]), "amount": pa.array(o["amount"]),
-        "quantity": pa.array(o["quantity"].astype(np.int64)), "discount": pa.array(o["discount"]),
+        "quantity": pa.array(o["quantity"]), "discount": pa.array(o["discount"]),
         "channel": _pick(mx.CHANNELS, o["channel"]),
     }, o["ts"], end)
     order_ids = pa.array([f"O{i:09d}" for i in range(1, orders.num_rows + 1)], pa.string())
