@@ -42,8 +42,9 @@ def _prepare(folder: Path, customers: int, rows: int) -> None:
     cutoffs = [pd.Timestamp(c) for c in ("2025-01-01", "2025-04-01", "2025-07-01", "2025-10-01")]
     fs = build_feature_set(crm, cutoffs, FeatureConfig(), LabelConfig())
     scorer, _ = fit_churn_model(from_feature_set(fs, TrainConfig()), TrainConfig())
-    uplift, _ = fit_uplift(campaign_data(crm, scorer, FeatureConfig(), LabelConfig()), scorer,
-                           load_catalogue())
+    catalogue = load_catalogue()
+    uplift = fit_uplift(campaign_data(crm, scorer, FeatureConfig(), LabelConfig(),
+                                      catalogue.uplift), scorer, catalogue).models
     scorer.save(folder / "model" / "scorer")
     uplift.save(folder / "model" / "uplift")
     base = build_feature_set(crm, [pd.Timestamp("2026-01-01")], FeatureConfig(), LabelConfig(),

@@ -94,7 +94,9 @@ def main() -> None:
         effects_truth = pd.read_parquet(Path(tmp) / "_truth" / "offer_effects.parquet")
     fs = build_feature_set(crm, [pd.Timestamp(c) for c in CUTOFFS], features, labels)
     scorer, _ = fit_churn_model(from_feature_set(fs, config), config)
-    uplift, metrics = fit_uplift(campaign_data(crm, scorer, features, labels), scorer, catalogue)
+    fit = fit_uplift(campaign_data(crm, scorer, features, labels, catalogue.uplift), scorer,
+                     catalogue)
+    uplift, metrics = fit.models, fit.metrics
     base = build_feature_set(crm, [crm.data_end.normalize() + pd.Timedelta(days=1)], features,
                              labels).frame
     x = scorer.matrix(base)
@@ -113,7 +115,7 @@ def main() -> None:
     budget = args.budget_share * len(base) * costs[j_fixed]
     n = len(base)
 
-    effects = offer_effects(scorer, uplift, x, p, catalogue)
+    effects = offer_effects(uplift, x, p, catalogue)
     ours = allocate(options(customers, effects, catalogue), catalogue, budget)
     risk = fixed_offer_plan(np.argsort(-p, kind="stable"), j_fixed, costs[j_fixed], budget, n)
     rng = np.random.default_rng(0)
@@ -133,7 +135,7 @@ def main() -> None:
           f"{costs[j_fixed]:g})")
     print("uplift models: " + "; ".join(f"{k}: {m.source} ({m.note})"
                                         for k, m in uplift.models.items()))
-    print("held-out campaign Qini: " + ", ".join(f"{k.split('.')[1]} {v:.4f}"
+    print("Qini, each campaign predicted by the others: " + ", ".join(f"{k.split('.')[1]} {v:.4f}"
                                                   for k, v in metrics.items() if k.endswith("qini")))
     print("\n| targeting | offers sent | spend | customers kept (true) | net value (true) |")
     print("|---|---|---|---|---|")

@@ -131,8 +131,7 @@ def compare_plans(core: ScoringCore, base: pd.DataFrame, budget: float,
     p = core.model.scorer.predict(x)
     value = core.customer_values(x)
     customers = Customers(p, value, base["days_since_last_offer"].to_numpy(float))
-    opts = options(customers, offer_effects(core.model.scorer, core.model.uplift, x, p,
-                                            core.catalogue), core.catalogue)
+    opts = options(customers, offer_effects(core.model.uplift, x, p, core.catalogue), core.catalogue)
     ours = allocate(opts, core.catalogue, budget).offer
     fixed = core.catalogue.ids.index("discount_10")
     cost = core.catalogue.offers[fixed].cost

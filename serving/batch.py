@@ -95,22 +95,17 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
 
     With path contributions (the default) one walk over the trees gives the probabilities and
     every row's contributions. With exact TreeSHAP (~100x a prediction) contributions are computed
-    only for the rows that need them: those given reasons, or all rows when learnt offer effects
-    use them.
+    only for the rows given reasons. Offer effects need only the features and the probability.
     """
     scorer = core.model.scorer
     floor = {"low": 0.0, "medium": core.bands.medium, "high": core.bands.high}[reasons_min_band]
-    uplift = core.model.uplift
-    needs_all = uplift is not None and uplift.needs_contributions
     contrib = None
-    if scorer.contribution_method == PATH and (needs_all or top_k > 0):
+    if scorer.contribution_method == PATH and top_k > 0:
         p, contrib = scorer.predict_explain(x)
     else:
         p = scorer.predict(x)
     wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
-    if contrib is None and needs_all:
-        contrib = scorer.contributions(x)
-    elif contrib is None and wants.any():
+    if contrib is None and wants.any():
         contrib = np.zeros((len(x), len(scorer.features) + 1))
         contrib[wants] = scorer.contributions(x[wants])
     reasons = (reason_texts(scorer, x, contrib, top_k, wants) if contrib is not None
@@ -120,7 +115,7 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
                   else core._attribute(x, "days_since_last_offer"),
                   core._attribute(x, "segment", True), core._attribute(x, "plan", True),
                   core._attribute(x, "has_contract"))
-    opts = options(c, offer_effects(scorer, core.model.uplift, x, p, core.catalogue, contrib),
+    opts = options(c, offer_effects(core.model.uplift, x, p, core.catalogue),
                    core.catalogue)
     bands = np.where(p >= core.bands.high, "high", np.where(p >= core.bands.medium, "medium",
                                                             "low"))

@@ -73,9 +73,7 @@ class ScoringCore:
         """Scores, bands, reasons and offers for a block of feature vectors (rows of ``x``)."""
         scorer = self.model.scorer
         uplift = self.model.uplift
-        need_contrib = top_k > 0 or (with_offers and uplift is not None
-                                     and uplift.needs_contributions)
-        if need_contrib or scorer.contribution_method == PATH:
+        if top_k > 0 or scorer.contribution_method == PATH:
             # the compiled walk gives the score (and contributions) without a LightGBM call:
             # cheaper for a few rows, and no tail latency from the booster in a thread pool
             p, contrib = scorer.predict_explain(x, threads=threads)
@@ -88,7 +86,7 @@ class ScoringCore:
                           else self._attribute(x, "days_since_last_offer"),
                           self._attribute(x, "segment", True), self._attribute(x, "plan", True),
                           self._attribute(x, "has_contract"))
-            effects = offer_effects(scorer, uplift, x, p, self.catalogue, contrib)
+            effects = offer_effects(uplift, x, p, self.catalogue)
             opts = options(c, effects, self.catalogue)
             chosen, _ = best_offers(opts)
             sources = uplift.sources() if uplift else {}

@@ -86,40 +86,33 @@ def _uplift_step(crm: CrmData, features: FeatureConfig, labels: LabelConfig,
                  catalogue: Catalogue, config: TrainConfig):
     """Learn offer effects inside the churn model's run; they travel in the same model version."""
     def step(scorer: ChurnScorer, plots_dir: Path | None) -> UpliftModels:
-        data = campaign_data(crm, scorer, features, labels)
-        models, metrics = fit_uplift(data, scorer, catalogue)
-        mlflow.log_metrics(clean_metrics(metrics))
-        mlflow.set_tags({f"uplift.{k}": f"{m.source}: {m.note}" for k, m in models.models.items()})
-        if data is not None:
-            _log_qini(data, models, scorer, catalogue, plots_dir)
-        return models
+        data = campaign_data(crm, scorer, features, labels, catalogue.uplift)
+        fit = fit_uplift(data, scorer, catalogue)
+        mlflow.log_metrics(clean_metrics(fit.metrics))
+        mlflow.set_tags({f"uplift.{k}": f"{m.source}: {m.note}"
+                         for k, m in fit.models.models.items()})
+        if data is not None and fit.held_out:
+            _log_qini(data, fit.held_out, plots_dir)
+        return fit.models
     return step
 
 
-def _log_qini(data, models: UpliftModels, scorer: ChurnScorer, catalogue: Catalogue,
-              plots_dir: Path | None) -> None:
+def _log_qini(data, held_out: dict[str, np.ndarray], plots_dir: Path | None) -> None:
     import matplotlib.pyplot as plt
 
-    from serving.offers.uplift import LEARNT, offer_effects
     from training.uplift import qini
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
     frame = data.frame
-    x = data.x[data.holdout]
-    effects = offer_effects(scorer, models, x, scorer.predict(x), catalogue)
-    for oid, m in models.models.items():
-        test = (frame["offer_id"] == oid).to_numpy()[data.holdout]
-        if m.source != LEARNT or test.sum() < 50:
-            continue
-        effect = effects[oid][test]
-        test = np.flatnonzero(data.holdout)[test]
-        curve, coef = qini(effect, frame.loc[test, "treated"].astype(bool).to_numpy(),
-                           1 - frame.loc[test, "label"].to_numpy())
+    for oid, effect in held_out.items():
+        rows = np.flatnonzero(~np.isnan(effect))
+        curve, coef = qini(effect[rows], frame["treated"].astype(bool).to_numpy()[rows],
+                           1 - frame["outcome"].to_numpy(float)[rows])
         share = np.arange(1, len(curve) + 1) / len(curve)
         ax.plot(share, curve, label=f"{oid} (Qini {coef:.4f})")
         ax.plot([0, 1], [0, curve[-1]], ":", lw=0.8, color=ax.lines[-1].get_color())
     ax.set(xlabel="share targeted (by predicted benefit)", ylabel="extra customers kept",
-           title="Qini curves on the held-out campaign")
+           title="Qini curves, each campaign predicted by the others")
     ax.legend()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(plots_dir) if plots_dir else Path(tmp)

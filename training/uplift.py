@@ -1,12 +1,17 @@
 """Uplift: how much each offer changes each customer's churn probability, from past campaigns.
 
-From the ``offers`` table (randomised: treated vs. hold-out) and the churn labels that followed:
-features at each campaign's date (strictly before it), label over the horizon after it. Per offer,
-the reason-matched logistic model of ``serving.offers.uplift`` is fitted by Newton's method with
-the churn model's log-odds as offset (three parameters: a calibration shift ``c`` shared with the
-hold-out customers, the offer's average effect ``a`` and how it grows with the risk the offer
-addresses ``b``). The latest campaign with complete labels is held out and scored with Qini curves.
-An offer with too few customers in its campaigns falls back to the catalogue's prior, and says so.
+From the ``offers`` table (randomised: treated vs. hold-out) and what happened next: features at
+each campaign's date (strictly before it), and the campaign outcome after it (by default *gone*:
+cancelled within the horizon, or for customers without a contract no sign of life in the
+``gone_after_days`` after the horizon; see ``UpliftSettings``). Per offer, the logistic model of
+``serving.offers.uplift`` (the churn model's log-odds as offset, a ridge-penalised linear risk
+correction and effect on the standardised features) is fitted by Newton's method.
+
+Evidence: every campaign is predicted by a model fitted on the other campaigns (leave one campaign
+out); the churn cut those campaigns show (treated vs. hold-out, within each campaign, pooled) is
+compared with the cut the models predicted, and the learnt effect is shrunk to what the evidence
+vouches for. Qini curves use the same out-of-campaign predictions. An offer with too few customers
+in its campaigns falls back to the catalogue's prior, and says so.
 """
 
 from __future__ import annotations
@@ -20,29 +25,65 @@ import pandas as pd
 from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from features.crm import CrmData
-from serving.offers.catalogue import Catalogue
-from serving.offers.uplift import LEARNT, PRIOR, OfferEffectModel, UpliftModels, reason_scores
+from serving.offers.catalogue import Catalogue, UpliftSettings
+from serving.offers.uplift import LEARNT, PRIOR, OfferEffectModel, UpliftModels, standardise
 from serving.scorer import ChurnScorer
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class CampaignData:
-    frame: pd.DataFrame  # customer_id, campaign, offer_id, treated, label
+    frame: pd.DataFrame  # customer_id, campaign, offer_id, treated, outcome
     x: np.ndarray  # the churn model's feature matrix for those rows
-    holdout: np.ndarray  # rows of the held-out (latest complete) campaign
+    outcome: str = "label"  # what ``frame["outcome"]`` is (UpliftSettings.outcome)
+
+
+def gone_outcome(crm: CrmData, frame: pd.DataFrame, labels: LabelConfig,
+                 settings: UpliftSettings) -> np.ndarray:
+    """1 when the customer had gone by the end of the horizon after the campaign: cancelled in
+    (t, t + h], or (no contract) no sign of life in (t + h, t + h + gone_after_days]."""
+    h = pd.Timedelta(days=labels.horizon_days)
+    w = pd.Timedelta(days=settings.gone_after_days)
+    customers = crm.customers.set_index("customer_id")
+    ids = frame["customer_id"]
+    t = frame["campaign"].to_numpy("datetime64[ns]")
+    cancel = (customers["cancel_date"].reindex(ids).to_numpy("datetime64[ns]")
+              if "cancel_date" in customers.columns else np.full(len(frame), np.datetime64("NaT")))
+    cancelled = (cancel > t) & (cancel <= t + h.to_timedelta64())
+    contract = (customers[labels.contract_flag].reindex(ids).fillna(False).to_numpy(bool)
+                if labels.contract_flag in customers.columns else np.zeros(len(frame), bool))
+    signs = [crm.orders[["customer_id", "order_ts"]].set_axis(["customer_id", "ts"], axis=1)]
+    if crm.engagement is not None and len(crm.engagement):
+        e = crm.engagement
+        live = ~e["event_type"].astype(str).isin(settings.passive_events)
+        if "value" in e.columns:
+            live &= e["value"].fillna(1.0).to_numpy() != 0  # e.g. a month with 0 active days
+        signs.append(e.loc[live, ["customer_id", "event_ts"]].set_axis(["customer_id", "ts"],
+                                                                        axis=1))
+    signs = pd.concat(signs, ignore_index=True)
+    quiet = np.ones(len(frame), dtype=bool)
+    for c in np.unique(t):
+        lo, hi = pd.Timestamp(c) + h, pd.Timestamp(c) + h + w
+        alive = signs.loc[(signs["ts"] > lo) & (signs["ts"] <= hi), "customer_id"].unique()
+        rows = t == c
+        quiet[rows] = ~ids[rows].isin(alive).to_numpy()
+    return (cancelled | (~contract & quiet)).astype(np.float64)
 
 
 def campaign_data(crm: CrmData, scorer: ChurnScorer, features: FeatureConfig,
-                  labels: LabelConfig) -> CampaignData | None:
+                  labels: LabelConfig, settings: UpliftSettings | None = None
+                  ) -> CampaignData | None:
     """One row per customer selected in a campaign whose outcome is known."""
+    settings = settings or UpliftSettings()
     offers = crm.offers
     if offers is None or offers.empty:
         return None
     offers = offers.assign(campaign=offers["sent_ts"].dt.normalize())
     end = crm.data_end
+    wait = labels.horizon_days + (settings.gone_after_days if settings.outcome == "gone" else 0)
     complete = sorted(c for c in offers["campaign"].unique()
-                      if pd.Timestamp(c) + pd.Timedelta(days=labels.horizon_days) <= end)
+                      if pd.Timestamp(c) + pd.Timedelta(days=wait) <= end)
     if len(complete) < 2:
         log.info("uplift: fewer than two campaigns with complete outcomes; priors only")
         return None
@@ -51,9 +92,10 @@ def campaign_data(crm: CrmData, scorer: ChurnScorer, features: FeatureConfig,
                                                       "treated"]]
     frame = rows.merge(fs.frame.rename(columns={"cutoff": "campaign"}),
                        on=["customer_id", "campaign"], how="inner")
-    frame = frame[frame["label"].notna()].reset_index(drop=True)
-    x = scorer.matrix(frame)
-    return CampaignData(frame, x, (frame["campaign"] == complete[-1]).to_numpy())
+    frame["outcome"] = (gone_outcome(crm, frame, labels, settings) if settings.outcome == "gone"
+                        else frame["label"].to_numpy(float))
+    frame = frame[frame["outcome"].notna()].reset_index(drop=True)
+    return CampaignData(frame, scorer.matrix(frame), settings.outcome)
 
 
 def qini(effect: np.ndarray, treated: np.ndarray, stayed: np.ndarray) -> tuple[np.ndarray, float]:
@@ -73,75 +115,127 @@ def qini(effect: np.ndarray, treated: np.ndarray, stayed: np.ndarray) -> tuple[n
     return curve, float((curve - random_line).sum() / n / n) if n else 0.0
 
 
-def fit_offset_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray, ridge: float = 1e-2,
-                        iterations: int = 50) -> np.ndarray:
-    """Logistic regression with an offset, by Newton's method (a small ridge keeps it stable)."""
+def fit_offset_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray,
+                        ridge: float | np.ndarray = 1e-2, iterations: int = 50) -> np.ndarray:
+    """Logistic regression with an offset, by Newton's method; ``ridge`` is one penalty or one
+    per column."""
     beta = np.zeros(x.shape[1])
+    penalty = np.broadcast_to(np.asarray(ridge, dtype=float), beta.shape)
     for _ in range(iterations):
         mu = 1.0 / (1.0 + np.exp(-(offset + x @ beta)))
         w = mu * (1 - mu)
-        hessian = x.T @ (x * w[:, None]) + ridge * np.eye(x.shape[1])
-        step = np.linalg.solve(hessian, x.T @ (y - mu) - ridge * beta)
+        hessian = x.T @ (x * w[:, None]) + np.diag(penalty)
+        step = np.linalg.solve(hessian, x.T @ (y - mu) - penalty * beta)
         beta += step
-        if np.abs(step).max() < 1e-9:
+        if np.abs(step).max() < 1e-8:
             break
     return beta
 
 
-def fit_uplift(data: CampaignData | None, scorer: ChurnScorer,
-               catalogue: Catalogue) -> tuple[UpliftModels, dict[str, float]]:
-    """Per offer the reason-matched model (or the prior when history is thin), with Qini on the
-    held-out campaign."""
+def _fit_offer(s: np.ndarray, treated: np.ndarray, y: np.ndarray, offset: np.ndarray,
+               settings: UpliftSettings) -> tuple[float, np.ndarray, float, np.ndarray]:
+    """(c, main, a, inter) of the per-offer model on standardised features ``s``."""
+    k = s.shape[1]
+    design = np.column_stack([np.ones(len(y)), s, treated, treated[:, None] * s])
+    ridge = np.concatenate([[1e-4], np.full(k, settings.ridge_risk), [1e-4],
+                            np.full(k, settings.ridge_effect)])
+    beta = fit_offset_logistic(design, y, offset, ridge)
+    return float(beta[0]), beta[1:k + 1], float(beta[k + 1]), beta[k + 2:]
+
+
+def _pooled_cut(y: np.ndarray, treated: np.ndarray, campaign: np.ndarray
+                ) -> tuple[float, float, int]:
+    """Hold-out minus treated outcome rate within each campaign, pooled by size; its standard
+    error; the number of campaigns that had both arms."""
+    num = den = var = 0.0
+    used = 0
+    for c in np.unique(campaign):
+        rows = campaign == c
+        yc, yt = y[rows & (treated == 0)], y[rows & (treated == 1)]
+        if min(len(yc), len(yt)) < 2:
+            continue
+        n = rows.sum()
+        num += n * (yc.mean() - yt.mean())
+        var += n * n * (yc.var(ddof=1) / len(yc) + yt.var(ddof=1) / len(yt))
+        den += n
+        used += 1
+    return (num / den, float(np.sqrt(var) / den), used) if den else (0.0, np.inf, 0)
+
+
+@dataclass
+class UpliftFit:
+    models: UpliftModels
+    metrics: dict[str, float]
+    held_out: dict[str, np.ndarray]  # per checked offer: each campaign row's out-of-campaign
+    #                                  effect (NaN on other offers' rows)
+
+
+def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalogue) -> UpliftFit:
+    """Per offer the learnt model (or the prior when history is thin), checked on held-out
+    campaigns."""
     if data is None:
-        return UpliftModels.priors_only(catalogue, "no campaign history with known outcomes"), {}
+        return UpliftFit(UpliftModels.priors_only(catalogue, "no campaign history with known "
+                                                  "outcomes"), {}, {})
+    settings = catalogue.uplift
     frame = data.frame
     treated = frame["treated"].astype(bool).to_numpy().astype(float)
-    y = frame["label"].to_numpy(float)
+    y = frame["outcome"].to_numpy(float)
+    campaign = frame["campaign"].to_numpy()
     p = scorer.predict(data.x)
     offset = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1))
-    families = [scorer.spec(f).family for f in scorer.features]
-    z = reason_scores(scorer.contributions(data.x), families)
-    models, metrics = {}, {}
+    center = np.nanmean(np.where(np.isfinite(data.x), data.x, np.nan), axis=0)
+    center = np.nan_to_num(center, nan=0.0)
+    spread = np.nanstd(np.where(np.isfinite(data.x), data.x, np.nan), axis=0)
+    spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
+    s = standardise(data.x, center, spread)
+    models, metrics, held_out = {}, {}, {}
     for offer in catalogue.offers:
         mine = (frame["offer_id"] == offer.id).to_numpy()
-        train = mine & ~data.holdout
-        n_t, n_c = int((train & (treated == 1)).sum()), int((train & (treated == 0)).sum())
+        n_t, n_c = int((mine & (treated == 1)).sum()), int((mine & (treated == 0)).sum())
         if min(n_t, n_c) < catalogue.min_campaign_size:
             note = (f"prior: only {n_t} treated and {n_c} hold-out customers in past campaigns "
                     f"(needs {catalogue.min_campaign_size} of each)")
             log.info("uplift %s: %s", offer.id, note)
             models[offer.id] = OfferEffectModel(offer.id, PRIOR, note)
             continue
-        reason = next((r for r in offer.addresses if r != "any"), "any")
-        zr = z[reason] if reason != "any" else np.zeros(len(y))
-        design = np.column_stack([np.ones(train.sum()), treated[train],
-                                  treated[train] * zr[train]])
-        c, a, b = fit_offset_logistic(design, y[train], offset[train])
-        model = OfferEffectModel(offer.id, LEARNT,
-                                 f"reason-matched ({reason}) model on {n_t} treated and {n_c} "
-                                 "hold-out customers", reason, float(c), float(a), float(b))
-        test = mine & data.holdout
-        if test.sum() > 50 and 0 < treated[test].mean() < 1:
-            zt = {reason: zr[test]}
-            effect = model.effect(p[test], zt, offer.prior_effect)
-            _, coef = qini(effect, treated[test] == 1, 1 - y[test])
-            y_c, y_t = y[test & (treated == 0)], y[test & (treated == 1)]
-            observed = y_c.mean() - y_t.mean()
-            se = float(np.sqrt(y_c.var(ddof=1) / len(y_c) + y_t.var(ddof=1) / len(y_t))) \
-                if min(len(y_c), len(y_t)) > 1 else np.inf
-            shown = observed - catalogue.evidence_z * se  # the cut the campaign vouches for
-            predicted = -effect[treated[test] == 1].mean()
+        c, main, a, inter = _fit_offer(s[mine], treated[mine], y[mine], offset[mine], settings)
+        model = OfferEffectModel(
+            offer.id, LEARNT, f"learnt from {n_t} treated and {n_c} hold-out customers in "
+            f"{len(np.unique(campaign[mine]))} campaigns (outcome: {data.outcome})",
+            c, a, main.tolist(), inter.tolist(), center.tolist(), spread.tolist())
+        # each campaign predicted by the model fitted on the others
+        effect = np.full(len(y), np.nan)
+        for k in np.unique(campaign[mine]):
+            test, train = mine & (campaign == k), mine & (campaign != k)
+            if min((train & (treated == 1)).sum(), (train & (treated == 0)).sum()) < 2:
+                continue
+            ck, mk, ak, ik = _fit_offer(s[train], treated[train], y[train], offset[train],
+                                        settings)
+            fold = OfferEffectModel(offer.id, LEARNT, "", ck, ak, mk.tolist(), ik.tolist(),
+                                    center.tolist(), spread.tolist())
+            effect[test] = fold.effect(p[test], data.x[test], offer.prior_effect)
+        checked = mine & ~np.isnan(effect)
+        observed, se, used = _pooled_cut(y[checked], treated[checked], campaign[checked])
+        if used == 0:
+            model.note += "; no campaign to check it on (not shrunk)"
+        else:
+            predicted = -effect[checked & (treated == 1)].mean()
+            shown = observed - catalogue.evidence_z * se  # the cut the campaigns vouch for
             model.scale = float(np.clip(shown / predicted, 0.0, 1.0)) if predicted > 0 else 0.0
             if model.scale == 0.0:
-                model.note += (f"; not used: the held-out campaign does not show it works "
+                model.note += (f"; not used: held-out campaigns do not show it works "
                                f"(observed cut {observed:+.3f} +/- {se:.3f})")
-            model.metrics = {"qini": coef, "predicted_mean_effect": float(effect.mean()),
+            else:
+                model.note += (f"; held-out campaigns show a cut of {observed:+.3f} +/- {se:.3f} "
+                               f"vs {predicted:+.3f} predicted: effects scaled by "
+                               f"{model.scale:.2f}")
+            _, coef = qini(effect[checked], treated[checked] == 1, 1 - y[checked])
+            model.metrics = {"qini": coef, "predicted_mean_effect": float(np.mean(effect[checked])),
                              "observed_churn_cut": float(observed), "observed_cut_se": se,
-                             "scale": model.scale, "holdout_rows": int(test.sum())}
+                             "scale": model.scale, "checked_campaigns": used,
+                             "checked_rows": int(checked.sum())}
             metrics.update({f"uplift.{offer.id}.{k}": float(v) for k, v in model.metrics.items()})
-        else:
-            model.note += "; no held-out campaign to check it on (not shrunk)"
-        log.info("uplift %s: %s (c %.3f a %.3f b %.3f) %s", offer.id, model.note, c, a, b,
-                 model.metrics)
+            held_out[offer.id] = np.where(checked, effect, np.nan)
+        log.info("uplift %s: %s (c %.3f a %.3f) %s", offer.id, model.note, c, a, model.metrics)
         models[offer.id] = model
-    return UpliftModels(models), metrics
+    return UpliftFit(UpliftModels(models), metrics, held_out)

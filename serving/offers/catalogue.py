@@ -47,14 +47,34 @@ class Offer(BaseModel):
     prior_effect: float = Field(ge=-1, le=1)
 
 
+class UpliftSettings(BaseModel):
+    """How offer effects are learnt from past campaigns."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    outcome: Literal["gone", "label"] = Field("gone", description=(
+        "what a campaign is judged on: 'gone' = the customer cancelled within the horizon, or "
+        "(no contract) showed no sign of life in the gone_after_days after it; 'label' = the "
+        "churn label itself"))
+    gone_after_days: int = Field(30, gt=0, le=365)
+    passive_events: tuple[str, ...] = Field(("email_sent", "email_open"), description=(
+        "engagement event types that are not a sign of life (sent by us, or opened by anyone)"))
+    ridge_effect: float = Field(1000.0, ge=0, description=(
+        "ridge penalty on how the effect varies with the features (larger = closer to one "
+        "average effect per offer)"))
+    ridge_risk: float = Field(10.0, ge=0, description=(
+        "ridge penalty on the linear correction of the churn model's risk to the outcome"))
+
+
 class Catalogue(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     contact_cooldown_days: int = Field(60, ge=0)
     min_campaign_size: int = Field(200, ge=1)
     evidence_z: float = Field(1.645, ge=0, description=(
-        "a learnt effect is trusted only as far as the held-out campaign shows it: its observed "
+        "a learnt effect is trusted only as far as held-out campaigns show it: its observed "
         "churn cut minus this many standard errors (one-sided; 0 = the observed cut as it is)"))
+    uplift: UpliftSettings = UpliftSettings()
     offers: tuple[Offer, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -1,19 +1,18 @@
-"""Offer effects at scoring time: a learnt reason-matched model per offer, or the catalogue's prior.
+"""Offer effects at scoring time: a learnt model per offer, or the catalogue's prior.
 
-An offer works on the customers whose churn risk comes from what the offer addresses. For each
-customer the churn model's feature contributions are summed per reason (price: RFM features,
-support: support and voice-of-customer features, engagement: engagement features; positive parts
-only) into a score ``z``. The learnt model is a logistic model with the churn model's calibrated
-log-odds as offset:
+The learnt model is a logistic model with the churn model's calibrated log-odds as offset, a
+linear correction of that risk on the standardised features ``s(x)`` (the churn label and the
+campaign outcome differ, see ``UpliftSettings.outcome``), and the offer's effect, which varies
+with the same features:
 
-    logit P(churn | sent) = logit p(x) + c + a + b * z_reason(x)
-    logit P(churn | not sent) = logit p(x) + c
+    logit P(gone | not sent) = logit p(x) + c + s(x) . main
+    logit P(gone | sent)     = logit p(x) + c + s(x) . main + a + s(x) . inter
 
-so the effect of sending is ``sigmoid(logit p + c + a + b z) - sigmoid(logit p + c)`` (negative
-helps). Three numbers per offer, learnt from randomised campaigns: little data goes a long way.
-The effect is then shrunk by ``scale``: the churn cut observed on a held-out campaign divided by
-the cut the model predicted there (0..1), so an offer that did not work out of sample is not
-trusted to work now.
+so the effect of sending is the difference of the two (negative helps). It is fitted with ridge
+penalties from randomised campaigns (``training.uplift``). The effect is then shrunk by
+``scale``: the churn cut observed in held-out campaigns, minus a margin for its uncertainty,
+divided by the cut the model predicted there (0..1), so an offer that did not work out of sample
+is not trusted to work now.
 An offer without enough history uses its prior: ``-prior_effect x p``.
 """
 
@@ -28,8 +27,7 @@ import numpy as np
 from serving.offers.catalogue import Catalogue
 
 LEARNT, PRIOR = "learnt", "prior"
-REASON_FAMILIES = {"price": ("rfm",), "support": ("support", "voice"),
-                   "engagement": ("engagement", "offers"), "any": ()}
+CLIP = 5.0  # standardised features are clipped to +/- this many standard deviations
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -41,15 +39,10 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def reason_scores(contributions: np.ndarray, families: list[str]) -> dict[str, np.ndarray]:
-    """Per reason, the sum of the positive contributions of the features of its families."""
-    contrib = np.clip(contributions[:, : len(families)], 0, None)
-    fam = np.asarray(families)
-    out = {}
-    for reason, fams in REASON_FAMILIES.items():
-        cols = np.isin(fam, fams)
-        out[reason] = contrib[:, cols].sum(axis=1) if cols.any() else np.zeros(len(contrib))
-    return out
+def standardise(x: np.ndarray, center: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """(x - center) / spread, missing values at the center, clipped to +/- CLIP."""
+    s = (np.asarray(x, dtype=float) - center) / spread
+    return np.clip(np.nan_to_num(s, nan=0.0, posinf=CLIP, neginf=-CLIP), -CLIP, CLIP)
 
 
 @dataclass
@@ -57,40 +50,48 @@ class OfferEffectModel:
     offer_id: str
     source: str  # LEARNT | PRIOR
     note: str = ""
-    reason: str = "any"
-    c: float = 0.0
-    a: float = 0.0
-    b: float = 0.0
-    scale: float = 1.0  # shrinkage from the held-out campaign (observed / predicted cut, 0..1)
+    c: float = 0.0  # shift of the churn model's log-odds to the campaign outcome
+    a: float = 0.0  # the offer's effect (log-odds) at the average customer
+    main: list[float] = field(default_factory=list)  # per feature: risk correction
+    inter: list[float] = field(default_factory=list)  # per feature: how the effect varies
+    center: list[float] = field(default_factory=list)  # per feature: standardisation
+    spread: list[float] = field(default_factory=list)
+    scale: float = 1.0  # shrinkage from held-out campaigns (observed / predicted cut, 0..1)
     metrics: dict = field(default_factory=dict)
 
-    def effect(self, p_churn: np.ndarray, z: dict[str, np.ndarray] | None,
-               prior_effect: float) -> np.ndarray:
+    def effect(self, p_churn: np.ndarray, x: np.ndarray | None, prior_effect: float) -> np.ndarray:
         """Change in churn probability per customer if the offer is sent (negative helps)."""
         p = np.asarray(p_churn, dtype=float)
         if self.source != LEARNT:
             return -prior_effect * p
-        base = _logit(p) + self.c
-        zr = z[self.reason] if (z is not None and self.reason in z) else np.zeros(len(p))
-        return self.scale * (_sigmoid(base + self.a + self.b * zr) - _sigmoid(base))
+        if self.scale == 0.0:
+            return np.zeros(len(p))
+        if x is None or np.shape(x)[1] != len(self.center):
+            raise ValueError(f"offer {self.offer_id}: the learnt effect needs the {len(self.center)} "
+                             f"model features, got {None if x is None else np.shape(x)[1]}")
+        s = standardise(x, np.asarray(self.center), np.asarray(self.spread))
+        base = _logit(p) + self.c + s @ np.asarray(self.main)
+        return self.scale * (_sigmoid(base + self.a + s @ np.asarray(self.inter)) - _sigmoid(base))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> OfferEffectModel:
+        if "b" in data or "reason" in data:  # the reason-matched model of earlier versions
+            return cls(data["offer_id"], PRIOR, "prior: the learnt effect was saved by an earlier "
+                       "version (reason-matched model); retrain to use campaign history")
+        return cls(**data)
 
 
 @dataclass
 class UpliftModels:
     models: dict[str, OfferEffectModel]
 
-    @property
-    def needs_contributions(self) -> bool:
-        return any(m.source == LEARNT and m.reason != "any" and m.scale > 0
-                   for m in self.models.values())
-
-    def effects(self, p_churn: np.ndarray, z: dict[str, np.ndarray] | None,
+    def effects(self, p_churn: np.ndarray, x: np.ndarray | None,
                 catalogue: Catalogue) -> dict[str, np.ndarray]:
         out = {}
         for offer in catalogue.offers:
             model = self.models.get(offer.id) or OfferEffectModel(offer.id, PRIOR,
                                                                   "not in the trained models")
-            out[offer.id] = model.effect(p_churn, z, offer.prior_effect)
+            out[offer.id] = model.effect(p_churn, x, offer.prior_effect)
         return out
 
     def sources(self) -> dict[str, str]:
@@ -110,17 +111,11 @@ class UpliftModels:
     @classmethod
     def load(cls, folder: str | Path) -> UpliftModels:
         index = json.loads((Path(folder) / "uplift.json").read_text())
-        return cls({k: OfferEffectModel(**v) for k, v in index.items()})
+        return cls({k: OfferEffectModel.from_dict(v) for k, v in index.items()})
 
 
-def offer_effects(scorer, uplift: UpliftModels | None, x: np.ndarray, p: np.ndarray,
-                  catalogue: Catalogue, contributions: np.ndarray | None = None
-                  ) -> dict[str, np.ndarray]:
+def offer_effects(uplift: UpliftModels | None, x: np.ndarray, p: np.ndarray,
+                  catalogue: Catalogue) -> dict[str, np.ndarray]:
     """Every catalogue offer's effect for a block of customers (learnt where trained, else prior)."""
     uplift = uplift or UpliftModels.priors_only(catalogue, "the model carries no uplift models")
-    z = None
-    if uplift.needs_contributions:
-        if contributions is None:
-            contributions = scorer.contributions(x)
-        z = reason_scores(contributions, [scorer.spec(f).family for f in scorer.features])
-    return uplift.effects(p, z, catalogue)
+    return uplift.effects(p, x, catalogue)

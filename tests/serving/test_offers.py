@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from serving.offers.campaign import allocate
-from serving.offers.catalogue import CatalogueError, load_catalogue, parse_catalogue
+from serving.offers.catalogue import CatalogueError, UpliftSettings, load_catalogue, parse_catalogue
 from serving.offers.policy import NO_OFFER, Customers, decide, options
 from serving.offers.uplift import LEARNT, OfferEffectModel, UpliftModels, offer_effects
 from serving.offers.value import ValueConfig, customer_value
-from training.uplift import fit_offset_logistic, qini
+from training.uplift import CampaignData, _fit_offer, fit_uplift, gone_outcome, qini
 
 
 def _catalogue(**changes):
@@ -224,50 +224,128 @@ def test_the_offset_logistic_estimator_recovers_known_effects():
     p = rng.uniform(0.05, 0.6, n)
     z = rng.exponential(1.0, n)
     t = (rng.random(n) < 0.8).astype(float)
-    true = {"c": 0.1, "a": -0.1, "b": -0.5}
-    logit = np.log(p / (1 - p)) + true["c"] + t * (true["a"] + true["b"] * z)
+    logit = np.log(p / (1 - p)) + 0.1 + 0.2 * (z - 1) + t * (-0.1 - 0.5 * (z - 1))
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
-    design = np.column_stack([np.ones(n), t, t * z])
-    c, a, b = fit_offset_logistic(design, y, np.log(p / (1 - p)))
-    assert (c, a, b) == pytest.approx((0.1, -0.1, -0.5), abs=0.06)
-    model = OfferEffectModel("x", LEARNT, reason="price", c=c, a=a, b=b)
-    effect = model.effect(p, {"price": z}, 0.0)
+    s = (z - 1)[:, None]
+    c, main, a, inter = _fit_offer(s, t, y, np.log(p / (1 - p)), UpliftSettings(ridge_effect=0,
+                                                                              ridge_risk=0))
+    assert (c, main[0], a, inter[0]) == pytest.approx((0.1, 0.2, -0.1, -0.5), abs=0.06)
+    model = OfferEffectModel("x", LEARNT, c=c, a=a, main=list(main), inter=list(inter),
+                             center=[1.0], spread=[1.0])
+    effect = model.effect(p, z[:, None], 0.0)
     persuadable = z > np.quantile(z, 0.8)
-    assert effect[persuadable].mean() < effect[~persuadable].mean() < 0
+    assert effect[persuadable].mean() < 0 and effect[persuadable].mean() < effect[~persuadable].mean()
     _, coef = qini(effect, t == 1, 1 - y)
     assert coef > 0, "ranking by the estimated effect must beat random targeting here"
+    # the ridge pulls the varying part of the effect towards one average effect
+    _, _, _, shrunk = _fit_offer(s, t, y, np.log(p / (1 - p)), UpliftSettings(ridge_effect=1e6))
+    assert abs(shrunk[0]) < 0.05 < abs(inter[0])
 
 
 def test_uplift_models_round_trip(tmp_path):
-    models = UpliftModels({"discount_10": OfferEffectModel("discount_10", LEARNT, "n", "price",
-                                                           0.1, -0.2, -0.3, {"qini": 0.01})})
+    models = UpliftModels({"discount_10": OfferEffectModel(
+        "discount_10", LEARNT, "n", 0.1, -0.2, [0.3, 0.0], [-0.3, 0.1], [1.0, 2.0], [1.0, 3.0],
+        0.5, {"qini": 0.01})})
     back = UpliftModels.load(models.save(tmp_path / "u"))
     assert back.models["discount_10"] == models.models["discount_10"]
+    x = np.array([[1.0, 2.0], [3.0, np.nan], [np.inf, -50.0]])
+    assert np.array_equal(back.models["discount_10"].effect(np.full(3, 0.3), x, 0.1),
+                          models.models["discount_10"].effect(np.full(3, 0.3), x, 0.1))
+    assert np.isfinite(back.models["discount_10"].effect(np.full(3, 0.3), x, 0.1)).all()
 
 
-def test_a_learnt_effect_is_used_only_as_far_as_the_held_out_campaign_shows_it(training_data,
-                                                                               fitted):
+def test_uplift_models_of_an_earlier_version_fall_back_to_the_prior(tmp_path):
+    import json
+
+    (tmp_path / "uplift.json").write_text(json.dumps({"discount_10": {
+        "offer_id": "discount_10", "source": "learnt", "note": "", "reason": "price", "c": 0.1,
+        "a": -0.2, "b": -0.3, "scale": 1.0, "metrics": {}}}))
+    model = UpliftModels.load(tmp_path).models["discount_10"]
+    assert model.source == "prior" and "earlier version" in model.note
+    assert model.effect(np.array([0.4]), None, 0.25) == pytest.approx([-0.1])
+
+
+def test_a_learnt_effect_needs_the_features_it_was_fitted_on():
+    model = OfferEffectModel("x", LEARNT, c=0.0, a=-0.5, main=[0.0], inter=[0.0], center=[0.0],
+                             spread=[1.0])
+    with pytest.raises(ValueError, match="needs the 1 model features"):
+        model.effect(np.array([0.3]), np.zeros((1, 2)), 0.0)
+
+
+def test_the_gone_outcome_follows_cancellations_and_signs_of_life():
     import pandas as pd
 
-    from serving.offers.catalogue import load_catalogue
-    from training.uplift import CampaignData, fit_uplift
+    from features.config import LabelConfig
+    from features.crm import CrmData
 
-    scorer, _ = fitted
-    x = np.tile(training_data.x, (max(1, 60_000 // len(training_data.x)), 1))
+    ts = pd.Timestamp
+    customers = pd.DataFrame({
+        "customer_id": ["ordered", "browsed", "quiet", "zero_days", "cancelled", "contract_quiet",
+                        "mailed_only", "came_back_late"],
+        "signup_date": ts("2023-01-01"),
+        "cancel_date": [pd.NaT, pd.NaT, pd.NaT, pd.NaT, ts("2024-03-01"), pd.NaT, pd.NaT, pd.NaT],
+        "has_contract": [False, False, False, False, True, True, False, False]})
+    campaign = ts("2024-01-10")
+    after = campaign + pd.Timedelta(days=100)  # inside (t + 90, t + 120]
+    orders = pd.DataFrame({"customer_id": ["ordered", "came_back_late"],
+                           "order_ts": [after, campaign + pd.Timedelta(days=125)],
+                           "amount": [10.0, 10.0]})
+    engagement = pd.DataFrame({
+        "customer_id": ["browsed", "zero_days", "mailed_only", "mailed_only", "quiet"],
+        "event_ts": [after, after, after, after, campaign + pd.Timedelta(days=30)],
+        "event_type": ["web_session", "active_days", "email_sent", "email_open", "web_session"],
+        "value": [np.nan, 0.0, np.nan, np.nan, np.nan]})
+    crm = CrmData(customers, orders, engagement=engagement)
+    frame = pd.DataFrame({"customer_id": customers["customer_id"], "campaign": campaign})
+    gone = gone_outcome(crm, frame, LabelConfig(), UpliftSettings())
+    assert dict(zip(frame["customer_id"], gone, strict=True)) == {
+        "ordered": 0, "browsed": 0, "quiet": 1, "zero_days": 1, "cancelled": 1,
+        "contract_quiet": 0, "mailed_only": 1, "came_back_late": 1}
+
+
+def _campaigns(x: np.ndarray, p: np.ndarray, n_campaigns: int, seed: int):
+    """Randomised campaigns on tiled training rows: the discount halves churn, loyalty does
+    nothing."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
     n = len(x)
-    rng = np.random.default_rng(11)
-    p = scorer.predict(x)
     offer = np.array(["discount_10", "loyalty_bonus"])[rng.integers(0, 2, n)]
     treated = rng.random(n) < 0.5
-    works = (offer == "discount_10") & treated  # discount halves churn; loyalty does nothing
+    works = (offer == "discount_10") & treated
     y = (rng.random(n) < np.where(works, 0.5 * p, p)).astype(float)
-    frame = pd.DataFrame({"customer_id": [f"C{i}" for i in range(n)], "offer_id": offer,
-                          "treated": treated, "label": y})
-    holdout = rng.random(n) < 0.3
-    models, metrics = fit_uplift(CampaignData(frame, x, holdout), scorer, load_catalogue())
-    discount, loyalty = models.models["discount_10"], models.models["loyalty_bonus"]
+    campaign = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, n_campaigns, n) * 91,
+                                                           unit="D")
+    return pd.DataFrame({"customer_id": [f"C{i}" for i in range(n)], "campaign": campaign,
+                         "offer_id": offer, "treated": treated, "outcome": y})
+
+
+def test_a_learnt_effect_is_used_only_as_far_as_held_out_campaigns_show_it(training_data,
+                                                                          fitted):
+    scorer, _ = fitted
+    x = np.tile(training_data.x, (max(1, 60_000 // len(training_data.x)), 1))
+    p = scorer.predict(x)
+    frame = _campaigns(x, p, 4, 11)
+    fit = fit_uplift(CampaignData(frame, x), scorer, load_catalogue())
+    discount, loyalty = fit.models.models["discount_10"], fit.models.models["loyalty_bonus"]
     assert discount.source == LEARNT and discount.scale > 0.5, discount
-    assert loyalty.scale == 0.0 and "does not show it works" in loyalty.note, loyalty
-    effects = offer_effects(scorer, models, x, p, load_catalogue())
+    assert discount.metrics["checked_campaigns"] == 4
+    assert loyalty.scale == 0.0 and "do not show it works" in loyalty.note, loyalty
+    assert fit.models.models["service_call"].source == "prior"  # never in a campaign
+    effects = offer_effects(fit.models, x, p, load_catalogue())
     assert np.all(effects["loyalty_bonus"] == 0) and effects["discount_10"].mean() < -0.01
-    assert metrics["uplift.discount_10.observed_cut_se"] > 0
+    assert fit.metrics["uplift.discount_10.observed_cut_se"] > 0
+    # every campaign row of a checked offer has an out-of-campaign effect, other rows none
+    mine = (frame["offer_id"] == "discount_10").to_numpy()
+    assert np.isfinite(fit.held_out["discount_10"][mine]).all()
+    assert np.isnan(fit.held_out["discount_10"][~mine]).all()
+
+
+def test_one_campaign_cannot_vouch_for_itself(training_data, fitted):
+    scorer, _ = fitted
+    x = np.tile(training_data.x, (max(1, 20_000 // len(training_data.x)), 1))
+    frame = _campaigns(x, scorer.predict(x), 1, 12)
+    model = fit_uplift(CampaignData(frame, x), scorer, load_catalogue()).models.models[
+        "discount_10"]
+    assert model.source == LEARNT and model.scale == 1.0
+    assert "no campaign to check it on" in model.note and not model.metrics
