@@ -8,7 +8,10 @@ active base at the end of the data, and spend the same budget four ways:
   (c) random: random customers, the same fixed offer;
   (d) oracle: knows every customer's true effect (``_truth/offer_effects``);
   (e) a yardstick, not a method: the true effects learnt from the features by a cross-fitted
-      regression on ``_truth``, i.e. about the most a model that sees only the features reaches.
+      regression on ``_truth``, i.e. about the most a model that sees only the features reaches;
+  (f) another yardstick: this policy's learner with the past campaigns judged on the hidden true
+      churn (from ``_truth``, to the month) instead of the observable outcome, i.e. what a perfect
+      campaign outcome would give this learner.
 
 Each plan is judged on the truth: customers kept = sum of true cuts in churn probability, net
 value = sum(true cut x customer value - cost). Customers who already left silently (not in the
@@ -18,6 +21,7 @@ truth) cannot be kept: an offer sent to them is pure cost.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import tempfile
 import time
@@ -78,9 +82,27 @@ def features_ceiling(x: np.ndarray, truth: np.ndarray, ids: list[str]) -> dict[s
     return out
 
 
+def true_churn_outcome(frame: pd.DataFrame, truth_dir: Path, customers: pd.DataFrame,
+                       horizon_days: int) -> np.ndarray:
+    """1 when the customer truly left within the horizon after the campaign: contract customers
+    by their cancel date; others by the last month they appear in ``_truth/churn_probability``
+    (the month they left, if before the data's last month; taken as its 15th)."""
+    cp = pd.read_parquet(truth_dir / "churn_probability.parquet")
+    last = cp.groupby("customer_id")["month"].max()
+    left = (pd.to_datetime(last.where(last < cp["month"].max())) + pd.Timedelta(days=15))
+    t = frame["campaign"].to_numpy("datetime64[ns]")
+    h = np.timedelta64(horizon_days, "D")
+    by_id = customers.set_index("customer_id")
+    when = np.where(by_id["has_contract"].reindex(frame["customer_id"]).to_numpy(bool),
+                    by_id["cancel_date"].reindex(frame["customer_id"]).to_numpy("datetime64[ns]"),
+                    left.reindex(frame["customer_id"]).to_numpy("datetime64[ns]"))
+    return ((when > t) & (when <= t + h)).astype(float)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--budget-share", type=float, default=0.05,
                         help="budget = this share of the base x the fixed offer's cost")
     args = parser.parse_args()
@@ -89,14 +111,19 @@ def main() -> None:
     catalogue = load_catalogue()
     features, labels, config = FeatureConfig(), LabelConfig(), TrainConfig()
     with tempfile.TemporaryDirectory() as tmp:
-        write_sample(generate(SampleSpec(customers=args.customers, months=24, seed=21)), tmp)
+        write_sample(generate(SampleSpec(customers=args.customers, months=24, seed=args.seed)),
+                     tmp)
         crm = load_crm(tmp)
         effects_truth = pd.read_parquet(Path(tmp) / "_truth" / "offer_effects.parquet")
-    fs = build_feature_set(crm, [pd.Timestamp(c) for c in CUTOFFS], features, labels)
-    scorer, _ = fit_churn_model(from_feature_set(fs, config), config)
-    fit = fit_uplift(campaign_data(crm, scorer, features, labels, catalogue.uplift), scorer,
-                     catalogue)
+        scorer, _ = fit_churn_model(from_feature_set(
+            build_feature_set(crm, [pd.Timestamp(c) for c in CUTOFFS], features, labels), config),
+            config)
+        data = campaign_data(crm, scorer, features, labels, catalogue.uplift)
+        true_data = dataclasses.replace(data, frame=data.frame.assign(outcome=true_churn_outcome(
+            data.frame, Path(tmp) / "_truth", crm.customers, labels.horizon_days)))
+    fit = fit_uplift(data, scorer, catalogue)
     uplift, metrics = fit.models, fit.metrics
+    perfect = fit_uplift(true_data, scorer, catalogue).models
     base = build_feature_set(crm, [crm.data_end.normalize() + pd.Timedelta(days=1)], features,
                              labels).frame
     x = scorer.matrix(base)
@@ -124,12 +151,16 @@ def main() -> None:
                       catalogue, budget)
     ceiling = allocate(options(customers, features_ceiling(x, truth, ids), catalogue), catalogue,
                        budget)
+    perfect_plan = allocate(options(customers, offer_effects(perfect, x, p, catalogue), catalogue),
+                            catalogue, budget)
     rows = {"this policy (learnt uplift)": judge(ours.offer, truth, value, costs),
             f"risk-only ({FIXED_OFFER})": judge(risk, truth, value, costs),
             f"random ({FIXED_OFFER})": judge(rand, truth, value, costs),
             "oracle (true effects)": judge(oracle.offer, truth, value, costs),
             "yardstick: true effects learnt from the features": judge(ceiling.offer, truth, value,
-                                                                     costs)}
+                                                                     costs),
+            "yardstick: this learner, campaigns judged on the true churn": judge(
+                perfect_plan.offer, truth, value, costs)}
     print(f"{args.customers:,} customers; {n:,} active at {crm.data_end.date()}; budget "
           f"{budget:,.0f} ({args.budget_share:.0%} of the base x {FIXED_OFFER} at "
           f"{costs[j_fixed]:g})")
@@ -149,7 +180,10 @@ def main() -> None:
     e = rows["yardstick: true effects learnt from the features"]["net_value"]
     print(f"\nthis policy vs risk-only: {vs_risk}; share of the oracle: {a / d:.0%}; the "
           f"yardstick reaches {e / d:.0%} of the oracle")
-    print(f"offers chosen by this policy: {ours.counts}")
+    f = rows["yardstick: this learner, campaigns judged on the true churn"]["net_value"]
+    print(f"this learner with campaigns judged on the true churn reaches {f / d:.0%}")
+    print(f"offers chosen by this policy: {ours.counts}; with the true churn: "
+          f"{perfect_plan.counts}")
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

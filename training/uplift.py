@@ -25,7 +25,13 @@ import pandas as pd
 from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from features.crm import CrmData
-from serving.offers.catalogue import Catalogue, UpliftSettings
+from serving.offers.catalogue import (
+    ALWAYS_FAMILIES,
+    REASON_FAMILIES,
+    Catalogue,
+    Offer,
+    UpliftSettings,
+)
 from serving.offers.uplift import LEARNT, PRIOR, OfferEffectModel, UpliftModels, standardise
 from serving.scorer import ChurnScorer
 
@@ -133,14 +139,28 @@ def fit_offset_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray,
 
 
 def _fit_offer(s: np.ndarray, treated: np.ndarray, y: np.ndarray, offset: np.ndarray,
-               settings: UpliftSettings) -> tuple[float, np.ndarray, float, np.ndarray]:
-    """(c, main, a, inter) of the per-offer model on standardised features ``s``."""
+               settings: UpliftSettings, varies: np.ndarray | None = None
+               ) -> tuple[float, np.ndarray, float, np.ndarray]:
+    """(c, main, a, inter) of the per-offer model on standardised features ``s``; the effect
+    varies only with the columns in ``varies`` (all when None; ``inter`` is 0 elsewhere)."""
     k = s.shape[1]
-    design = np.column_stack([np.ones(len(y)), s, treated, treated[:, None] * s])
+    varies = np.ones(k, dtype=bool) if varies is None else varies
+    design = np.column_stack([np.ones(len(y)), s, treated, treated[:, None] * s[:, varies]])
     ridge = np.concatenate([[1e-4], np.full(k, settings.ridge_risk), [1e-4],
-                            np.full(k, settings.ridge_effect)])
+                            np.full(int(varies.sum()), settings.ridge_effect)])
     beta = fit_offset_logistic(design, y, offset, ridge)
-    return float(beta[0]), beta[1:k + 1], float(beta[k + 1]), beta[k + 2:]
+    inter = np.zeros(k)
+    inter[varies] = beta[k + 2:]
+    return float(beta[0]), beta[1:k + 1], float(beta[k + 1]), inter
+
+
+def effect_columns(offer: Offer, families: list[str], settings: UpliftSettings) -> np.ndarray:
+    """The model features an offer's effect may vary with (see ``effect_features``)."""
+    fams = np.asarray(families)
+    if settings.effect_features == "all" or "any" in offer.addresses:
+        return np.ones(len(fams), dtype=bool)
+    wanted = [f for r in offer.addresses for f in REASON_FAMILIES.get(r, ())]
+    return np.isin(fams, wanted + list(ALWAYS_FAMILIES))
 
 
 def _pooled_cut(y: np.ndarray, treated: np.ndarray, campaign: np.ndarray
@@ -188,6 +208,7 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
     spread = np.nanstd(np.where(np.isfinite(data.x), data.x, np.nan), axis=0)
     spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
     s = standardise(data.x, center, spread)
+    families = [scorer.spec(f).family for f in scorer.features]
     models, metrics, held_out = {}, {}, {}
     for offer in catalogue.offers:
         mine = (frame["offer_id"] == offer.id).to_numpy()
@@ -198,7 +219,9 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
             log.info("uplift %s: %s", offer.id, note)
             models[offer.id] = OfferEffectModel(offer.id, PRIOR, note)
             continue
-        c, main, a, inter = _fit_offer(s[mine], treated[mine], y[mine], offset[mine], settings)
+        varies = effect_columns(offer, families, settings)
+        c, main, a, inter = _fit_offer(s[mine], treated[mine], y[mine], offset[mine], settings,
+                                       varies)
         model = OfferEffectModel(
             offer.id, LEARNT, f"learnt from {n_t} treated and {n_c} hold-out customers in "
             f"{len(np.unique(campaign[mine]))} campaigns (outcome: {data.outcome})",
@@ -210,7 +233,7 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
             if min((train & (treated == 1)).sum(), (train & (treated == 0)).sum()) < 2:
                 continue
             ck, mk, ak, ik = _fit_offer(s[train], treated[train], y[train], offset[train],
-                                        settings)
+                                        settings, varies)
             fold = OfferEffectModel(offer.id, LEARNT, "", ck, ak, mk.tolist(), ik.tolist(),
                                     center.tolist(), spread.tolist())
             effect[test] = fold.effect(p[test], data.x[test], offer.prior_effect)

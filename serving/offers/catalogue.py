@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.yaml")
 REASONS = ("support", "price", "engagement", "any")
+# the feature families behind each churn reason (customer attributes always count)
+REASON_FAMILIES = {"price": ("rfm",), "support": ("support", "voice"),
+                   "engagement": ("engagement", "offers")}
+ALWAYS_FAMILIES = ("static",)
 
 
 class CatalogueError(ValueError):
@@ -59,6 +63,9 @@ class UpliftSettings(BaseModel):
     gone_after_days: int = Field(30, gt=0, le=365)
     passive_events: tuple[str, ...] = Field(("email_sent", "email_open"), description=(
         "engagement event types that are not a sign of life (sent by us, or opened by anyone)"))
+    effect_features: Literal["all", "reasons"] = Field("all", description=(
+        "which features the effect may vary with: those of the churn reasons the offer addresses "
+        "(plus the customer attributes), or all of them"))
     ridge_effect: float = Field(1000.0, ge=0, description=(
         "ridge penalty on how the effect varies with the features (larger = closer to one "
         "average effect per offer)"))

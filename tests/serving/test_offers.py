@@ -13,7 +13,14 @@ from serving.offers.catalogue import CatalogueError, UpliftSettings, load_catalo
 from serving.offers.policy import NO_OFFER, Customers, decide, options
 from serving.offers.uplift import LEARNT, OfferEffectModel, UpliftModels, offer_effects
 from serving.offers.value import ValueConfig, customer_value
-from training.uplift import CampaignData, _fit_offer, fit_uplift, gone_outcome, qini
+from training.uplift import (
+    CampaignData,
+    _fit_offer,
+    effect_columns,
+    fit_uplift,
+    gone_outcome,
+    qini,
+)
 
 
 def _catalogue(**changes):
@@ -52,6 +59,10 @@ BAD_CATALOGUES = [
     ("no offers", {"offers": []}, ["offers"]),
     ("bad contract rule", {"offers.0.eligibility": {"contract": "sometimes"}}, ["contract"]),
     ("negative evidence_z", {"evidence_z": -1}, ["evidence_z", "greater than or equal"]),
+    ("unknown uplift outcome", {"uplift.outcome": "churn"}, ["uplift.outcome", "'gone'"]),
+    ("zero gone window", {"uplift.gone_after_days": 0}, ["uplift.gone_after_days", "greater than"]),
+    ("negative ridge", {"uplift.ridge_effect": -1.0}, ["uplift.ridge_effect"]),
+    ("unknown uplift setting", {"uplift.window": 3}, ["uplift.window", "not permitted"]),
 ]
 
 
@@ -240,6 +251,22 @@ def test_the_offset_logistic_estimator_recovers_known_effects():
     # the ridge pulls the varying part of the effect towards one average effect
     _, _, _, shrunk = _fit_offer(s, t, y, np.log(p / (1 - p)), UpliftSettings(ridge_effect=1e6))
     assert abs(shrunk[0]) < 0.05 < abs(inter[0])
+
+
+def test_an_effect_varies_only_with_the_features_of_the_reasons_it_addresses():
+    catalogue = load_catalogue()
+    families = ["rfm", "support", "voice", "engagement", "offers", "static"]
+    reasons = UpliftSettings(effect_features="reasons")
+    assert effect_columns(catalogue.offer("discount_10"), families, reasons).tolist() == [
+        True, False, False, False, False, True]
+    assert effect_columns(catalogue.offer("service_call"), families, reasons).tolist() == [
+        False, True, True, False, False, True]
+    assert effect_columns(catalogue.offer("discount_10"), families, UpliftSettings()).all()
+    rng = np.random.default_rng(5)
+    s, t = rng.normal(size=(4000, 3)), (rng.random(4000) < 0.5).astype(float)
+    y = (rng.random(4000) < 0.3).astype(float)
+    _, _, _, inter = _fit_offer(s, t, y, np.zeros(4000), reasons, np.array([True, False, True]))
+    assert inter[1] == 0.0 and inter[0] != 0.0
 
 
 def test_uplift_models_round_trip(tmp_path):
