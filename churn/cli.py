@@ -479,7 +479,9 @@ def monitor(
 @handles_bad_input
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its files.")] = Path("demo"),
-    customers: Annotated[int, typer.Option(help="Customers in the sample.")] = 20_000,
+    customers: Annotated[int, typer.Option(help=(
+        "Customers in the sample (with fewer than ~50,000 the past campaigns are too small to "
+        "vouch for any offer's effect)"))] = 60_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     verbose: VerboseOpt = False,
 ) -> None:

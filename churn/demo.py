@@ -20,7 +20,7 @@ from serving.core import ScoringCore
 from serving.model_store import load_scorer, use_tracking
 from serving.offers.campaign import allocate
 from serving.offers.catalogue import load_catalogue
-from serving.offers.policy import NO_OFFER, Customers, options
+from serving.offers.policy import NO_OFFER, Customers, explain, options
 from serving.offers.uplift import offer_effects
 from serving.store import materialize
 from training.pipeline import train_on_feature_set
@@ -93,7 +93,8 @@ def run_demo(workdir: Path, customers: int, seed: int, settings: Settings,
                         BatchConfig(campaign_budget=budget), "demo", str(as_of.date()))
     echo(f"7. nightly batch: {summary.rows_scored:,} active customers scored into {scored_path}; "
          f"campaign budget {budget:,}")
-    plans = compare_plans(core, base, budget, data_dir / "_truth" / "offer_effects.parquet")
+    plans, examples = compare_plans(core, base, budget,
+                                    data_dir / "_truth" / "offer_effects.parquet")
     echo(f"     {'plan':<30}{'offers':>8}{'spend':>9}{'expected saved':>16}"
          f"{'true kept':>11}{'true net':>10}")
     for name, row in plans.items():
@@ -103,17 +104,14 @@ def run_demo(workdir: Path, customers: int, seed: int, settings: Settings,
     if loaded.uplift is not None:
         for offer_id, model in loaded.uplift.models.items():
             echo(f"     {offer_id}: {model.source} effect; {model.note}")
-    scored = pd.read_parquet(scored_path)
-    chosen = scored[scored["offer_id"] != ""].sort_values("offer_expected_net_value",
-                                                          ascending=False).head(3)
-    for _, row in chosen.iterrows():
-        echo(f"     {row['customer_id']}: risk {row['churn_probability']:.2f} -> {row['offer_id']} "
-             f"(net {row['offer_expected_net_value']:.2f}); why: "
-             f"{', '.join(json.loads(row['reasons'])[:2])}")
-    if not len(chosen):
+    scored = pd.read_parquet(scored_path).set_index("customer_id")
+    for customer, p, why in examples:
+        reasons = ", ".join(json.loads(scored.loc[customer, "reasons"])[:2])
+        echo(f"     {customer} (churn risk {p:.2f}; {reasons}): {why}")
+    if not examples:
         echo("     no customer gets an offer: no offer has an effect the past campaigns vouch for, "
              "so sending any would be expected to lose money")
-    example = chosen["customer_id"].iloc[0] if len(chosen) else base["customer_id"].iloc[0]
+    example = examples[0][0] if examples else base["customer_id"].iloc[0]
     echo("8. serve it: `make serve`, then")
     echo(f"     curl -s -X POST localhost:3000/score -H \"Authorization: Bearer $(cat "
          f".churn-api-key)\" -H 'content-type: application/json' -d "
@@ -125,8 +123,9 @@ def run_demo(workdir: Path, customers: int, seed: int, settings: Settings,
 
 
 def compare_plans(core: ScoringCore, base: pd.DataFrame, budget: float,
-                  truth_path: Path) -> dict[str, dict]:
-    """This policy vs. risk-only targeting (one fixed offer) for the same budget."""
+                  truth_path: Path) -> tuple[dict[str, dict], list[tuple[str, float, str]]]:
+    """This policy vs. risk-only targeting (one fixed offer) for the same budget, and the
+    policy's three most valuable decisions (customer, churn probability, why)."""
     x = core.model.scorer.matrix(base)
     p = core.model.scorer.predict(x)
     value = core.customer_values(x)
@@ -151,4 +150,10 @@ def compare_plans(core: ScoringCore, base: pd.DataFrame, budget: float,
                      "expected_saved": float((opts.reduction[sent, j] * value[sent]).sum()),
                      "true_kept": float(true_cut.sum()),
                      "true_net": float((true_cut * value[sent]).sum() - spend)}
-    return out
+    sent = np.flatnonzero(ours != NO_OFFER)
+    best = sent[np.argsort(-opts.net[sent, ours[sent]], kind="stable")[:3]]
+    sources = core.model.uplift.sources() if core.model.uplift else {}
+    examples = [(str(base["customer_id"].iloc[i]), float(p[i]),
+                 explain(int(i), int(ours[i]), customers, opts, core.catalogue, sources).why)
+                for i in best]
+    return out, examples

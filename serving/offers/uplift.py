@@ -8,7 +8,8 @@ with the same features:
     logit P(gone | not sent) = logit p(x) + c + s(x) . main
     logit P(gone | sent)     = logit p(x) + c + s(x) . main + a + s(x) . inter
 
-so the effect of sending is the difference of the two (negative helps). It is fitted with ridge
+so the effect of sending is the difference of the two (negative helps; never a cut larger than the
+churn probability itself, since the outcome and the churn label differ). It is fitted with ridge
 penalties from randomised campaigns (``training.uplift``). The effect is then shrunk by
 ``scale``: the churn cut observed in held-out campaigns, minus a margin for its uncertainty,
 divided by the cut the model predicted there (0..1), so an offer that did not work out of sample
@@ -71,7 +72,9 @@ class OfferEffectModel:
                              f"model features, got {None if x is None else np.shape(x)[1]}")
         s = standardise(x, np.asarray(self.center), np.asarray(self.spread))
         base = _logit(p) + self.c + s @ np.asarray(self.main)
-        return self.scale * (_sigmoid(base + self.a + s @ np.asarray(self.inter)) - _sigmoid(base))
+        effect = self.scale * (_sigmoid(base + self.a + s @ np.asarray(self.inter))
+                               - _sigmoid(base))
+        return np.maximum(effect, -p)  # no offer cuts churn risk below zero
 
     @classmethod
     def from_dict(cls, data: dict) -> OfferEffectModel:

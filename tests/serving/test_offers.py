@@ -299,6 +299,15 @@ def test_a_learnt_effect_needs_the_features_it_was_fitted_on():
         model.effect(np.array([0.3]), np.zeros((1, 2)), 0.0)
 
 
+def test_no_offer_cuts_churn_risk_below_zero():
+    """The campaign outcome is not the churn label: a large learnt cut is capped at the risk."""
+    p = np.array([0.02, 0.3, 0.9])
+    strong = OfferEffectModel("x", LEARNT, c=3.0, a=-6.0, main=[0.0], inter=[0.0], center=[0.0],
+                              spread=[1.0])
+    effect = strong.effect(p, np.zeros((3, 1)), 0.0)
+    assert effect[0] == -0.02 and np.all(effect >= -p) and effect[2] > -0.9
+
+
 def test_the_gone_outcome_follows_cancellations_and_signs_of_life():
     import pandas as pd
 
