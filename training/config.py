@@ -47,7 +47,7 @@ class TrainConfig(BaseModel):
     experiment: str = "churn"
     model_name: str = "churn"
     contribution_method: Literal["path", "shap"] = Field("path", description=(
-        "how reasons and offer effects attribute a score to features: 'path' (decision-path "
+        "how reasons attribute a score to features: 'path' (decision-path "
         "attribution, the cost of a prediction) or 'shap' (exact TreeSHAP, ~100x slower)"))
     primary_metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "roc_auc"
     promotion_tolerance: float = Field(0.005, ge=0, description=(

@@ -44,7 +44,7 @@ def model_card(name: str, version: str, run_id: str, params: dict, metrics: dict
               "- Probabilities are calibrated on customers of the training period; the hold-out "
               "shows how far that holds one period later.",
               "- Reasons are feature contributions (associations), not causes; offer effects come "
-              "from randomised campaigns only, and are shrunk when a held-out campaign disagrees.",
+              "from randomised campaigns only, and are shrunk to what held-out campaigns show.",
               "- Features absent from a source (missing optional tables) are missing for every "
               "customer: a model trained with them degrades without them."]
     return "\n".join(lines) + "\n"
