@@ -59,21 +59,21 @@ def gone_outcome(crm: CrmData, frame: pd.DataFrame, labels: LabelConfig,
     cancelled = (cancel > t) & (cancel <= t + h.to_timedelta64())
     contract = (customers[labels.contract_flag].reindex(ids).fillna(False).to_numpy(bool)
                 if labels.contract_flag in customers.columns else np.zeros(len(frame), bool))
-    signs = [crm.orders[["customer_id", "order_ts"]].set_axis(["customer_id", "ts"], axis=1)]
+    # signs of life: orders, and engagement events that are not passive (no copy of the tables)
+    signs = [(crm.orders["customer_id"], crm.orders["order_ts"].to_numpy("datetime64[ns]"), None)]
     if crm.engagement is not None and len(crm.engagement):
         e = crm.engagement
-        live = ~e["event_type"].astype(str).isin(settings.passive_events)
+        live = ~e["event_type"].astype(str).isin(settings.passive_events).to_numpy()
         if "value" in e.columns:
-            live &= e["value"].fillna(1.0).to_numpy() != 0  # e.g. a month with 0 active days
-        signs.append(e.loc[live, ["customer_id", "event_ts"]].set_axis(["customer_id", "ts"],
-                                                                        axis=1))
-    signs = pd.concat(signs, ignore_index=True)
+            live &= e["value"].fillna(1.0).to_numpy(float) != 0  # e.g. a month with 0 active days
+        signs.append((e["customer_id"], e["event_ts"].to_numpy("datetime64[ns]"), live))
     quiet = np.ones(len(frame), dtype=bool)
     for c in np.unique(t):
-        lo, hi = pd.Timestamp(c) + h, pd.Timestamp(c) + h + w
-        alive = signs.loc[(signs["ts"] > lo) & (signs["ts"] <= hi), "customer_id"].unique()
+        lo, hi = c + h.to_timedelta64(), c + (h + w).to_timedelta64()
+        alive = [ids_[(ts > lo) & (ts <= hi) & (True if ok is None else ok)].unique()
+                 for ids_, ts, ok in signs]
         rows = t == c
-        quiet[rows] = ~ids[rows].isin(alive).to_numpy()
+        quiet[rows] = ~ids[rows].isin(np.concatenate(alive)).to_numpy()
     return (cancelled | (~contract & quiet)).astype(np.float64)
 
 

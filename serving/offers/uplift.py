@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,10 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def standardise(x: np.ndarray, center: np.ndarray, spread: np.ndarray) -> np.ndarray:
     """(x - center) / spread, missing values at the center, clipped to +/- CLIP."""
-    s = (np.asarray(x, dtype=float) - center) / spread
-    return np.clip(np.nan_to_num(s, nan=0.0, posinf=CLIP, neginf=-CLIP), -CLIP, CLIP)
+    s = np.subtract(np.asarray(x, dtype=float), center)
+    s /= spread
+    np.nan_to_num(s, copy=False, nan=0.0, posinf=CLIP, neginf=-CLIP)
+    return np.clip(s, -CLIP, CLIP, out=s)
 
 
 @dataclass
@@ -60,8 +63,10 @@ class OfferEffectModel:
     scale: float = 1.0  # shrinkage from held-out campaigns (observed / predicted cut, 0..1)
     metrics: dict = field(default_factory=dict)
 
-    def effect(self, p_churn: np.ndarray, x: np.ndarray | None, prior_effect: float) -> np.ndarray:
-        """Change in churn probability per customer if the offer is sent (negative helps)."""
+    def effect(self, p_churn: np.ndarray, x: np.ndarray | None, prior_effect: float,
+               standardised: np.ndarray | None = None) -> np.ndarray:
+        """Change in churn probability per customer if the offer is sent (negative helps).
+        ``standardised``: ``x`` already standardised with this model's center and spread."""
         p = np.asarray(p_churn, dtype=float)
         if self.source != LEARNT:
             return -prior_effect * p
@@ -70,11 +75,16 @@ class OfferEffectModel:
         if x is None or np.shape(x)[1] != len(self.center):
             raise ValueError(f"offer {self.offer_id}: the learnt effect needs the {len(self.center)} "
                              f"model features, got {None if x is None else np.shape(x)[1]}")
-        s = standardise(x, np.asarray(self.center), np.asarray(self.spread))
-        base = _logit(p) + self.c + s @ np.asarray(self.main)
-        effect = self.scale * (_sigmoid(base + self.a + s @ np.asarray(self.inter))
-                               - _sigmoid(base))
+        center, spread, main, inter = self._arrays
+        s = standardise(x, center, spread) if standardised is None else standardised
+        base = _logit(p) + self.c + s @ main
+        effect = self.scale * (_sigmoid(base + self.a + s @ inter) - _sigmoid(base))
         return np.maximum(effect, -p)  # no offer cuts churn risk below zero
+
+    @cached_property
+    def _arrays(self) -> tuple[np.ndarray, ...]:  # converted once, not on every request
+        return tuple(np.asarray(v, dtype=float) for v in (self.center, self.spread, self.main,
+                                                          self.inter))
 
     @classmethod
     def from_dict(cls, data: dict) -> OfferEffectModel:
@@ -90,11 +100,20 @@ class UpliftModels:
 
     def effects(self, p_churn: np.ndarray, x: np.ndarray | None,
                 catalogue: Catalogue) -> dict[str, np.ndarray]:
-        out = {}
+        out, done = {}, []  # (center, spread, standardised x): the models share one, usually
         for offer in catalogue.offers:
             model = self.models.get(offer.id) or OfferEffectModel(offer.id, PRIOR,
                                                                   "not in the trained models")
-            out[offer.id] = model.effect(p_churn, x, offer.prior_effect)
+            s = None
+            if model.source == LEARNT and model.scale != 0.0 and x is not None \
+                    and np.shape(x)[1] == len(model.center):
+                center, spread = model._arrays[:2]
+                s = next((st for c, sp, st in done if np.array_equal(c, center)
+                          and np.array_equal(sp, spread)), None)
+                if s is None:
+                    s = standardise(x, center, spread)
+                    done.append((center, spread, s))
+            out[offer.id] = model.effect(p_churn, x, offer.prior_effect, s)
         return out
 
     def sources(self) -> dict[str, str]:

@@ -281,6 +281,28 @@ def test_uplift_models_round_trip(tmp_path):
     assert np.isfinite(back.models["discount_10"].effect(np.full(3, 0.3), x, 0.1)).all()
 
 
+def test_offers_sharing_a_standardisation_get_the_same_effects_as_one_by_one():
+    rng = np.random.default_rng(8)
+    x = rng.normal(2.0, 3.0, (500, 2))
+    x[::7, 1] = np.nan
+    p = rng.uniform(0.05, 0.6, 500)
+    same = dict(center=[2.0, 2.0], spread=[3.0, 3.0])
+    models = UpliftModels({
+        "discount_10": OfferEffectModel("discount_10", LEARNT, c=0.1, a=-0.3, main=[0.1, 0.0],
+                                        inter=[-0.2, 0.1], scale=0.7, **same),
+        "service_call": OfferEffectModel("service_call", LEARNT, c=0.0, a=-0.1, main=[0.0, 0.2],
+                                         inter=[0.0, -0.3], **same),
+        "loyalty_bonus": OfferEffectModel("loyalty_bonus", LEARNT, c=0.0, a=-0.2,
+                                          main=[0.0, 0.0], inter=[0.3, 0.0], center=[0.0, 1.0],
+                                          spread=[1.0, 2.0])})
+    catalogue = load_catalogue()
+    together = models.effects(p, x, catalogue)
+    for oid, model in models.models.items():
+        alone = model.effect(p, x, catalogue.offer(oid).prior_effect)
+        assert np.array_equal(together[oid], alone), oid
+    assert not np.array_equal(together["discount_10"], together["service_call"])
+
+
 def test_uplift_models_of_an_earlier_version_fall_back_to_the_prior(tmp_path):
     import json
 
