@@ -59,7 +59,7 @@ class ScoringCore:
                 return np.array([scorer.decode(name, v) for v in column], dtype=object)
             table = np.array([*scorer.categories[name], None], dtype=object)
             missing = np.isnan(column)
-            return table[np.where(missing, len(table) - 1, np.nan_to_num(column)).astype(int)]
+            return table[np.where(missing, len(table) - 1, column).astype(int)]
         return column
 
     def customer_values(self, x: np.ndarray) -> np.ndarray:

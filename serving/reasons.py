@@ -8,7 +8,7 @@ exact TreeSHAP if the model says so: see ``serving/paths.py``) and the feature m
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -27,8 +27,9 @@ class Reason:
     direction: str  # "raises" | "lowers"
     text: str
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def as_dict(self) -> dict:  # flat fields: no deep copy (asdict's) on the request path
+        return {"feature": self.feature, "value": self.value, "contribution": self.contribution,
+                "direction": self.direction, "text": self.text}
 
 
 def top_reasons(scorer: ChurnScorer, x: np.ndarray, contributions: np.ndarray, k: int = 3,

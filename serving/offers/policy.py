@@ -75,7 +75,8 @@ def options(c: Customers, effects: dict[str, np.ndarray], catalogue: Catalogue) 
     n, offers = len(c.p_churn), catalogue.offers
     net = np.full((n, len(offers)), -np.inf)
     reduction = np.zeros((n, len(offers)))
-    cooling = np.nan_to_num(c.days_since_last_offer, nan=np.inf) < catalogue.contact_cooldown_days
+    # no offer yet (missing) never cools down: NaN < anything is False
+    cooling = np.asarray(c.days_since_last_offer, dtype=float) < catalogue.contact_cooldown_days
     for j, offer in enumerate(offers):
         r = -np.asarray(effects[offer.id], dtype=float)
         reduction[:, j] = r

@@ -45,8 +45,8 @@ def standardise(x: np.ndarray, center: np.ndarray, spread: np.ndarray) -> np.nda
     """(x - center) / spread, missing values at the center, clipped to +/- CLIP."""
     s = np.subtract(np.asarray(x, dtype=float), center)
     s /= spread
-    np.nan_to_num(s, copy=False, nan=0.0, posinf=CLIP, neginf=-CLIP)
-    return np.clip(s, -CLIP, CLIP, out=s)
+    s[np.isnan(s)] = 0.0
+    return np.clip(s, -CLIP, CLIP, out=s)  # +/- inf become +/- CLIP
 
 
 @dataclass

@@ -24,13 +24,13 @@ class ValueConfig(BaseModel):
 def customer_value(orders_in_window: np.ndarray, avg_order_value: np.ndarray,
                    config: ValueConfig) -> np.ndarray:
     """Expected discounted margin over the horizon, from an order count and average order value."""
-    rate = np.nan_to_num(np.asarray(orders_in_window, dtype=float)) / config.window_days
-    aov = np.nan_to_num(np.asarray(avg_order_value, dtype=float))
+    rate = np.asarray(orders_in_window, dtype=float) / config.window_days
+    aov = np.asarray(avg_order_value, dtype=float)
     years = config.horizon_days / 365.0
     # spend spread evenly over the horizon, discounted at mid-horizon
     discount = (1 + config.annual_discount_rate) ** (-years / 2)
     value = config.margin * rate * config.horizon_days * aov * discount
-    return np.maximum(value, config.min_value)
+    return np.fmax(value, config.min_value)  # missing or infinite inputs -> the minimum value
 
 
 def value_features(config: ValueConfig) -> tuple[str, str]:
