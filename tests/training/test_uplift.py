@@ -66,3 +66,18 @@ def test_uplift_recovers_the_direction_of_the_true_effects(learnt):
     assert pd.Series(estimated).corr(pd.Series(true_cut), method="spearman") > 0.2
     ranked = np.argsort(-estimated, kind="stable")[: len(estimated) // 10]
     assert true_cut[ranked].mean() > 1.5 * true_cut.mean(), "the top tenth is not the best bet"
+
+
+def test_campaigns_can_be_judged_on_the_churn_label_instead(sample_crm, fitted):
+    from serving.offers.catalogue import UpliftSettings
+
+    scorer, _ = fitted
+    labels = LabelConfig()
+    by_label = campaign_data(sample_crm, scorer, FeatureConfig(), labels,
+                             UpliftSettings(outcome="label"))
+    gone = campaign_data(sample_crm, scorer, FeatureConfig(), labels, UpliftSettings())
+    assert by_label.outcome == "label" and gone.outcome == "gone"
+    assert by_label.frame["outcome"].equals(by_label.frame["label"].astype(float))
+    # judging on "gone" waits gone_after_days longer for a campaign's outcome
+    assert by_label.frame["campaign"].max() > gone.frame["campaign"].max()
+    assert gone.frame["outcome"].mean() < by_label.frame["outcome"].mean()
