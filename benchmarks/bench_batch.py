@@ -98,10 +98,10 @@ def stage(name: str, folder: Path, budget: float) -> dict:
     if name == "local-priors":  # the catalogue's priors: offers are made and allocated
         import dataclasses
 
-        from serving.offers.catalogue import load_catalogue as _catalogue
         from serving.offers.uplift import UpliftModels
 
-        model = dataclasses.replace(model, uplift=UpliftModels.priors_only(_catalogue(), "bench"))
+        model = dataclasses.replace(model, uplift=UpliftModels.priors_only(load_catalogue(),
+                                                                           "bench"))
     t0 = time.perf_counter()
     if name == "raw":
         frame = pd.read_parquet(folder / "features.parquet")

@@ -32,7 +32,14 @@ from serving.offers.catalogue import (
     Offer,
     UpliftSettings,
 )
-from serving.offers.uplift import LEARNT, PRIOR, OfferEffectModel, UpliftModels, standardise
+from serving.offers.uplift import (
+    LEARNT,
+    PRIOR,
+    OfferEffectModel,
+    UpliftModels,
+    logit,
+    standardise,
+)
 from serving.scorer import ChurnScorer
 
 log = logging.getLogger(__name__)
@@ -202,10 +209,10 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
     y = frame["outcome"].to_numpy(float)
     campaign = frame["campaign"].to_numpy()
     p = scorer.predict(data.x)
-    offset = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1))
-    center = np.nanmean(np.where(np.isfinite(data.x), data.x, np.nan), axis=0)
-    center = np.nan_to_num(center, nan=0.0)
-    spread = np.nanstd(np.where(np.isfinite(data.x), data.x, np.nan), axis=0)
+    offset = logit(p)
+    finite = np.where(np.isfinite(data.x), data.x, np.nan)
+    center = np.nan_to_num(np.nanmean(finite, axis=0), nan=0.0)
+    spread = np.nanstd(finite, axis=0)
     spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
     s = standardise(data.x, center, spread)
     families = [scorer.spec(f).family for f in scorer.features]
@@ -236,7 +243,7 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
                                         settings, varies)
             fold = OfferEffectModel(offer.id, LEARNT, "", ck, ak, mk.tolist(), ik.tolist(),
                                     center.tolist(), spread.tolist())
-            effect[test] = fold.effect(p[test], data.x[test], offer.prior_effect)
+            effect[test] = fold.effect(p[test], data.x[test], offer.prior_effect, s[test])
         checked = mine & ~np.isnan(effect)
         observed, se, used = _pooled_cut(y[checked], treated[checked], campaign[checked])
         if used == 0:

@@ -32,7 +32,7 @@ LEARNT, PRIOR = "learnt", "prior"
 CLIP = 5.0  # standardised features are clipped to +/- this many standard deviations
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 
@@ -77,7 +77,7 @@ class OfferEffectModel:
                              f"model features, got {None if x is None else np.shape(x)[1]}")
         center, spread, main, inter = self._arrays
         s = standardise(x, center, spread) if standardised is None else standardised
-        base = _logit(p) + self.c + s @ main
+        base = logit(p) + self.c + s @ main
         effect = self.scale * (_sigmoid(base + self.a + s @ inter) - _sigmoid(base))
         return np.maximum(effect, -p)  # no offer cuts churn risk below zero
 
