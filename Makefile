@@ -32,8 +32,9 @@ serve: $(STAMP) ## serve the demo's champion on localhost:$(PORT) (run make demo
 	@echo "API key (in .churn-api-key): $$(cat .churn-api-key)"
 	$(BIN)/churn serve --store $(DEMO_DIR)/online_store.sqlite --api-key-file .churn-api-key --port $(PORT)
 
-lint: $(STAMP) ## ruff (T201: library code logs, it does not print)
+lint: $(STAMP) ## ruff (T201: library code logs, it does not print) and the one-way import contract
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 unit: $(STAMP) ## fast tests only
 	$(BIN)/pytest -q -m "not slow"

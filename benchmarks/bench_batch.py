@@ -31,7 +31,7 @@ def _prepare(folder: Path, customers: int, rows: int) -> None:
     from features.config import FeatureConfig, LabelConfig
     from features.io import load_crm
     from features.sample import SampleSpec, generate, write_sample
-    from serving.offers.catalogue import load_catalogue
+    from scoring.offers.catalogue import load_catalogue
     from training.config import TrainConfig
     from training.dataset import from_feature_set
     from training.model import fit_churn_model
@@ -58,9 +58,9 @@ def _prepare(folder: Path, customers: int, rows: int) -> None:
 def _model(folder: Path, method: str = "path"):
     import dataclasses
 
-    from serving.model_store import LoadedModel
-    from serving.offers.uplift import UpliftModels
-    from serving.scorer import ChurnScorer
+    from scoring.model_store import LoadedModel
+    from scoring.offers.uplift import UpliftModels
+    from scoring.scorer import ChurnScorer
 
     scorer = ChurnScorer.load(folder / "model" / "scorer")
     scorer = dataclasses.replace(scorer, meta={**scorer.meta, "contribution_method": method})
@@ -72,7 +72,7 @@ def agreement(folder: Path, rows: int = 20_000) -> dict:
     """How often the path attribution's reasons match exact TreeSHAP's on the benchmark model."""
     import numpy as np
 
-    from serving.reasons import top_positive
+    from scoring.reasons import top_positive
 
     scorer = _model(folder).scorer
     x = scorer.matrix(pd.read_parquet(folder / "features.parquet").head(rows))
@@ -90,15 +90,15 @@ def agreement(folder: Path, rows: int = 20_000) -> dict:
 
 
 def stage(name: str, folder: Path, budget: float) -> dict:
-    from serving.batch import BatchConfig, score_table
-    from serving.core import ScoringCore
-    from serving.offers.catalogue import load_catalogue
+    from jobs.batch import BatchConfig, score_table
+    from scoring.core import ScoringCore
+    from scoring.offers.catalogue import load_catalogue
 
     model = _model(folder, "shap" if name.endswith("-shap") else "path")
     if name == "local-priors":  # the catalogue's priors: offers are made and allocated
         import dataclasses
 
-        from serving.offers.uplift import UpliftModels
+        from scoring.offers.uplift import UpliftModels
 
         model = dataclasses.replace(model, uplift=UpliftModels.priors_only(load_catalogue(),
                                                                            "bench"))
@@ -121,10 +121,10 @@ def stage(name: str, folder: Path, budget: float) -> dict:
         rows, extra = summary.rows_in, {"offers": summary.offers}
     else:
         from churn.settings import Settings
-        from features.spark_runner import spark_session
-        from serving.batch import BatchConfig as BC
-        from serving.core import ScoringCore as SC
-        from serving.spark_engine import spark_score
+        from jobs.batch import BatchConfig as BC
+        from jobs.spark_features import spark_session
+        from jobs.spark_scoring import spark_score
+        from scoring.core import ScoringCore as SC
 
         spark_session("local[2]")
         t0 = time.perf_counter()  # the session start is not the job's cost

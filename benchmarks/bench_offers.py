@@ -34,11 +34,11 @@ from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from features.io import load_crm
 from features.sample import SampleSpec, generate, write_sample
-from serving.offers.campaign import allocate
-from serving.offers.catalogue import load_catalogue
-from serving.offers.policy import NO_OFFER, Customers, options
-from serving.offers.uplift import offer_effects
-from serving.offers.value import ValueConfig, customer_value
+from scoring.offers.campaign import allocate
+from scoring.offers.catalogue import load_catalogue
+from scoring.offers.policy import NO_OFFER, Customers, options
+from scoring.offers.uplift import offer_effects
+from scoring.offers.value import ValueConfig, customer_value
 from training.config import TrainConfig
 from training.dataset import from_feature_set
 from training.model import fit_churn_model

@@ -54,7 +54,7 @@ def _prepare(folder: Path, customers: int) -> dict:
     from features.config import FeatureConfig, LabelConfig
     from features.io import load_crm
     from features.sample import SampleSpec, generate, write_sample
-    from serving.store import materialize
+    from features.store import materialize
     from training.config import TrainConfig
     from training.pipeline import train_on_feature_set
     from training.registry import promote
@@ -69,7 +69,7 @@ def _prepare(folder: Path, customers: int) -> dict:
     latest = build_feature_set(crm, [pd.Timestamp("2026-01-01")], FeatureConfig(),
                                LabelConfig(), population_only=False)
     materialize(latest.frame, latest.feature_names, folder / "store.sqlite")
-    from serving.model_store import load_scorer
+    from scoring.model_store import load_scorer
 
     scorer = load_scorer("models:/churn@champion").scorer
     scorer.booster.save_model(str(folder / "booster.txt"))
@@ -106,7 +106,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         prep = _prepare(folder, args.customers)
-        from serving.store import SQLiteStore
+        from features.store import SQLiteStore
 
         store = SQLiteStore(folder / "store.sqlite")
         ids = prep["ids"]

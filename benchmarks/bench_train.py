@@ -22,7 +22,7 @@ from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from features.io import load_crm
 from features.sample import SampleSpec, generate, write_sample
-from serving.scorer import CATEGORY
+from features.spec import CATEGORY
 from training.config import TrainConfig
 from training.dataset import FIT, from_feature_set
 from training.pipeline import train_on_feature_set

@@ -147,7 +147,7 @@ def features_build(
     labels = _label_config(settings, horizon_days, definition)
     cutoffs = _dates(cutoff)
     if engine == "spark":
-        from features.spark_runner import spark_feature_set
+        from jobs.spark_features import spark_feature_set
 
         fs = spark_feature_set(data, cutoffs, settings.features, labels, master=spark_master)
     elif engine == "local":
@@ -182,7 +182,7 @@ def features_materialize(
     """Write every customer's latest features into the online store the service reads."""
     from features.build import build_feature_set
     from features.io import load_crm
-    from serving.store import materialize
+    from features.store import materialize
 
     settings = _setup(verbose, config)
     crm = load_crm(data)
@@ -208,7 +208,7 @@ def serve(
     """Start the BentoML service (bentoml serve) with the project's settings."""
     import subprocess
 
-    from serving.model_store import tracking_uri
+    from scoring.model_store import tracking_uri
     from serving.settings import ServeSettings, ServeSettingsError
 
     _setup(verbose, None)
@@ -397,8 +397,8 @@ def score(
 ) -> None:
     """Score the customer base: probability, risk band, reasons and offer for every customer."""
     settings = _setup(verbose, config)
-    from serving.batch import BatchConfig
-    from serving.jobs import run_scoring_job
+    from jobs.batch import BatchConfig
+    from jobs.runner import run_scoring_job
 
     if (features is None) == (data is None):
         raise ValueError("give either --features FILE (a feature table) or --data DIR with "
@@ -446,9 +446,9 @@ def monitor(
     verbose: VerboseOpt = False,
 ) -> None:
     """Drift and back-test report. Exit 0 = fine, 3 = an alert, 2 = bad input."""
-    from serving.core import RiskBands
-    from serving.jobs import load_model
-    from serving.monitor_job import run_monitor
+    from jobs.monitor import run_monitor
+    from jobs.runner import load_model
+    from scoring.bands import RiskBands
 
     settings = _setup(verbose, config)
     mconfig = settings.monitor

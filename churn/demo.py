@@ -15,14 +15,14 @@ from churn.settings import Settings
 from features.build import build_feature_set, write_feature_set
 from features.io import load_crm
 from features.sample import SampleSpec, generate, write_sample
-from serving.batch import BatchConfig, run_batch
-from serving.core import ScoringCore
-from serving.model_store import load_scorer, use_tracking
-from serving.offers.campaign import allocate
-from serving.offers.catalogue import load_catalogue
-from serving.offers.policy import NO_OFFER, Customers, explain, options
-from serving.offers.uplift import offer_effects
-from serving.store import materialize
+from features.store import materialize
+from jobs.batch import BatchConfig, run_batch
+from scoring.core import ScoringCore
+from scoring.model_store import load_scorer, use_tracking
+from scoring.offers.campaign import allocate
+from scoring.offers.catalogue import load_catalogue
+from scoring.offers.policy import NO_OFFER, explain, options
+from scoring.offers.uplift import offer_effects
 from training.pipeline import train_on_feature_set
 from training.registry import promote
 
@@ -128,8 +128,8 @@ def compare_plans(core: ScoringCore, base: pd.DataFrame, budget: float,
     policy's three most valuable decisions (customer, churn probability, why)."""
     x = core.model.scorer.matrix(base)
     p = core.model.scorer.predict(x)
-    value = core.customer_values(x)
-    customers = Customers(p, value, base["days_since_last_offer"].to_numpy(float))
+    customers = core.customers(x, p)
+    value = customers.value
     opts = options(customers, offer_effects(core.model.uplift, x, p, core.catalogue), core.catalogue)
     ours = allocate(opts, core.catalogue, budget).offer
     fixed = core.catalogue.ids.index("discount_10")

@@ -8,7 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from features.config import FeatureConfig, LabelConfig
-from serving.monitoring import MonitorConfig
+from jobs.monitoring import MonitorConfig
 from training.config import TrainConfig
 
 

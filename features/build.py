@@ -27,7 +27,7 @@ from features.families.support import add_support
 from features.families.voice import add_voice
 from features.io import write_atomic
 from features.labels import population_and_label
-from features.spec import FeatureSpec, specs_from_json, specs_to_json
+from features.spec import CATEGORY, NUMBER, FeatureSpec, column_spec, kind_of, specs_from_json, specs_to_json
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +105,13 @@ def _add_static(sink: FeatureSink, customers: pd.DataFrame) -> None:
         if col in _NOT_STATIC:
             continue
         values = customers[col]
-        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-            sink.put(col, values.astype("float64").to_numpy(np.float64, na_value=np.nan),
-                     family="static", window=None, unit="", description=f"customer attribute {col}",
-                     sentence=f"{col} = {{value}}")
-        elif pd.api.types.is_datetime64_any_dtype(values):
+        if pd.api.types.is_datetime64_any_dtype(values):
             log.info("customers.%s is a date; static dates are not used as features", col)
-        else:
-            sink.put(col, values.astype("str").to_numpy(object), family="static", window=None,
-                     unit="", description=f"customer attribute {col}",
-                     sentence=f"{col} is {{value}}", kind="category")
+            continue
+        spec = column_spec(col, kind_of(values), "static", f"customer attribute {col}")
+        array = (values.astype("float64").to_numpy(np.float64, na_value=np.nan) if spec.kind == NUMBER
+                 else values.astype("str").to_numpy(object))
+        sink.add(spec, array)
 
 
 def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: FeatureConfig,
@@ -148,7 +145,7 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
                  keep.sum(), f"{label[keep][labelled].mean():.3f}" if labelled.any() else "unknown")
     frame = pd.concat(frames, ignore_index=True)
     for spec in specs:
-        if spec.kind == "category":
+        if spec.kind == CATEGORY:
             frame[spec.name] = frame[spec.name].astype("str")
     return FeatureSet(frame, specs, label_config)
 

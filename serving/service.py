@@ -19,18 +19,18 @@ import numpy as np
 from mlflow import MlflowClient
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from features.store import SQLiteStore
+from scoring.core import ScoringCore
+from scoring.model_store import load_scorer, resolve, use_tracking
+from scoring.offers.catalogue import load_catalogue
 from serving.bentoml_fixes import cancel_request_timers
-from serving.core import ScoringCore
 from serving.middleware import (
     AccessLogMiddleware,
     EnvApiKeyMiddleware,
     EnvBodyLimitMiddleware,
     JsonOnlyMiddleware,
 )
-from serving.model_store import load_scorer, resolve, use_tracking
-from serving.offers.catalogue import load_catalogue
 from serving.settings import ServeSettings, workers_from_env
-from serving.store import SQLiteStore
 
 log = logging.getLogger("churn.service")
 cancel_request_timers()  # BentoML keeps every request alive for the whole timeout otherwise

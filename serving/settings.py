@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from serving.core import RiskBands
-from serving.offers.value import ValueConfig
+from scoring.bands import RiskBands
+from scoring.offers.value import ValueConfig
 
 
 class ServeSettingsError(ValueError):
@@ -66,6 +66,8 @@ class ServeSettings(BaseModel):
                 max_items=int(env.get("CHURN_MAX_ITEMS", 1000)),
                 max_body_bytes=int(env.get("CHURN_MAX_BODY_BYTES", 2_000_000)),
                 poll_seconds=float(env.get("CHURN_POLL_SECONDS", 30)),
-                workers=workers_from_env(env))
+                workers=workers_from_env(env),
+                bands=RiskBands.parse(env["CHURN_RISK_BANDS"]) if env.get("CHURN_RISK_BANDS")
+                else RiskBands())
         except ValueError as exc:
             raise ServeSettingsError(f"invalid service setting: {exc}") from exc

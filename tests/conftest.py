@@ -213,7 +213,7 @@ def served(tmp_path_factory, sample_crm, feature_set):
     store materialised from the latest cutoff. Returns the environment a service needs."""
     import mlflow
 
-    from serving.store import materialize
+    from features.store import materialize
     from training.pipeline import train_on_feature_set
     from training.registry import promote
 

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from serving.scorer import CATEGORY
+from features.spec import CATEGORY
 from training.dataset import CALIB, FIT, HOLDOUT, VALID, TrainingData
 
 

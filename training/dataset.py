@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureSet
-from features.spec import FeatureSpec
-from serving.scorer import CATEGORY, NUMBER, encode_frame
+from features.spec import CATEGORY, FeatureSpec, column_spec, kind_of
+from scoring.scorer import encode_frame
 from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,8 @@ def _kinds_and_categories(frame: pd.DataFrame, features: list[str], fit_rows: np
     kinds, categories = [], {}
     for name in features:
         values = frame[name]
-        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-            kinds.append(NUMBER)
-        else:
-            kinds.append(CATEGORY)
+        kinds.append(kind_of(values))
+        if kinds[-1] == CATEGORY:
             seen = values[fit_rows].dropna().astype("str")
             categories[name] = sorted(seen.unique().tolist())
     return kinds, categories
@@ -170,9 +168,8 @@ def from_table(frame: pd.DataFrame, id_column: str, label_column: str, config: T
             "split of it); drop them or name the right label")
     part = _table_split(frame, y, config, time_column)
     kinds, categories = _kinds_and_categories(frame, features, part == FIT)
-    specs = [FeatureSpec(name, "table", None, f"column {name}", "",
-                         f"{name} is {{value}}" if kind == CATEGORY else f"{name} = {{value}}",
-                         kind) for name, kind in zip(features, kinds, strict=True)]
+    specs = [column_spec(name, kind, "table", f"column {name}")
+             for name, kind in zip(features, kinds, strict=True)]
     _check_both_classes(y, part)
     x = encode_frame(frame, features, kinds, categories)
     rows = frame[[id_column] + features].copy()

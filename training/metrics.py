@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from serving.evaluation import expected_calibration_error, lift_and_capture
+from scoring.evaluation import expected_calibration_error, lift_and_capture
 from training.config import EconomicsConfig
 
 TOP_SHARES = (0.05, 0.10, 0.20)

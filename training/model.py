@@ -11,7 +11,9 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from serving.scorer import CATEGORY, Calibrator, ChurnScorer
+from features.numeric import logit
+from features.spec import CATEGORY
+from scoring.scorer import Calibrator, ChurnScorer
 from training.config import LightGBMConfig, TrainConfig
 from training.dataset import CALIB, FIT, VALID, TrainingData
 
@@ -86,8 +88,7 @@ def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> Calibrator:
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
         return Calibrator("isotonic", tuple(map(float, iso.X_thresholds_)),
                           tuple(map(float, iso.y_thresholds_)))
-    logit = np.log(np.clip(raw, 1e-12, 1 - 1e-12) / np.clip(1 - raw, 1e-12, 1)).reshape(-1, 1)
-    lr = LogisticRegression(C=1e6).fit(logit, y)
+    lr = LogisticRegression(C=1e6).fit(logit(raw).reshape(-1, 1), y)
     return Calibrator("sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
 
 

@@ -17,10 +17,11 @@ from mlflow import MlflowClient
 from features.build import FeatureSet, build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from features.crm import CrmData
-from serving.model_store import use_tracking
-from serving.offers.catalogue import Catalogue, load_catalogue
-from serving.offers.uplift import UpliftModels
-from serving.scorer import ChurnScorer
+from scoring.artifact import HOLDOUT_ARTIFACT
+from scoring.model_store import experiment_id, use_tracking
+from scoring.offers.catalogue import Catalogue, load_catalogue
+from scoring.offers.uplift import UpliftModels
+from scoring.scorer import ChurnScorer
 from training.baselines import RANK_ONLY, baseline_scores
 from training.config import TrainConfig
 from training.dataset import HOLDOUT, TrainingData, from_feature_set, from_table
@@ -28,7 +29,7 @@ from training.metrics import by_segment, evaluate
 from training.model import fit_churn_model
 from training.model_card import model_card
 from training.plots import evaluation_plots
-from training.tracking import HOLDOUT_ARTIFACT, clean_metrics, experiment_id, log_frame, log_model
+from training.tracking import clean_metrics, log_frame, log_model
 from training.uplift import campaign_data, fit_uplift
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from serving.model_store import load_scorer, use_tracking
-from serving.scorer import ScoringInputError
+from scoring.model_store import load_holdout, load_scorer, use_tracking
+from scoring.scorer import ScoringInputError
 from training.config import EconomicsConfig
 from training.metrics import evaluate
-from training.tracking import CHALLENGER, CHAMPION, load_holdout
+from training.tracking import CHALLENGER, CHAMPION
 
 log = logging.getLogger(__name__)
 

@@ -12,15 +12,14 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from serving.model_store import experiment_id  # noqa: F401 - re-exported
-from serving.offers.uplift import UpliftModels
-from serving.pyfunc import SCORER_ARTIFACT, UPLIFT_ARTIFACT, ChurnPyfunc
-from serving.scorer import CATEGORY, ChurnScorer
+from features.spec import CATEGORY
+from scoring.artifact import SCORER_ARTIFACT, UPLIFT_ARTIFACT, ChurnPyfunc
+from scoring.offers.uplift import UpliftModels
+from scoring.scorer import ChurnScorer
 
 log = logging.getLogger(__name__)
 
 CHALLENGER, CHAMPION = "challenger", "champion"
-HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas>=3", "numpy>=2", "scikit-learn==1.9.1",
                     "mlflow==3.17.2"]
 
@@ -65,13 +64,6 @@ def log_frame(frame: pd.DataFrame, artifact_path: str) -> None:
         path = Path(tmp) / Path(artifact_path).name
         frame.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=str(Path(artifact_path).parent))
-
-
-def load_holdout(run_id: str) -> pd.DataFrame:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT,
-                                                   dst_path=tmp)
-        return pd.read_parquet(path)
 
 
 def clean_metrics(metrics: dict[str, float]) -> dict[str, float]:

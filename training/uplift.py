@@ -4,7 +4,7 @@ From the ``offers`` table (randomised: treated vs. hold-out) and what happened n
 each campaign's date (strictly before it), and the campaign outcome after it (by default *gone*:
 cancelled within the horizon, or for customers without a contract no sign of life in the
 ``gone_after_days`` after the horizon; see ``UpliftSettings``). Per offer, the logistic model of
-``serving.offers.uplift`` (the churn model's log-odds as offset, a ridge-penalised linear risk
+``scoring.offers.uplift`` (the churn model's log-odds as offset, a ridge-penalised linear risk
 correction and effect on the standardised features) is fitted by Newton's method.
 
 Evidence: every campaign is predicted by a model fitted on the other campaigns (leave one campaign
@@ -25,22 +25,23 @@ import pandas as pd
 from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from features.crm import CrmData
-from serving.offers.catalogue import (
+from features.numeric import logit, sigmoid
+from scoring.offers.catalogue import (
     ALWAYS_FAMILIES,
     REASON_FAMILIES,
     Catalogue,
     Offer,
     UpliftSettings,
 )
-from serving.offers.uplift import (
+from scoring.offers.uplift import (
     LEARNT,
+    LOGIT_EPS,
     PRIOR,
     OfferEffectModel,
     UpliftModels,
-    logit,
     standardise,
 )
-from serving.scorer import ChurnScorer
+from scoring.scorer import ChurnScorer
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def fit_offset_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray,
     beta = np.zeros(x.shape[1])
     penalty = np.broadcast_to(np.asarray(ridge, dtype=float), beta.shape)
     for _ in range(iterations):
-        mu = 1.0 / (1.0 + np.exp(-(offset + x @ beta)))
+        mu = sigmoid(offset + x @ beta)
         w = mu * (1 - mu)
         hessian = x.T @ (x * w[:, None]) + np.diag(penalty)
         step = np.linalg.solve(hessian, x.T @ (y - mu) - penalty * beta)
@@ -209,7 +210,7 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
     y = frame["outcome"].to_numpy(float)
     campaign = frame["campaign"].to_numpy()
     p = scorer.predict(data.x)
-    offset = logit(p)
+    offset = logit(p, LOGIT_EPS)
     finite = np.where(np.isfinite(data.x), data.x, np.nan)
     center = np.nan_to_num(np.nanmean(finite, axis=0), nan=0.0)
     spread = np.nanstd(finite, axis=0)

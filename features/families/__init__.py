@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.spec import FeatureSpec
+from features.spec import NUMBER, FeatureSpec
 
 
 @dataclass
@@ -17,9 +17,12 @@ class FeatureSink:
     specs: list[FeatureSpec] = field(default_factory=list)
 
     def put(self, name: str, values: np.ndarray, *, family: str, window: int | None,
-            description: str, unit: str, sentence: str, kind: str = "number") -> np.ndarray:
-        if name in self.values:
-            raise ValueError(f"feature {name} defined twice")
-        self.values[name] = values
-        self.specs.append(FeatureSpec(name, family, window, description, unit, sentence, kind))
+            description: str, unit: str, sentence: str, kind: str = NUMBER) -> np.ndarray:
+        return self.add(FeatureSpec(name, family, window, description, unit, sentence, kind), values)
+
+    def add(self, spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
+        if spec.name in self.values:
+            raise ValueError(f"feature {spec.name} defined twice")
+        self.values[spec.name] = values
+        self.specs.append(spec)
         return values

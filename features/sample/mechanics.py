@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from features.numeric import sigmoid
+
 # The default offer catalogue's ids, costs and what each one addresses.
 OFFERS: dict[str, dict] = {
     "discount_10": {"cost": 10.0, "addresses": "price"},
@@ -23,10 +25,6 @@ REGIONS = ("north", "south", "east", "west")
 CHANNELS = ("web", "store", "app")
 TICKET_CHANNELS = ("phone", "email", "chat")
 TICKET_CATEGORIES = ("billing", "delivery", "product", "account")
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def monthly_hazard(satisfaction: np.ndarray, engagement: np.ndarray, tenure_days: np.ndarray,

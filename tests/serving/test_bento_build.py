@@ -27,4 +27,4 @@ def test_bentoml_build_succeeds_without_reaching_the_network(tmp_path):
     assert bentos, "no bento was written"
     built = next(b for b in bentos if b.is_dir())
     assert (built / "src" / "serving" / "service.py").exists()
-    assert (built / "src" / "serving" / "offers" / "catalogue.yaml").exists()
+    assert (built / "src" / "scoring" / "offers" / "catalogue.yaml").exists()

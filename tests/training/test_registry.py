@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from serving.model_store import load_scorer
+from scoring.model_store import load_scorer
 from training.config import LightGBMConfig, TrainConfig
 from training.dataset import HOLDOUT
 from training.pipeline import train_on_feature_set

@@ -67,7 +67,7 @@ def test_train_and_score_a_table_with_mixed_types(local_tracking):
 
 
 def test_the_logged_model_knows_which_columns_are_features(local_tracking):
-    from serving.model_store import load_scorer
+    from scoring.model_store import load_scorer
 
     tmp = local_tracking
     _table().to_parquet(tmp / "t.parquet", index=False)

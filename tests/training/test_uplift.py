@@ -12,8 +12,8 @@ from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from features.io import load_crm
 from features.sample import SampleSpec, generate, write_sample
-from serving.offers.catalogue import load_catalogue
-from serving.offers.uplift import LEARNT
+from scoring.offers.catalogue import load_catalogue
+from scoring.offers.uplift import LEARNT
 from training.config import TrainConfig
 from training.dataset import from_feature_set
 from training.model import fit_churn_model
@@ -69,7 +69,7 @@ def test_uplift_recovers_the_direction_of_the_true_effects(learnt):
 
 
 def test_campaigns_can_be_judged_on_the_churn_label_instead(sample_crm, fitted):
-    from serving.offers.catalogue import UpliftSettings
+    from scoring.offers.catalogue import UpliftSettings
 
     scorer, _ = fitted
     labels = LabelConfig()

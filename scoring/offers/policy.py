@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from serving.offers.catalogue import Catalogue, Offer
+from scoring.offers.catalogue import Catalogue, Offer
 
 NO_OFFER = -1
 

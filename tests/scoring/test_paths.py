@@ -8,8 +8,8 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from serving.paths import PathExplainer
-from serving.scorer import SHAP, ChurnScorer
+from scoring.paths import PathExplainer
+from scoring.scorer import SHAP, ChurnScorer
 from training.dataset import HOLDOUT
 
 

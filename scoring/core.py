@@ -12,25 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from serving.model_store import LoadedModel
-from serving.offers.catalogue import Catalogue
-from serving.offers.policy import Customers, best_offers, explain, options
-from serving.offers.uplift import offer_effects
-from serving.offers.value import ValueConfig, customer_value, value_features
-from serving.reasons import top_reasons
-from serving.scorer import CATEGORY, PATH
-
-
-class RiskBands(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    medium: float = Field(0.10, ge=0, le=1, description="probability from which risk is medium")
-    high: float = Field(0.30, ge=0, le=1, description="probability from which risk is high")
-
-    def band(self, p: float) -> str:
-        return "high" if p >= self.high else "medium" if p >= self.medium else "low"
+from features.spec import CATEGORY
+from scoring.bands import RiskBands
+from scoring.model_store import LoadedModel
+from scoring.offers.catalogue import Catalogue
+from scoring.offers.policy import Customers, best_offers, explain, options
+from scoring.offers.uplift import offer_effects
+from scoring.offers.value import ValueConfig, customer_value, value_features
+from scoring.reasons import top_reasons
+from scoring.scorer import PATH
 
 
 @dataclass
@@ -68,6 +59,15 @@ class ScoringCore:
             return np.full(len(x), self.value.min_value)
         return customer_value(x[:, j_orders], x[:, j_aov], self.value)
 
+    def customers(self, x: np.ndarray, p: np.ndarray) -> Customers:
+        """The block of customers the offer policy sees: risk, value, last offer, segment, plan,
+        contract (the attributes the model has; the others are left out of eligibility)."""
+        last_offer = (np.full(len(x), np.nan) if self._attr["days_since_last_offer"] is None
+                      else self._attribute(x, "days_since_last_offer"))
+        return Customers(p, self.customer_values(x), last_offer,
+                         self._attribute(x, "segment", True), self._attribute(x, "plan", True),
+                         self._attribute(x, "has_contract"))
+
     def score_block(self, x: np.ndarray, top_k: int = 3, with_offers: bool = True,
                     threads: int = 1) -> list[dict[str, Any]]:
         """Scores, bands, reasons and offers for a block of feature vectors (rows of ``x``)."""
@@ -81,11 +81,7 @@ class ScoringCore:
             p, contrib = scorer.predict(x, threads=threads), None
         decisions = [None] * len(x)
         if with_offers:
-            c = Customers(p, self.customer_values(x),
-                          np.full(len(x), np.nan) if self._attr["days_since_last_offer"] is None
-                          else self._attribute(x, "days_since_last_offer"),
-                          self._attribute(x, "segment", True), self._attribute(x, "plan", True),
-                          self._attribute(x, "has_contract"))
+            c = self.customers(x, p)
             effects = offer_effects(uplift, x, p, self.catalogue)
             opts = options(c, effects, self.catalogue)
             chosen, _ = best_offers(opts)

@@ -26,19 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.offers.catalogue import Catalogue
+from features.numeric import logit, sigmoid
+from scoring.offers.catalogue import Catalogue
 
 LEARNT, PRIOR = "learnt", "prior"
 CLIP = 5.0  # standardised features are clipped to +/- this many standard deviations
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
+LOGIT_EPS = 1e-6  # risks are clipped to [1e-6, 1 - 1e-6] before they become an offset
 
 
 def standardise(x: np.ndarray, center: np.ndarray, spread: np.ndarray) -> np.ndarray:
@@ -77,8 +72,8 @@ class OfferEffectModel:
                              f"model features, got {None if x is None else np.shape(x)[1]}")
         center, spread, main, inter = self._arrays
         s = standardise(x, center, spread) if standardised is None else standardised
-        base = logit(p) + self.c + s @ main
-        effect = self.scale * (_sigmoid(base + self.a + s @ inter) - _sigmoid(base))
+        base = logit(p, LOGIT_EPS) + self.c + s @ main
+        effect = self.scale * (sigmoid(base + self.a + s @ inter) - sigmoid(base))
         return np.maximum(effect, -p)  # no offer cuts churn risk below zero
 
     @cached_property

@@ -1,7 +1,7 @@
 """Per-customer reasons: the features that moved a customer's score most, as sentences.
 
 Built from the model's feature contributions in log-odds (decision-path attribution by default,
-exact TreeSHAP if the model says so: see ``serving/paths.py``) and the feature metadata, e.g.
+exact TreeSHAP if the model says so: see ``scoring/paths.py``) and the feature metadata, e.g.
 "3 complaints in the last 90 days" or "no order for 120 days; usually orders every 30 days".
 """
 
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from serving.scorer import CATEGORY, ChurnScorer
+from features.spec import CATEGORY
+from scoring.scorer import ChurnScorer
 
 # a feature whose sentence reads better with a companion's value beside it
 COMPANIONS = {"recency_days": "interpurchase_days", "overdue_ratio": "interpurchase_days"}

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.batch import BatchConfig, BatchError, BatchSummary, run_batch, score_table
-from serving.core import ScoringCore
-from serving.model_store import LoadedModel, load_scorer, use_tracking
-from serving.offers.catalogue import load_catalogue
+from jobs.batch import BatchConfig, BatchError, BatchSummary, run_batch, score_table
+from scoring.bands import RiskBands
+from scoring.core import ScoringCore
+from scoring.model_store import LoadedModel, load_scorer, use_tracking
+from scoring.offers.catalogue import load_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,12 @@ def load_model(uri: str) -> LoadedModel:
 def run_scoring_job(model_uri: str, out: Path, config: BatchConfig, settings, *,
                     features: Path | None = None, data: Path | None = None, cutoff=None,
                     catalogue: Path | None = None, engine: str = "local",
-                    spark_master: str = "local[*]", track: bool = True
-                    ) -> tuple[BatchSummary, LoadedModel]:
+                    spark_master: str = "local[*]", track: bool = True,
+                    bands: RiskBands | None = None) -> tuple[BatchSummary, LoadedModel]:
     loaded = load_model(model_uri)
-    core = ScoringCore(loaded, load_catalogue(catalogue))
+    core = ScoringCore(loaded, load_catalogue(catalogue), bands=bands or RiskBands())
     if engine == "spark":
-        from serving.spark_engine import spark_score
+        from jobs.spark_scoring import spark_score
 
         summary = spark_score(loaded, core, out, config, settings, features=features, data=data,
                               cutoff=cutoff, master=spark_master)
@@ -57,7 +58,7 @@ def _track(loaded: LoadedModel, out: Path, summary: BatchSummary, config: BatchC
            engine: str) -> None:
     import mlflow
 
-    from serving.model_store import experiment_id
+    from scoring.model_store import experiment_id
 
     with mlflow.start_run(experiment_id=experiment_id("churn-scoring"),
                           run_name=f"score {Path(out).name}"):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.store import SQLiteStore, materialize
+from features.store import SQLiteStore, materialize
 
 
 def _frame():

@@ -6,7 +6,7 @@
 - Back-test: once the labels of an earlier scoring have matured, its ROC AUC, calibration error
   and top-decile lift, next to the hold-out figures logged at training.
 
-Pure functions of frames; ``serving.monitor_report`` draws the report, the CLI wires them.
+Pure functions of frames; ``jobs.monitor_report`` draws the report, the CLI wires them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.evaluation import expected_calibration_error, lift_and_capture
+from scoring.bands import RiskBands
+from scoring.evaluation import expected_calibration_error, lift_and_capture
 
 EPS = 1e-4
 
@@ -78,7 +79,7 @@ class DriftReport:
 
 
 def drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str], kinds: list[str],
-          ref_scores: np.ndarray, cur_scores: np.ndarray, bands, config: MonitorConfig
+          ref_scores: np.ndarray, cur_scores: np.ndarray, bands: RiskBands, config: MonitorConfig
           ) -> DriftReport:
     rows = []
     for name, kind in zip(features, kinds, strict=True):
@@ -98,8 +99,7 @@ def drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str], k
                                         "missing_change", "status"]) \
         .sort_values("psi", ascending=False, na_position="first").reset_index(drop=True)
     score_psi = psi(ref_scores, cur_scores, config.bins)
-    report = DriftReport(table, score_psi, _band_shares(ref_scores, bands),
-                         _band_shares(cur_scores, bands))
+    report = DriftReport(table, score_psi, bands.shares(ref_scores), bands.shares(cur_scores))
     for _, r in table.iterrows():
         if r["status"] == "missing column":
             report.alerts.append(f"feature {r['feature']} is missing from the new data")
@@ -111,11 +111,6 @@ def drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str], k
     if score_psi >= config.score_psi_alert:
         report.alerts.append(f"score distribution: PSI {score_psi:.3f}")
     return report
-
-
-def _band_shares(p: np.ndarray, bands) -> dict[str, float]:
-    labels = np.where(p >= bands.high, "high", np.where(p >= bands.medium, "medium", "low"))
-    return {b: float((labels == b).mean()) for b in ("low", "medium", "high")}
 
 
 def backtest(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -7,7 +7,6 @@ AUC drop), 2 = bad input.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,15 +20,14 @@ from features.contract import ContractError
 from features.events import SortedEvents
 from features.io import load_crm, read_frame
 from features.labels import population_and_label
-from serving.core import RiskBands
-from serving.model_store import LoadedModel, experiment_id
-from serving.monitor_report import write_report
-from serving.monitoring import DriftReport, MonitorConfig, backtest, drift, offer_backtest
+from jobs.monitor_report import write_report
+from jobs.monitoring import DriftReport, MonitorConfig, backtest, drift, offer_backtest
+from scoring.bands import RiskBands
+from scoring.model_store import LoadedModel, experiment_id, load_holdout
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ALERT = 0, 3
-HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 
 
 @dataclass
@@ -46,10 +44,7 @@ class MonitorResult:
 def reference_frame(model: LoadedModel) -> pd.DataFrame:
     if not model.run_id:
         raise ValueError("the model has no training run to take the reference data from")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=model.run_id,
-                                                   artifact_path=HOLDOUT_ARTIFACT, dst_path=tmp)
-        return pd.read_parquet(path)
+    return load_holdout(model.run_id)
 
 
 def matured_labels(scored: pd.DataFrame, data: Path, label: LabelConfig) -> pd.DataFrame:
@@ -99,7 +94,7 @@ def run_monitor(model: LoadedModel, features: Path, report: Path, config: Monito
         back, back_data = backtest(y, p), (y, p)
         crm_offers = load_crm(data).offers
         if crm_offers is not None and "offer_churn_reduction" in matured.columns:
-            from serving.offers.catalogue import load_catalogue
+            from scoring.offers.catalogue import load_catalogue
 
             costs = {o.id: o.cost for o in load_catalogue().offers}
             offer_table = offer_backtest(matured, crm_offers,

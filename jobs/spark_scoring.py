@@ -1,6 +1,6 @@
 """The batch job on Apache Spark: the same scoring and offer code in ``mapInPandas`` partitions.
 
-Features come from a file or are built on Spark from raw data (``features.spark_runner``). The
+Features come from a file or are built on Spark from raw data (``jobs.spark_features``). The
 model (booster, calibrator, uplift) is shipped with ``SparkContext.addFile`` and loaded once per
 Python worker. Each partition returns scores, bands, reasons and every offer's net value; the
 budgeted allocation then runs as a final single-machine step over the scored rows (it needs the
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from serving.batch import (
+from jobs.batch import (
     BatchConfig,
     BatchError,
     BatchSummary,
@@ -30,10 +30,10 @@ from serving.batch import (
     score_chunk,
     write_outputs,
 )
-from serving.core import ScoringCore
-from serving.model_store import LoadedModel
-from serving.offers.uplift import UpliftModels
-from serving.scorer import ChurnScorer
+from scoring.core import ScoringCore
+from scoring.model_store import LoadedModel
+from scoring.offers.uplift import UpliftModels
+from scoring.scorer import ChurnScorer
 
 log = logging.getLogger(__name__)
 _WORKER_MODELS: dict[str, LoadedModel] = {}
@@ -53,7 +53,7 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
                 master: str = "local[*]") -> BatchSummary:
     from pyspark import SparkFiles
 
-    from features.spark_runner import spark_feature_frame, spark_session
+    from jobs.spark_features import spark_feature_frame, spark_session
 
     spark = spark_session(master)
     out = Path(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.reasons import reasons_for_rows, top_reasons
+from scoring.reasons import reasons_for_rows, top_reasons
 from training.dataset import HOLDOUT
 
 
@@ -50,7 +50,7 @@ def test_a_risk_lowering_view_is_available(training_data, fitted):
 def test_batch_reason_texts_equal_the_per_customer_reasons(training_data, fitted):
     import json
 
-    from serving.reasons import reason_texts
+    from scoring.reasons import reason_texts
 
     scorer, _ = fitted
     x = training_data.x[training_data.rows(HOLDOUT)][:1500]
@@ -67,7 +67,7 @@ def test_batch_reason_texts_equal_the_per_customer_reasons(training_data, fitted
 def test_sentences_in_bulk_equal_one_by_one(fitted):
     import json
 
-    from serving.reasons import _phrases
+    from scoring.reasons import _phrases
 
     scorer, _ = fitted
     values = np.array([0.0, -0.0, 1.0, 0.004999, 0.5, 0.995, 0.999999, 1.05, 1.25, 99.95, 99.96,
@@ -82,7 +82,7 @@ def test_sentences_in_bulk_equal_one_by_one(fitted):
 
 
 def test_top_positive_breaks_ties_by_column_like_a_stable_sort():
-    from serving.reasons import top_positive
+    from scoring.reasons import top_positive
 
     rng = np.random.default_rng(5)
     c = rng.integers(-3, 4, size=(4000, 12)).astype(float)  # many ties, at every rank

@@ -15,13 +15,13 @@ CUTOFFS = [pd.Timestamp("2025-04-01"), pd.Timestamp("2025-07-01")]
 
 @pytest.fixture(scope="module")
 def spark():
-    from features.spark_runner import spark_session
+    from jobs.spark_features import spark_session
 
     return spark_session("local[2]")
 
 
 def test_spark_features_equal_local_features(spark, sample_dir, sample_crm):
-    from features.spark_runner import spark_feature_set
+    from jobs.spark_features import spark_feature_set
 
     remote = spark_feature_set(sample_dir, CUTOFFS, FeatureConfig(), LabelConfig(),
                                master="local[2]")
@@ -42,8 +42,8 @@ def test_spark_features_equal_local_features(spark, sample_dir, sample_crm):
 
 def test_spark_scoring_equals_local_scoring(spark, served, sample_dir, monkeypatch, tmp_path):
     from churn.settings import Settings
-    from serving.batch import BatchConfig
-    from serving.jobs import run_scoring_job
+    from jobs.batch import BatchConfig
+    from jobs.runner import run_scoring_job
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", served["MLFLOW_TRACKING_URI"])
     config = BatchConfig(campaign_budget=400.0, chunk_size=700)

@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from serving.monitoring import DriftReport  # noqa: E402
+from features.io import write_atomic  # noqa: E402
+from jobs.monitoring import DriftReport  # noqa: E402
 
 
 def _png(fig) -> str:
@@ -121,7 +122,4 @@ def write_report(path: Path, title: str, report: DriftReport, reference: pd.Data
             "body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
             ".alert{color:#c0392b}.warn{color:#e67e22}td,th{padding:2px 8px}"
             "img{max-width:100%}</style></head><body>" + "".join(parts) + "</body></html>")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda tmp: tmp.write_text(page))

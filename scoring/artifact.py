@@ -9,10 +9,11 @@ from __future__ import annotations
 import mlflow.pyfunc
 import pandas as pd
 
-from serving.scorer import ChurnScorer
+from scoring.scorer import ChurnScorer
 
 SCORER_ARTIFACT = "scorer"
 UPLIFT_ARTIFACT = "uplift"
+HOLDOUT_ARTIFACT = "holdout/holdout.parquet"  # the training run's scored hold-out rows
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from serving.offers.campaign import allocate
-from serving.offers.catalogue import CatalogueError, UpliftSettings, load_catalogue, parse_catalogue
-from serving.offers.policy import NO_OFFER, Customers, decide, options
-from serving.offers.uplift import LEARNT, OfferEffectModel, UpliftModels, offer_effects
-from serving.offers.value import ValueConfig, customer_value
+from scoring.offers.campaign import allocate
+from scoring.offers.catalogue import CatalogueError, UpliftSettings, load_catalogue, parse_catalogue
+from scoring.offers.policy import NO_OFFER, Customers, decide, options
+from scoring.offers.uplift import LEARNT, OfferEffectModel, UpliftModels, offer_effects
+from scoring.offers.value import ValueConfig, customer_value
 from training.uplift import (
     CampaignData,
     _fit_offer,

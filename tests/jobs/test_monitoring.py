@@ -9,9 +9,9 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from churn.cli import app
-from serving.core import RiskBands
-from serving.evaluation import expected_calibration_error, lift_and_capture
-from serving.monitoring import MonitorConfig, backtest, drift, psi, psi_categorical
+from jobs.monitoring import MonitorConfig, backtest, drift, psi, psi_categorical
+from scoring.bands import RiskBands
+from scoring.evaluation import expected_calibration_error, lift_and_capture
 
 runner = CliRunner()
 
@@ -69,8 +69,8 @@ def tracked(served_workdir):
 
 @pytest.mark.slow
 def test_monitor_exit_codes_and_report(tracked, served):
-    from serving.jobs import load_model
-    from serving.monitor_job import reference_frame
+    from jobs.monitor import reference_frame
+    from jobs.runner import load_model
 
     reference = reference_frame(load_model("models:/churn@champion"))
     reference.to_parquet(tracked / "same.parquet", index=False)
@@ -105,7 +105,7 @@ def test_monitor_backtest_on_matured_labels(tracked, served, sample_dir):
     assert run.exit_code in (0, 3), run.output
     assert "back-test: ROC AUC" in run.output
     from features.config import LabelConfig
-    from serving.monitor_job import matured_labels
+    from jobs.monitor import matured_labels
 
     m = matured_labels(pd.read_parquet(scored), sample_dir, LabelConfig())
     direct = roc_auc_score(m["label"], m["churn_probability"])
@@ -116,14 +116,14 @@ def test_a_scoring_whose_labels_have_not_matured_is_refused(tracked, served, sam
     scored = pd.DataFrame({"customer_id": ["C0000001"], "churn_probability": [0.2],
                            "cutoff": ["2025-12-01"]})
     from features.config import LabelConfig
-    from serving.monitor_job import matured_labels
+    from jobs.monitor import matured_labels
 
     with pytest.raises(ValueError, match="not matured"):
         matured_labels(scored, sample_dir, LabelConfig())
 
 
 def test_offer_backtest_compares_realised_and_expected_by_hand():
-    from serving.monitoring import offer_backtest
+    from jobs.monitoring import offer_backtest
 
     scored = pd.DataFrame({
         "customer_id": ["a", "b", "c", "d", "e", "f"],

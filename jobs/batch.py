@@ -23,14 +23,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.io import write_frame
-from serving.core import ScoringCore
-from serving.model_store import LoadedModel
-from serving.offers.campaign import allocate
-from serving.offers.policy import NO_OFFER, Customers, Options, best_offers, options
-from serving.offers.uplift import offer_effects
-from serving.reasons import reason_texts
-from serving.scorer import CATEGORY, PATH, ScoringInputError
+from features.io import write_atomic, write_frame
+from features.spec import CATEGORY
+from scoring.core import ScoringCore
+from scoring.model_store import LoadedModel
+from scoring.offers.campaign import allocate
+from scoring.offers.policy import NO_OFFER, Options, best_offers, options
+from scoring.offers.uplift import offer_effects
+from scoring.reasons import reason_texts
+from scoring.scorer import PATH, ScoringInputError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
     only for the rows given reasons. Offer effects need only the features and the probability.
     """
     scorer = core.model.scorer
-    floor = {"low": 0.0, "medium": core.bands.medium, "high": core.bands.high}[reasons_min_band]
+    floor = core.bands.floor(reasons_min_band)
     contrib = None
     if scorer.contribution_method == PATH and top_k > 0:
         p, contrib = scorer.predict_explain(x)
@@ -110,16 +111,9 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
         contrib[wants] = scorer.contributions(x[wants])
     reasons = (reason_texts(scorer, x, contrib, top_k, wants) if contrib is not None
                else np.full(len(x), "[]", dtype=object))
-    c = Customers(p, core.customer_values(x),
-                  np.full(len(x), np.nan) if core._attr["days_since_last_offer"] is None
-                  else core._attribute(x, "days_since_last_offer"),
-                  core._attribute(x, "segment", True), core._attribute(x, "plan", True),
-                  core._attribute(x, "has_contract"))
-    opts = options(c, offer_effects(core.model.uplift, x, p, core.catalogue),
+    opts = options(core.customers(x, p), offer_effects(core.model.uplift, x, p, core.catalogue),
                    core.catalogue)
-    bands = np.where(p >= core.bands.high, "high", np.where(p >= core.bands.medium, "medium",
-                                                            "low"))
-    return {"churn_probability": p, "risk_band": bands, "reasons": reasons}, opts
+    return {"churn_probability": p, "risk_band": core.bands.bands(p), "reasons": reasons}, opts
 
 
 # --- the wiring: reading, writing, accounting ---------------------------------------------------
@@ -343,9 +337,7 @@ def write_outputs(model, core, stage: Path, out: Path, choice, net_value, scored
                     "campaign_budget": config.campaign_budget, "summary": summary.as_dict()}
         # quarantine and manifest first, the output last: the output's presence means complete
         write_frame(quarantine, qpath)
-        mtmp = mpath.with_name(f".{mpath.name}.{os.getpid()}.tmp")
-        mtmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(mtmp, mpath)
+        write_atomic(mpath, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
         os.replace(final_tmp, out)
     finally:
         final_tmp.unlink(missing_ok=True)

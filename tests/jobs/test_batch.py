@@ -79,7 +79,7 @@ def test_the_campaign_budget_is_respected_on_the_scored_output(env, served):
                  "--campaign-budget", 300)
     assert run.exit_code == 0, run.output
     scored = pd.read_parquet(env / "scored.parquet")
-    from serving.offers.catalogue import load_catalogue
+    from scoring.offers.catalogue import load_catalogue
 
     cost = {o.id: o.cost for o in load_catalogue().offers}
     spend = scored.loc[scored["offer_id"] != "", "offer_id"].map(cost).sum()

@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sqlite3
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+
+from features.io import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,9 @@ def _clean(value):
 
 def materialize(frame: pd.DataFrame, feature_names: list[str], path: str | Path) -> int:
     """Write the latest row per customer (by ``cutoff``) to a SQLite store, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     latest = frame.sort_values("cutoff").drop_duplicates("customer_id", keep="last")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         con = sqlite3.connect(tmp)
         con.execute("create table features (customer_id text primary key, as_of text not null, "
                     "payload text not null)")
@@ -63,11 +60,8 @@ def materialize(frame: pd.DataFrame, feature_names: list[str], path: str | Path)
         con.execute("insert into meta values ('features', ?)", (json.dumps(feature_names),))
         con.commit()
         con.close()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    path = write_atomic(path, write)
     log.info("materialised %d customers into %s", len(latest), path)
     return len(latest)
 

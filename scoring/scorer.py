@@ -17,11 +17,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.spec import FeatureSpec
-from serving.paths import PathExplainer
+from features.numeric import logit, sigmoid
+from features.spec import CATEGORY, FeatureSpec
+from scoring.paths import PathExplainer
 
-NUMBER, CATEGORY = "number", "category"
-PATH, SHAP = "path", "shap"  # how feature contributions are computed (see serving/paths.py)
+PATH, SHAP = "path", "shap"  # how feature contributions are computed (see scoring/paths.py)
 
 
 class ScoringInputError(ValueError):
@@ -70,8 +70,7 @@ class Calibrator:
         if self.kind == "isotonic":
             return np.interp(p, self.x, self.y)
         if self.kind == "sigmoid":
-            logit = np.log(np.clip(p, 1e-12, 1 - 1e-12) / np.clip(1 - p, 1e-12, 1))
-            return 1.0 / (1.0 + np.exp(-(self.a * logit + self.b)))
+            return sigmoid(self.a * logit(p) + self.b)
         return p
 
 
@@ -149,7 +148,7 @@ class ChurnScorer:
         if self.contribution_method == SHAP or self.explainer.sigmoid is None:
             return self.predict(x, threads), self.contributions(x, threads)
         raw, contrib = self.explainer.explain(x, threads)
-        p = 1.0 / (1.0 + np.exp(-self.explainer.sigmoid * raw))
+        p = sigmoid(self.explainer.sigmoid * raw)
         return np.clip(self.calibrator(p), 0.0, 1.0), contrib
 
     @property

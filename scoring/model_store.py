@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 
-from serving.offers.uplift import UpliftModels
-from serving.pyfunc import SCORER_ARTIFACT, UPLIFT_ARTIFACT
-from serving.scorer import ChurnScorer
+from scoring.artifact import HOLDOUT_ARTIFACT, SCORER_ARTIFACT, UPLIFT_ARTIFACT
+from scoring.offers.uplift import UpliftModels
+from scoring.scorer import ChurnScorer
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +93,11 @@ def load_scorer(model_uri: str, dst: str | Path | None = None,
     uplift = UpliftModels.load(uplift_dir) if (uplift_dir / "uplift.json").exists() else None
     log.info("loaded %s (version %s)", model_uri, version)
     return LoadedModel(ChurnScorer.load(folder), fixed_uri, name, version, run_id, uplift)
+
+
+def load_holdout(run_id: str) -> pd.DataFrame:
+    """The hold-out rows a training run logged (features, label and the model's score)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=HOLDOUT_ARTIFACT,
+                                                   dst_path=tmp)
+        return pd.read_parquet(path)

@@ -7,7 +7,7 @@ cap. Two methods:
   net value per unit of cost; (2) a Lagrangian price on the budget, found by bisection, under
   which every customer takes the option with the best net value minus its priced cost. The single
   most valuable option is also compared (the classic guard that keeps greedy within half of the
-  optimum). Measured against the exact optimum in tests/serving/test_offers.py;
+  optimum). Measured against the exact optimum in tests/scoring/test_offers.py;
 - ``exact``: the integer programme solved by HiGHS (``scipy.optimize.milp``), for small and
   medium campaigns.
 """
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from serving.offers.catalogue import Catalogue
-from serving.offers.policy import NO_OFFER, Options
+from scoring.offers.catalogue import Catalogue
+from scoring.offers.policy import NO_OFFER, Options
 
 
 @dataclass(frozen=True)
