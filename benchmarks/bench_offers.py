@@ -137,7 +137,7 @@ def main() -> None:
     ids = catalogue.ids
     truth = effects_truth.pivot(index="customer_id", columns="offer_id", values="effect") \
         .reindex(index=base["customer_id"], columns=ids).fillna(0.0).to_numpy()
-    costs = np.array([o.cost for o in catalogue.offers])
+    costs = catalogue.costs
     j_fixed = ids.index(FIXED_OFFER)
     budget = args.budget_share * len(base) * costs[j_fixed]
     n = len(base)

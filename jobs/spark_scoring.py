@@ -20,16 +20,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from jobs.batch import (
-    BatchConfig,
-    BatchError,
-    BatchSummary,
-    account_quarantine,
-    choose_offers,
-    quarantine_mask,
-    score_chunk,
-    write_outputs,
-)
+from jobs.batch import quarantine_mask, score_chunk
+from jobs.batch_output import BatchConfig, BatchError, BatchSummary, ScoredRows, finish
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 from scoring.offers.uplift import UpliftModels
@@ -81,7 +73,7 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
     spark.sparkContext.addFile(str(ship), recursive=True)
     shipped, name, version = ship.name, model.name, model.version
     catalogue, value, bands = core.catalogue, core.value, core.bands
-    offer_ids = [o.id for o in catalogue.offers]
+    offer_ids = catalogue.ids
     id_col = config.id_column
     schema = (f"`{id_col}` string, churn_probability double, risk_band string, reasons string, "
               "cutoff string, quarantine_reason string, "
@@ -135,26 +127,20 @@ def _collect_and_finish(model, core, stage: Path, out: Path, config: BatchConfig
                         fingerprint: str, offer_ids: list[str]) -> BatchSummary:
     """The single-machine step: gather every row's offer values, allocate, write atomically."""
     files = sorted(str(p) for p in stage.glob("*.parquet"))
-    summary = BatchSummary()
-    nets, reductions, probs, quarantine = [], [], [], []
+    scored = ScoredRows(stage, core.catalogue.costs, fingerprint,
+                        datetime.now(UTC).replace(microsecond=0).isoformat())
     for batch in ds.dataset(files, format="parquet").to_batches(batch_size=config.chunk_size) \
             if files else []:
         pdf = batch.to_pandas()
-        summary.rows_in += len(pdf)
+        scored.summary.rows_in += len(pdf)
         bad = pdf["quarantine_reason"] != ""
         if bad.any():
-            q = pdf.loc[bad, [config.id_column, "quarantine_reason"]].rename(
-                columns={"quarantine_reason": "reason"})
-            quarantine.append(q)
+            scored.quarantine.append(pdf.loc[bad, [config.id_column, "quarantine_reason"]]
+                                     .rename(columns={"quarantine_reason": "reason"}))
         good = pdf[~bad]
-        nets.append(good[[f"net_{o}" for o in offer_ids]].to_numpy(float))
-        reductions.append(good[[f"red_{o}" for o in offer_ids]].to_numpy(float))
-        probs.append(good["churn_probability"].to_numpy(float))
-    account_quarantine(summary, quarantine, config)
-    costs = np.array([o.cost for o in core.catalogue.offers])
-    choice, net_value = choose_offers(core, nets, reductions, costs, config)
-    scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
-    write_outputs(model, core, stage, out, choice, net_value, scored_at, summary, probs, reductions,
-            costs, quarantine, config, fingerprint)
+        scored.add(good["churn_probability"].to_numpy(float),
+                   good[[f"net_{o}" for o in offer_ids]].to_numpy(float),
+                   good[[f"red_{o}" for o in offer_ids]].to_numpy(float))
+    summary = finish(model, core, scored, out, config)
     log.info("spark scoring: %s", json.dumps(summary.as_dict()))
     return summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -102,6 +103,11 @@ class Catalogue(BaseModel):
     @property
     def ids(self) -> list[str]:
         return [o.id for o in self.offers]
+
+    @property
+    def costs(self) -> np.ndarray:
+        """Each offer's cost, in catalogue order."""
+        return np.array([o.cost for o in self.offers], dtype=np.float64)
 
 
 def _where(loc: tuple, data: dict) -> str:

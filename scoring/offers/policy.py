@@ -82,8 +82,7 @@ def options(c: Customers, effects: dict[str, np.ndarray], catalogue: Catalogue) 
         reduction[:, j] = r
         ok = eligible(offer, c) & ~cooling & (r > 0)  # a harmful offer is never an option
         net[ok, j] = r[ok] * c.value[ok] - offer.cost
-    costs = np.array([o.cost for o in offers])
-    return Options(net, reduction, costs, cooling)
+    return Options(net, reduction, catalogue.costs, cooling)
 
 
 def best_offers(opts: Options) -> tuple[np.ndarray, np.ndarray]:

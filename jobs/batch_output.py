@@ -1,0 +1,238 @@
+"""The end of a batch job: gather every scored row's offer values, allocate, write atomically.
+
+Both engines (local chunks and Spark partitions) stage their scored rows as Parquet and hand a
+``ScoredRows`` here; ``finish`` counts the quarantine, chooses the offers over the whole base and
+writes output, quarantine and manifest. Rows in = rows out + rows quarantined, always; the output
+file appears last, by a rename, so its presence means the job completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.io import write_atomic, write_frame
+from scoring.core import ScoringCore
+from scoring.model_store import LoadedModel
+from scoring.offers.campaign import allocate
+from scoring.offers.policy import NO_OFFER, Options, best_offers
+
+OUTPUT_COLUMNS = ["customer_id", "churn_probability", "risk_band", "reasons", "offer_id",
+                  "offer_expected_net_value", "offer_churn_reduction", "model_name",
+                  "model_version", "cutoff", "scored_at"]
+
+
+class BatchError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    chunk_size: int = 50_000
+    top_reasons: int = 3
+    reasons_min_band: str = "low"  # reasons for every customer ("low"), or from this band up
+    max_quarantine_share: float = 0.01
+    unknown_category: str = "missing"  # "missing" (score it) or "quarantine"
+    campaign_budget: float | None = None
+    allocation: str = "greedy"
+    id_column: str = "customer_id"
+
+
+@dataclass
+class BatchSummary:
+    rows_in: int = 0
+    rows_scored: int = 0
+    rows_quarantined: int = 0
+    expected_churners: float = 0.0
+    offers: dict[str, int] = field(default_factory=dict)
+    spend: float = 0.0
+    expected_value_saved: float = 0.0
+    expected_net_value: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ScoredRows:
+    """What an engine scored, before the offers are chosen: the staged rows (a Parquet file or a
+    folder of parts, in a stable order) and, in the same order, each chunk's arrays."""
+
+    stage: Path
+    costs: np.ndarray  # cost of each catalogue offer
+    fingerprint: str  # of the input, for the manifest
+    scored_at: str
+    summary: BatchSummary = field(default_factory=BatchSummary)
+    probs: list[np.ndarray] = field(default_factory=list)
+    nets: list[np.ndarray] = field(default_factory=list)  # rows x offers: expected net value
+    reductions: list[np.ndarray] = field(default_factory=list)  # rows x offers: churn cut
+    quarantine: list[pd.DataFrame] = field(default_factory=list)  # id column + reason
+
+    def add(self, probs: np.ndarray, nets: np.ndarray, reductions: np.ndarray) -> None:
+        self.probs.append(probs)
+        self.nets.append(nets)
+        self.reductions.append(reductions)
+
+
+def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
+           config: BatchConfig) -> BatchSummary:
+    """Count the quarantine (failing over the allowed share), choose offers, write everything."""
+    account_quarantine(scored.summary, scored.quarantine, config)
+    choice, net_value = choose_offers(core, scored, config)
+    write_outputs(model, core, scored, choice, net_value, out, config)
+    return scored.summary
+
+
+def fingerprint_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
+    """The staged scored rows (a file, or a folder of part files from Spark), in a stable order.
+
+    Rows marked for quarantine (a non-empty ``quarantine_reason``) are left out."""
+    import pyarrow.dataset as ds
+
+    stage = Path(stage)
+    if not stage.exists():
+        return
+    files = sorted(str(p) for p in stage.glob("*.parquet")) if stage.is_dir() else [str(stage)]
+    if not files:
+        return
+    for batch in ds.dataset(files, format="parquet").to_batches(batch_size=size):
+        frame = batch.to_pandas()
+        if "quarantine_reason" in frame.columns:
+            frame = frame[frame["quarantine_reason"] == ""].reset_index(drop=True)
+        if len(frame):
+            yield frame
+
+
+def account_quarantine(summary: BatchSummary, quarantine: list[pd.DataFrame],
+                       config: BatchConfig) -> None:
+    """Count the quarantined rows; fail (before anything is written) over the allowed share."""
+    summary.rows_quarantined = int(sum(len(q) for q in quarantine))
+    summary.rows_scored = summary.rows_in - summary.rows_quarantined
+    share = summary.rows_quarantined / max(summary.rows_in, 1)
+    if share > config.max_quarantine_share:
+        raise BatchError(f"{summary.rows_quarantined} of {summary.rows_in} rows ({share:.1%}) "
+                         f"cannot be scored, over the allowed {config.max_quarantine_share:.1%}; "
+                         f"nothing was written. Reasons: {_reason_counts(quarantine)}")
+
+
+def _reason_counts(parts: list[pd.DataFrame]) -> dict:
+    if not parts:
+        return {}
+    return pd.concat(parts)["reason"].value_counts().head(5).to_dict()
+
+
+def choose_offers(core: ScoringCore, scored: ScoredRows, config: BatchConfig
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's offer (``NO_OFFER`` for none) and its expected net value, over the whole base:
+    the budgeted allocation when the job has a campaign budget, else each row's best offer."""
+    if not scored.nets:
+        return np.array([], dtype=int), np.array([])
+    opts = Options(np.vstack(scored.nets), np.vstack(scored.reductions), scored.costs,
+                   np.zeros(sum(len(n) for n in scored.nets), dtype=bool))
+    if config.campaign_budget is not None:
+        choice = allocate(opts, core.catalogue, config.campaign_budget, config.allocation).offer
+    else:
+        choice, _ = best_offers(opts)
+    rows = np.arange(len(choice))
+    net = np.where(choice != NO_OFFER, opts.net[rows, np.maximum(choice, 0)], 0.0)
+    return choice, net
+
+
+def _write_rows(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
+                net_value: np.ndarray, target: Path, suffix: str, config: BatchConfig) -> int:
+    """Stream the staged rows, with their offers, into ``target``; returns the rows written."""
+    ids = np.array([*core.catalogue.ids, ""], dtype=object)
+    out_columns = [config.id_column] + OUTPUT_COLUMNS[1:]
+    cuts = np.vstack(scored.reductions) if scored.reductions else np.zeros((0, len(scored.costs)))
+    chosen_cut = (np.where(choice != NO_OFFER, cuts[np.arange(len(choice)), np.maximum(choice, 0)],
+                           0.0) if len(choice) else np.array([]))
+    offset, writer = 0, None
+    try:
+        for frame in stage_batches(scored.stage, config.chunk_size):
+            n = len(frame)
+            c = choice[offset:offset + n]
+            frame["offer_id"] = ids[np.where(c == NO_OFFER, -1, c)]
+            frame["offer_expected_net_value"] = net_value[offset:offset + n]
+            frame["offer_churn_reduction"] = chosen_cut[offset:offset + n]
+            frame["model_name"] = model.name or ""
+            frame["model_version"] = model.version or ""
+            frame["scored_at"] = scored.scored_at
+            frame = frame.rename(columns={"customer_id": config.id_column})[out_columns]
+            if suffix == ".parquet":
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(target, table.schema)
+                writer.write_table(table)
+            else:
+                frame.to_csv(target, index=False, mode="w" if offset == 0 else "a",
+                             header=offset == 0)
+            offset += n
+        if offset == 0:
+            empty = pd.DataFrame(columns=out_columns)
+            if suffix == ".parquet":
+                empty.to_parquet(target, index=False)
+            else:
+                empty.to_csv(target, index=False)
+    finally:
+        if writer is not None:
+            writer.close()
+    return offset
+
+
+def _summarise(core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
+               net_value: np.ndarray) -> None:
+    summary, costs = scored.summary, scored.costs
+    p = np.concatenate(scored.probs) if scored.probs else np.array([])
+    sent = choice != NO_OFFER
+    summary.expected_churners = float(p.sum())
+    summary.offers = {o.id: int((choice == j).sum()) for j, o in enumerate(core.catalogue.offers)}
+    summary.spend = float(costs[choice[sent]].sum()) if sent.any() else 0.0
+    summary.expected_net_value = float(net_value.sum())
+    summary.expected_value_saved = summary.expected_net_value + summary.spend
+
+
+def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
+                  net_value: np.ndarray, out: Path, config: BatchConfig) -> None:
+    """Output, quarantine and manifest: quarantine and manifest first, the output renamed last."""
+    final_tmp = out.with_name(f".{out.name}.{os.getpid()}.final.tmp")
+    qpath = out.with_name(out.stem + ".quarantine" + out.suffix)
+    mpath = out.with_name(out.stem + ".manifest.json")
+    summary = scored.summary
+    try:
+        rows_out = _write_rows(model, core, scored, choice, net_value, final_tmp,
+                               out.suffix.lower(), config)
+        _summarise(core, scored, choice, net_value)
+        if summary.rows_in != rows_out + summary.rows_quarantined:
+            raise BatchError(f"row accounting failed: {summary.rows_in} in, {rows_out} out, "
+                             f"{summary.rows_quarantined} quarantined")
+        quarantine = (pd.concat(scored.quarantine, ignore_index=True) if scored.quarantine
+                      else pd.DataFrame(columns=[config.id_column, "reason"]))
+        manifest = {"output": out.name, "rows_in": summary.rows_in, "rows_out": rows_out,
+                    "rows_quarantined": summary.rows_quarantined,
+                    "model_name": model.name, "model_version": model.version,
+                    "input_fingerprint": scored.fingerprint,
+                    "output_sha256": fingerprint_file(final_tmp),
+                    "scored_at": scored.scored_at, "chunk_size": config.chunk_size,
+                    "campaign_budget": config.campaign_budget, "summary": summary.as_dict()}
+        write_frame(quarantine, qpath)
+        write_atomic(mpath, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+        os.replace(final_tmp, out)
+    finally:
+        final_tmp.unlink(missing_ok=True)
