@@ -31,7 +31,6 @@ from features.spec import CATEGORY, NUMBER, FeatureSpec, column_spec, kind_of, s
 
 log = logging.getLogger(__name__)
 
-KEY_COLUMNS = ("customer_id", "cutoff")
 LABEL = "label"
 _NOT_STATIC = {"customer_id", "signup_date", "cancel_date"}
 

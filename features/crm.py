@@ -10,8 +10,6 @@ import pandas as pd
 
 from features.contract import TABLES
 
-EVENT_TABLES = ("orders", "tickets", "surveys", "engagement", "offers")
-
 
 @dataclass(frozen=True)
 class CrmData:

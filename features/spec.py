@@ -57,8 +57,3 @@ def specs_to_json(specs: list[FeatureSpec]) -> str:
 def specs_from_json(text: str) -> list[FeatureSpec]:
     return [FeatureSpec(**d) for d in json.loads(text)]
 
-
-def describe(specs: list[FeatureSpec]) -> pd.DataFrame:
-    """A table of the features, for the README and for humans."""
-    return pd.DataFrame([asdict(s) for s in specs])[
-        ["name", "family", "window", "unit", "description"]]

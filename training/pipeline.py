@@ -22,12 +22,10 @@ from scoring.model_store import experiment_id, use_tracking
 from scoring.offers.catalogue import Catalogue, load_catalogue
 from scoring.offers.uplift import UpliftModels
 from scoring.scorer import ChurnScorer
-from training.baselines import RANK_ONLY, baseline_scores
 from training.config import TrainConfig
 from training.dataset import HOLDOUT, TrainingData, from_feature_set, from_table
-from training.metrics import by_segment, evaluate
-from training.model import fit_churn_model
 from training.model_card import model_card
+from training.outcome import TrainOutcome, fit_and_evaluate
 from training.plots import evaluation_plots
 from training.tracking import clean_metrics, log_frame, log_model
 from training.uplift import campaign_data, fit_uplift
@@ -85,17 +83,21 @@ def train_on_feature_set(fs: FeatureSet, data_fingerprint: str, features: Featur
 
 def _uplift_step(crm: CrmData, features: FeatureConfig, labels: LabelConfig,
                  catalogue: Catalogue, config: TrainConfig):
-    """Learn offer effects inside the churn model's run; they travel in the same model version."""
+    """Learn offer effects for the fitted churn model; logged in the same run, they travel in the
+    same model version."""
     def step(scorer: ChurnScorer, plots_dir: Path | None) -> UpliftModels:
         data = campaign_data(crm, scorer, features, labels, catalogue.uplift)
         fit = fit_uplift(data, scorer, catalogue)
-        mlflow.log_metrics(clean_metrics(fit.metrics))
-        mlflow.set_tags({f"uplift.{k}": f"{m.source}: {m.note}"
-                         for k, m in fit.models.models.items()})
-        if data is not None and fit.held_out:
-            _log_qini(data, fit.held_out, plots_dir)
+        _log_uplift(data, fit, plots_dir)
         return fit.models
     return step
+
+
+def _log_uplift(data, fit, plots_dir: Path | None) -> None:
+    mlflow.log_metrics(clean_metrics(fit.metrics))
+    mlflow.set_tags({f"uplift.{k}": f"{m.source}: {m.note}" for k, m in fit.models.models.items()})
+    if data is not None and fit.held_out:
+        _log_qini(data, fit.held_out, plots_dir)
 
 
 def _log_qini(data, held_out: dict[str, np.ndarray], plots_dir: Path | None) -> None:
@@ -142,98 +144,58 @@ def _frame_hash(frame: pd.DataFrame) -> str:
         .hexdigest()[:16]
 
 
-def _verdict(metrics: dict, baselines: dict[str, dict], primary: str) -> tuple[bool, str]:
-    higher = primary in ("roc_auc", "pr_auc")
-    worse = [name for name, m in baselines.items()
-             if (m[primary] >= metrics[primary] if higher else m[primary] <= metrics[primary])]
-    if worse:
-        return False, (f"the model does NOT beat {', '.join(worse)} on {primary} "
-                       f"({metrics[primary]:.4f} vs "
-                       f"{', '.join(f'{baselines[w][primary]:.4f}' for w in worse)}): "
-                       "do not promote it without looking at why")
-    best = max(baselines.items(), key=lambda kv: kv[1][primary] if higher else -kv[1][primary],
-               default=None)
-    if best is None:
-        return True, "no baseline applies"
-    return True, (f"the model beats every baseline on {primary}: {metrics[primary]:.4f} vs "
-                  f"{best[1][primary]:.4f} ({best[0]}, the best baseline)")
-
-
 def _train_and_log(data: TrainingData, config: TrainConfig, params: dict, tags: dict, meta: dict,
                    tune_trials: int, plots_dir: Path | None, uplift_step=None) -> TrainResult:
     use_tracking()
-    exp = experiment_id(config.experiment)
-    with mlflow.start_run(experiment_id=exp) as run:
+    with mlflow.start_run(experiment_id=experiment_id(config.experiment)) as run:
         counts = {p: int(data.rows(p).sum()) for p in ("fit", "valid", "calib", "holdout")}
-        mlflow.log_params({**params, **{f"rows_{k}": v for k, v in counts.items()},
-                           "features": len(data.features), "seed": config.seed,
-                           "calibration": config.calibration, "tune_trials": tune_trials})
+        params = {**params, **{f"rows_{k}": v for k, v in counts.items()},
+                  "features": len(data.features)}
+        mlflow.log_params({**params, "seed": config.seed, "calibration": config.calibration,
+                           "tune_trials": tune_trials})
         mlflow.set_tags({**tags, "training_set_hash": _frame_hash(data.frame),
                          "model_name": config.model_name})
-        scorer, info = fit_churn_model(data, config, tune_trials,
-                                       meta={**meta, "model_name": config.model_name,
-                                             "run_id": run.info.run_id})
-        mlflow.log_params({f"lgbm_{k}": v for k, v in info.params.items()
-                           if k not in ("verbosity", "metric", "objective")})
-        mlflow.log_param("best_rounds", info.best_rounds)
-        holdout = data.rows(HOLDOUT)
-        x_h, y_h = data.x[holdout], data.y[holdout]
-        p_h = scorer.predict(x_h)
-        metrics = evaluate(y_h, p_h, config.economics)
-        metrics["valid_roc_auc"] = info.valid_auc
-        base_scores = {name: _as_probability(s) for name, s in baseline_scores(data).items()}
-        baselines = {name: _rank_only(name, evaluate(y_h, s, config.economics))
-                     for name, s in base_scores.items()}
-        ok, verdict = _verdict(metrics, baselines, config.primary_metric)
-        hold_frame = data.frame.loc[holdout].reset_index(drop=True)
-        segments = by_segment(hold_frame, y_h, p_h, config.segment_columns, config.economics)
-        mlflow.log_metrics(clean_metrics({**metrics, **segments}))
-        for name, m in baselines.items():
-            mlflow.log_metrics(clean_metrics({f"baseline.{name}.{k}": v for k, v in m.items()}))
-        mlflow.set_tags({"beats_baselines": str(ok).lower(), "verdict": verdict})
-        contrib = scorer.contributions(x_h[: min(len(x_h), 20_000)])[:, :-1]
-        importance = pd.Series(np.abs(contrib).mean(axis=0), index=data.features)
-        plots = _log_plots(y_h, {"model": p_h, **base_scores}, config, importance, plots_dir)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "feature_importance.csv"
-            importance.sort_values(ascending=False).rename("mean_abs_contribution") \
-                .to_csv(path, index_label="feature")
-            mlflow.log_artifact(str(path))
-            summary = Path(tmp) / "evaluation.json"
-            summary.write_text(json.dumps({"model": metrics, "baselines": baselines,
-                                           "segments": segments, "verdict": verdict,
-                                           "fit": asdict(info)}, indent=1, default=str))
-            mlflow.log_artifact(str(summary))
-        log_frame(hold_frame, HOLDOUT_ARTIFACT)
-        uplift = uplift_step(scorer, plots_dir) if uplift_step else None
-        model_uri, version = log_model(scorer, hold_frame, config.model_name, uplift)
-        all_params = {**params, **{f"rows_{k}": v for k, v in counts.items()},
-                      "features": len(data.features)}
-        card = model_card(config.model_name, version, run.info.run_id, all_params, metrics,
-                          baselines, verdict, importance, data.source)
+        outcome = fit_and_evaluate(data, config, tune_trials,
+                                   meta={**meta, "model_name": config.model_name,
+                                         "run_id": run.info.run_id})
+        plots = _log_outcome(outcome, config, plots_dir)
+        uplift = uplift_step(outcome.scorer, plots_dir) if uplift_step else None
+        model_uri, version = log_model(outcome.scorer, outcome.holdout, config.model_name, uplift)
+        card = model_card(config.model_name, version, run.info.run_id, params, outcome.metrics,
+                          outcome.baselines, outcome.verdict, outcome.importance, data.source)
         mlflow.log_text(card, "model_card.md")
         MlflowClient().update_model_version(config.model_name, version, description=card)
         log.info("run %s: hold-out %s %.4f; %s", run.info.run_id, config.primary_metric,
-                 metrics[config.primary_metric], verdict)
-        return TrainResult(run.info.run_id, model_uri, version, metrics, baselines, ok, verdict,
-                           [str(p) for p in plots])
+                 outcome.metrics[config.primary_metric], outcome.verdict)
+        return TrainResult(run.info.run_id, model_uri, version, outcome.metrics, outcome.baselines,
+                           outcome.beats_baselines, outcome.verdict, [str(p) for p in plots])
 
 
-def _rank_only(name: str, metrics: dict[str, float]) -> dict[str, float]:
-    """A rule that only ranks has no probabilities: drop the metrics that need them."""
-    if name in RANK_ONLY:
-        for key in ("brier", "log_loss", "calibration_error", "mean_prediction"):
-            metrics[key] = float("nan")
-    return metrics
-
-
-def _as_probability(score: np.ndarray) -> np.ndarray:
-    """Baselines that only rank (the recency rule) become pseudo-probabilities by rank."""
-    score = np.asarray(score, dtype=np.float64)
-    if score.min() >= 0 and score.max() <= 1:
-        return score
-    ranks = pd.Series(score).rank(pct=True).to_numpy()
-    return np.clip(ranks, 1e-4, 1 - 1e-4)
+def _log_outcome(outcome: TrainOutcome, config: TrainConfig, plots_dir: Path | None) -> list[Path]:
+    """The fitted model's settings, metrics, baselines, verdict, plots, importance and hold-out
+    rows, in the active run."""
+    info = outcome.info
+    mlflow.log_params({f"lgbm_{k}": v for k, v in info.params.items()
+                       if k not in ("verbosity", "metric", "objective")})
+    mlflow.log_param("best_rounds", info.best_rounds)
+    mlflow.log_metrics(clean_metrics({**outcome.metrics, **outcome.segments}))
+    for name, m in outcome.baselines.items():
+        mlflow.log_metrics(clean_metrics({f"baseline.{name}.{k}": v for k, v in m.items()}))
+    mlflow.set_tags({"beats_baselines": str(outcome.beats_baselines).lower(),
+                     "verdict": outcome.verdict})
+    plots = _log_plots(outcome.y_holdout, outcome.scores, config, outcome.importance, plots_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "feature_importance.csv"
+        outcome.importance.sort_values(ascending=False).rename("mean_abs_contribution") \
+            .to_csv(path, index_label="feature")
+        mlflow.log_artifact(str(path))
+        summary = Path(tmp) / "evaluation.json"
+        summary.write_text(json.dumps({"model": outcome.metrics, "baselines": outcome.baselines,
+                                       "segments": outcome.segments, "verdict": outcome.verdict,
+                                       "fit": asdict(info)}, indent=1, default=str))
+        mlflow.log_artifact(str(summary))
+    log_frame(outcome.holdout, HOLDOUT_ARTIFACT)
+    return plots
 
 
 def _log_plots(y: np.ndarray, scores: dict[str, np.ndarray], config: TrainConfig,

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.yaml")
-REASONS = ("support", "price", "engagement", "any")
+Reason = Literal["support", "price", "engagement", "any"]  # the churn reasons an offer addresses
 # the feature families behind each churn reason (customer attributes always count)
 REASON_FAMILIES = {"price": ("rfm",), "support": ("support", "voice"),
                    "engagement": ("engagement", "offers")}
@@ -47,7 +47,7 @@ class Offer(BaseModel):
     channel: str = Field(min_length=1)
     cost: float = Field(ge=0)
     eligibility: Eligibility = Eligibility()
-    addresses: tuple[Literal["support", "price", "engagement", "any"], ...] = ("any",)
+    addresses: tuple[Reason, ...] = ("any",)
     cap_per_campaign: int = Field(10**9, ge=0)
     prior_effect: float = Field(ge=-1, le=1)
 
