@@ -20,6 +20,7 @@ from features.config import FeatureConfig, LabelConfig
 from features.crm import CrmData
 from features.events import DAY_NS, SortedEvents
 from features.families import FeatureSink
+from features.families.activity import add_activity, choose_vocabulary
 from features.families.engagement import add_engagement, add_proactiveness
 from features.families.offer_history import add_offer_history
 from features.families.rfm import add_rfm
@@ -42,6 +43,7 @@ class FeatureSet:
     frame: pd.DataFrame
     specs: list[FeatureSpec]
     label_config: LabelConfig | None = None
+    config: FeatureConfig | None = None  # as built: with the event vocabulary it found
 
     @property
     def feature_names(self) -> list[str]:
@@ -90,6 +92,7 @@ def compute_features(prepared: PreparedCrm, cutoff: pd.Timestamp,
     events = prepared.engagement.before(cutoff) if prepared.engagement is not None else None
     if events is not None:
         add_engagement(sink, events, config)
+        add_activity(sink, events, config)
     offers = prepared.offers.before(cutoff) if prepared.offers is not None else None
     if offers is not None:
         add_offer_history(sink, offers, config)
@@ -124,6 +127,7 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
     if not cutoffs:
         raise ValueError("at least one cutoff is needed")
     prepared = PreparedCrm(crm)
+    config = resolve_config(prepared, cutoffs, config)
     if data_end is not None:
         prepared.data_end = pd.Timestamp(data_end)
     frames, specs = [], None
@@ -146,7 +150,21 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
     for spec in specs:
         if spec.kind == CATEGORY:
             frame[spec.name] = frame[spec.name].astype("str")
-    return FeatureSet(frame, specs, label_config)
+    return FeatureSet(frame, specs, label_config, config)
+
+
+def resolve_config(crm: CrmData | PreparedCrm, cutoffs: list[pd.Timestamp],
+                   config: FeatureConfig) -> FeatureConfig:
+    """The settings with what is found in the data fixed once for every cutoff (and every
+    partition of customers): the event vocabulary, from the events before the latest cutoff."""
+    if config.event_types is not None:
+        return config
+    prepared = crm if isinstance(crm, PreparedCrm) else PreparedCrm(crm)
+    if prepared.engagement is None:
+        return config
+    latest = max(pd.Timestamp(c) for c in cutoffs)
+    types, valued = choose_vocabulary(prepared.engagement.before(latest), config)
+    return config.model_copy(update={"event_types": types, "valued_event_types": valued})
 
 
 def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
@@ -159,6 +177,8 @@ def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
     meta[b"churn.features"] = specs_to_json(fs.specs).encode()
     if fs.label_config is not None:
         meta[b"churn.labels"] = fs.label_config.model_dump_json().encode()
+    if fs.config is not None:
+        meta[b"churn.feature_config"] = fs.config.model_dump_json().encode()
     table = table.replace_schema_metadata(meta)
     return write_atomic(path, lambda p: pq.write_table(table, p))
 
@@ -175,4 +195,6 @@ def read_feature_set(path: str | Path) -> FeatureSet:
     specs = specs_from_json(meta[b"churn.features"].decode())
     labels = (LabelConfig(**json.loads(meta[b"churn.labels"])) if b"churn.labels" in meta
               else None)
-    return FeatureSet(table.to_pandas(), specs, labels)
+    config = (FeatureConfig(**json.loads(meta[b"churn.feature_config"]))
+              if b"churn.feature_config" in meta else None)
+    return FeatureSet(table.to_pandas(), specs, labels, config)

@@ -18,6 +18,15 @@ class FeatureConfig(BaseModel):
     trend_window: int = Field(90, gt=0, description="recent window compared with the one before")
     slow_ticket_hours: float = Field(72.0, gt=0, description="a ticket resolved slower is 'slow'")
     ticket_channels: tuple[str, ...] = ("phone", "email", "chat")
+    event_types: tuple[str, ...] | None = Field(None, description=(
+        "engagement event types with activity features of their own; empty = found in the data "
+        "(and then recorded with the model so that scoring builds the same columns)"))
+    valued_event_types: tuple[str, ...] | None = Field(None, description=(
+        "those of event_types whose events carry a value (value sums); found with them"))
+    max_event_types: int = Field(12, ge=0, description="at most this many types get features; "
+                                 "the rarer ones are grouped as 'other types'")
+    min_event_share: float = Field(0.001, ge=0, le=1, description=(
+        "a type below this share of all events is grouped as 'other types'"))
 
     @field_validator("windows")
     @classmethod

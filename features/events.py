@@ -102,7 +102,7 @@ class EventView:
         return EventView(self.codes[mask], self.age[mask], self.n,
                          {k: v[mask] for k, v in self.columns.items()}, self.cutoff_ns)
 
-    def _in(self, window: float | None, start: float = 0.0) -> np.ndarray | None:
+    def window_mask(self, window: float | None, start: float = 0.0) -> np.ndarray | None:
         """Events in [cutoff - start - window, cutoff - start): ages in (start, start + window]."""
         if window is None and start == 0:
             return None
@@ -114,13 +114,13 @@ class EventView:
     def count(self, window: float | None = None, mask: np.ndarray | None = None,
               start: float = 0.0) -> np.ndarray:
         """Events per customer in [cutoff - start - window, cutoff - start)."""
-        m = _and(self._in(window, start), mask)
+        m = _and(self.window_mask(window, start), mask)
         codes = self.codes if m is None else self.codes[m]
         return np.bincount(codes, minlength=self.n).astype(np.float64)
 
     def total(self, values: np.ndarray, window: float | None = None,
               mask: np.ndarray | None = None, start: float = 0.0) -> np.ndarray:
-        m = _and(self._in(window, start), mask)
+        m = _and(self.window_mask(window, start), mask)
         ok = ~np.isnan(values)
         m = ok if m is None else (m & ok)
         return np.bincount(self.codes[m], weights=values[m], minlength=self.n)
@@ -129,7 +129,7 @@ class EventView:
              mask: np.ndarray | None = None, start: float = 0.0) -> np.ndarray:
         """Mean of non-missing ``values`` per customer; NaN where there is none."""
         ok = ~np.isnan(values)
-        m = _and(_and(self._in(window, start), mask), ok)
+        m = _and(_and(self.window_mask(window, start), mask), ok)
         n = np.bincount(self.codes[m], minlength=self.n).astype(np.float64)
         s = np.bincount(self.codes[m], weights=values[m], minlength=self.n)
         return ratio(s, n)

@@ -45,7 +45,8 @@ def run_scoring_job(model_uri: str, out: Path, config: BatchConfig, settings, *,
         from features.io import load_crm
 
         crm = load_crm(data)
-        fs = build_feature_set(crm, [pd.Timestamp(cutoff)], settings.features, settings.labels)
+        fs = build_feature_set(crm, [pd.Timestamp(cutoff)],
+                               loaded.scorer.feature_config(settings.features), settings.labels)
         summary = run_batch(loaded, core, fs.frame, out, config,
                             f"{crm.fingerprint()}@{pd.Timestamp(cutoff).date()}",
                             str(pd.Timestamp(cutoff).date()))

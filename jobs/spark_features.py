@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import FeatureSet, build_feature_set
+from features.build import FeatureSet, build_feature_set, resolve_config
 from features.config import FeatureConfig, LabelConfig
 from features.contract import TABLES, validate
 from features.crm import CrmData
@@ -105,6 +105,7 @@ def spark_feature_frame(source: str | Path, cutoffs: list[pd.Timestamp], feature
     spark = spark_session(master)
     local = CrmData.from_tables(validate(read_tables(source)))  # schema and data end, locally
     data_end = local.data_end
+    features = resolve_config(local, cutoffs, features)  # one vocabulary for every bucket
     probe_ids = local.customers["customer_id"].head(50)
     probe = build_feature_set(local.subset(probe_ids), cutoffs, features, labels,
                               population_only=False, data_end=data_end).frame
@@ -127,6 +128,7 @@ def spark_feature_set(source, cutoffs, features: FeatureConfig, labels: LabelCon
     """Like ``build_feature_set`` but computed on Spark, collected as one FeatureSet."""
     frame, local = spark_feature_frame(source, cutoffs, features, labels, population_only,
                                        buckets, master)
+    features = resolve_config(local, cutoffs, features)
     specs = build_feature_set(local.subset(local.customers["customer_id"].head(50)), cutoffs,
                               features, labels, population_only=False).specs
     result = frame.toPandas().sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
@@ -134,4 +136,4 @@ def spark_feature_set(source, cutoffs, features: FeatureConfig, labels: LabelCon
         if spec.kind == "category":
             result[spec.name] = result[spec.name].astype("str")
     result["customer_id"] = result["customer_id"].astype("str")
-    return FeatureSet(result, specs, labels)
+    return FeatureSet(result, specs, labels, features)

@@ -60,7 +60,8 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
         fingerprint = f"file:{features.name}"
         cutoff_text = ""
     else:
-        frame, local = spark_feature_frame(data, [pd.Timestamp(cutoff)], settings.features,
+        frame, local = spark_feature_frame(data, [pd.Timestamp(cutoff)],
+                                           model.scorer.feature_config(settings.features),
                                            settings.labels, population_only=True, master=master)
         fingerprint = f"{local.fingerprint()}@{pd.Timestamp(cutoff).date()}"
         cutoff_text = str(pd.Timestamp(cutoff).date())

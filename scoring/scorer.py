@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.config import FeatureConfig
 from features.numeric import logit, sigmoid
 from features.spec import CATEGORY, FeatureSpec
 from scoring.paths import PathExplainer
@@ -100,13 +101,15 @@ class ChurnScorer:
         """A float matrix in training column order; categories as training codes."""
         return encode_frame(frame, self.features, self.kinds, self.categories)
 
-    def row(self, features: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    def row(self, features: dict[str, Any], ignore_unknown: bool = False
+            ) -> tuple[np.ndarray, list[str]]:
         """One customer's feature vector from a dict (the online path: no pandas).
 
-        Returns the vector and the list of problems (unknown names, non-numeric values). Absent
-        features are missing values, as LightGBM allows.
+        Returns the vector and the list of problems (unknown names unless ``ignore_unknown``,
+        non-numeric values). Absent features are missing values, as LightGBM allows.
         """
-        problems = [f"unknown feature {k!r}" for k in features if k not in self._position]
+        problems = ([] if ignore_unknown else
+                    [f"unknown feature {k!r}" for k in features if k not in self._position])
         x = np.full(len(self.features), np.nan)
         for name, value in features.items():
             j = self._position.get(name)
@@ -156,6 +159,12 @@ class ChurnScorer:
         if self._explainer is None:
             self._explainer = PathExplainer(self.booster)
         return self._explainer
+
+    def feature_config(self, default: FeatureConfig) -> FeatureConfig:
+        """The feature settings the model was trained with (its event vocabulary included), so
+        that features built for scoring have the model's columns; ``default`` for older models."""
+        recorded = self.meta.get("features_config")
+        return FeatureConfig(**recorded) if recorded else default
 
     def spec(self, name: str) -> FeatureSpec:
         return self._spec[name]

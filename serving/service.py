@@ -211,7 +211,9 @@ class ChurnService:
                 results[i]["features_as_of"], features = hit
             else:
                 features = c.features
-            x, problems = scorer.row(features)
+            # the store may hold features this model does not use (another model's, or a wider
+            # event vocabulary): only a client's own unknown names are an error
+            x, problems = scorer.row(features, ignore_unknown=c.features is None)
             if problems:
                 results[i]["error"] = "; ".join(problems[:5])
                 continue

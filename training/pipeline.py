@@ -64,6 +64,7 @@ def train_on_feature_set(fs: FeatureSet, data_fingerprint: str, features: Featur
                          catalogue: Catalogue | None = None) -> TrainResult:
     """Train on a built feature set; with ``crm``, also learn offer effects from its campaigns."""
     labels = fs.label_config or LabelConfig()
+    features = fs.config or features  # as built: with the event vocabulary found in the data
     data = from_feature_set(fs, config)
     holdout_cutoffs = sorted(data.frame.loc[data.rows(HOLDOUT), "cutoff"].unique())
     cutoffs = sorted(fs.frame["cutoff"].unique())

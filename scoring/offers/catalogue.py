@@ -13,7 +13,7 @@ DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.yaml")
 Reason = Literal["support", "price", "engagement", "any"]  # the churn reasons an offer addresses
 # the feature families behind each churn reason (customer attributes always count)
 REASON_FAMILIES = {"price": ("rfm",), "support": ("support", "voice"),
-                   "engagement": ("engagement", "offers")}
+                   "engagement": ("engagement", "activity", "offers")}
 ALWAYS_FAMILIES = ("static",)
 
 

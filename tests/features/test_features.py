@@ -11,6 +11,7 @@ from features.build import (
     build_feature_set,
     compute_features,
     read_feature_set,
+    resolve_config,
     write_feature_set,
 )
 from features.config import FeatureConfig, LabelConfig
@@ -80,7 +81,8 @@ def test_every_feature_has_metadata_a_crm_user_can_read(at_cutoff):
     frame, specs = at_cutoff
     assert [s.name for s in specs] == list(frame.columns)
     for s in specs:
-        assert s.family in {"rfm", "support", "voice", "engagement", "offers", "static"}, s
+        assert s.family in {"rfm", "support", "voice", "engagement", "activity", "offers",
+                            "static"}, s
         assert s.description and "{value}" in s.sentence, s
     by_name = {s.name: s for s in specs}
     assert by_name["complaints_90d"].say(3.0) == "3 complaints in the last 90 days"
@@ -91,7 +93,7 @@ def test_every_feature_has_metadata_a_crm_user_can_read(at_cutoff):
 def test_the_families_of_the_design_are_all_there(at_cutoff):
     _, specs = at_cutoff
     families = {s.family for s in specs}
-    assert families == {"rfm", "support", "voice", "engagement", "offers", "static"}
+    assert families == {"rfm", "support", "voice", "engagement", "activity", "offers", "static"}
     assert len(specs) >= 60, f"only {len(specs)} features"
 
 
@@ -113,12 +115,15 @@ def test_features_on_a_partition_equal_features_on_the_whole_base(sample_crm):
     """The contract a distributed engine relies on: a customer's numbers do not depend on who else
     is in the partition."""
     cutoffs = [pd.Timestamp("2025-03-01"), pd.Timestamp("2025-06-01")]
-    whole = build_feature_set(sample_crm, cutoffs, FeatureConfig(), LabelConfig()).frame
+    # what is found in the data (the event vocabulary) is fixed once, before partitioning
+    config = resolve_config(sample_crm, cutoffs, FeatureConfig())
+    assert config.event_types, "the sample's event types were not found"
+    whole = build_feature_set(sample_crm, cutoffs, config, LabelConfig()).frame
     ids = sample_crm.customers["customer_id"]
     rng = np.random.default_rng(0)
     parts = []
     for part in np.array_split(rng.permutation(ids.to_numpy()), 3):
-        parts.append(build_feature_set(sample_crm.subset(part), cutoffs, FeatureConfig(),
+        parts.append(build_feature_set(sample_crm.subset(part), cutoffs, config,
                                        LabelConfig()).frame)
     stitched = pd.concat(parts).sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
     whole = whole.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
@@ -133,4 +138,5 @@ def test_feature_set_round_trips_with_its_metadata(tmp_path, sample_crm):
     back = read_feature_set(path)
     assert back.specs == fs.specs
     assert back.label_config == LabelConfig(horizon_days=60)
+    assert back.config == fs.config and back.config.event_types  # the vocabulary travels too
     pd.testing.assert_frame_equal(back.frame, fs.frame, check_dtype=False)
