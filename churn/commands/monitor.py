@@ -30,13 +30,12 @@ def monitor(
     """Drift and back-test report. Exit 0 = fine, 3 = an alert, 2 = bad input."""
     from jobs.monitor import run_monitor
     from jobs.runner import load_model
-    from scoring.bands import RiskBands
 
     settings = _setup(verbose, config)
     mconfig = settings.monitor
     if psi_alert is not None:
         mconfig = mconfig.model_copy(update={"psi_alert": psi_alert})
-    result = run_monitor(load_model(model), features, report, mconfig, RiskBands(),
+    result = run_monitor(load_model(model), features, report, mconfig, settings.bands,
                          scored=scored, data=data, track=track)
     _report(report, result)
     raise typer.Exit(result.exit_code)

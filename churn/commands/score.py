@@ -56,7 +56,7 @@ def score(
     summary, loaded = run_scoring_job(
         model, out, bconfig, settings, features=features, data=data,
         cutoff=_dates([cutoff])[0] if cutoff else None, catalogue=catalogue, engine=engine,
-        spark_master=spark_master, track=track)
+        spark_master=spark_master, track=track, bands=settings.bands)
     typer.echo(f"wrote {out}: {summary.rows_scored:,} customers scored by {loaded.uri}, "
                f"{summary.rows_quarantined:,} quarantined (of {summary.rows_in:,} rows in)")
     typer.echo(f"  expected churners {summary.expected_churners:,.0f}; offers "

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from churn.cli import VerboseOpt, _setup, handles_bad_input
+from churn.settings import Settings
 
 app = typer.Typer()
 
@@ -24,6 +25,8 @@ def serve(
     api_key_file: Annotated[Path | None, typer.Option(help="File with API keys, one a line.")] = None,
     workers: Annotated[int | None, typer.Option(
         help="Worker processes (default 1, or CHURN_WORKERS).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="YAML settings file; its bands: replace CHURN_RISK_BANDS for the service.")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Start the BentoML service (bentoml serve) with the project's settings."""
@@ -31,8 +34,7 @@ def serve(
 
     from serving.settings import ServeSettings, ServeSettingsError
 
-    _setup(verbose, None)
-    env = _server_env(model, store, api_key_file, workers)
+    env = _server_env(_setup(verbose, config), model, store, api_key_file, workers)
     try:
         settings = ServeSettings.from_env(env)
     except ServeSettingsError as exc:
@@ -48,13 +50,22 @@ def serve(
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 
-def _server_env(model: str | None, store: Path | None, api_key_file: Path | None,
-                workers: int | None) -> dict[str, str]:
-    """The service's environment: ours, with the command line's choices written into it."""
+def _server_env(settings: Settings, model: str | None, store: Path | None,
+                api_key_file: Path | None, workers: int | None) -> dict[str, str]:
+    """The service's environment: ours, with the command line's choices written into it.
+
+    Risk bands from a config file that sets ``bands:`` win over ``CHURN_RISK_BANDS``; without
+    them the variable is left as it is (or given the default bands).
+    """
     from scoring.model_store import tracking_uri
 
     env = dict(os.environ)
     env.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
+    bands = f"{settings.bands.medium},{settings.bands.high}"
+    if "bands" in settings.model_fields_set:
+        env["CHURN_RISK_BANDS"] = bands
+    else:
+        env.setdefault("CHURN_RISK_BANDS", bands)
     if model:
         env["CHURN_MODEL_URI"] = model
     if store:

@@ -32,6 +32,9 @@ def train(
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
     tune_trials: Annotated[int, typer.Option(help="Optuna trials (0 = defaults).")] = 0,
     plots: Annotated[Path | None, typer.Option(help="Also write the plots (PNG) here.")] = None,
+    catalogue: Annotated[Path | None, typer.Option(
+        help="Offer catalogue YAML whose offers' effects are learnt from past campaigns "
+             "(event path only; default: the built-in catalogue).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object last.")] = False,
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
@@ -50,10 +53,14 @@ def train(
         if not cutoff or len(cutoff) < 2:
             raise ValueError("--data needs at least two --cutoff dates (train and hold-out)")
         labels = _label_config(settings, horizon_days, definition)
-        result = _train_on_events(data, cutoff, settings, labels, tconfig, tune_trials, plots)
+        result = _train_on_events(data, cutoff, settings, labels, tconfig, tune_trials, plots,
+                                  catalogue)
     else:
         if not id or not label:
             raise ValueError("--table needs --id and --label")
+        if catalogue is not None:
+            raise ValueError("--catalogue is for the event path (--data): a table has no past "
+                             "campaigns to learn offer effects from")
         result = _train_on_table(table, id, label, tconfig, time_col, tune_trials, plots)
     _report(result)
     if as_json:
@@ -66,12 +73,15 @@ def _training_config(settings: Settings, experiment: str | None, model_name: str
 
 
 def _train_on_events(data: Path, cutoff: list[str], settings: Settings, labels, tconfig,
-                     tune_trials: int, plots: Path | None):
+                     tune_trials: int, plots: Path | None, catalogue: Path | None):
+    """The event path; the catalogue is read before the data, so a bad one fails fast."""
     from features.io import load_crm
+    from scoring.offers.catalogue import load_catalogue
     from training.pipeline import train_on_events
 
+    offers = load_catalogue(catalogue) if catalogue is not None else None
     return train_on_events(load_crm(data), _dates(cutoff), settings.features, labels, tconfig,
-                           tune_trials, plots)
+                           tune_trials, plots, catalogue=offers)
 
 
 def _train_on_table(table: Path, id: str, label: str, tconfig, time_col: str | None,
