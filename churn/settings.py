@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from features.config import FeatureConfig, LabelConfig
 from jobs.monitoring import MonitorConfig
+from scoring.bands import RiskBands
 from training.config import TrainConfig
 
 
@@ -23,6 +24,7 @@ class Settings(BaseModel):
     labels: LabelConfig = LabelConfig()
     training: TrainConfig = TrainConfig()
     monitor: MonitorConfig = MonitorConfig()
+    bands: RiskBands = RiskBands()
 
 
 def load_settings(path: str | Path | None) -> Settings:

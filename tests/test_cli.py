@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -45,7 +47,10 @@ def test_features_build_from_the_command_line(tmp_path, sample_dir):
     (["train"], "either --data"),
     (["train", "--data", "X", "--cutoff", "2025-01-01"], "at least two --cutoff"),
     (["train", "--table", "t.csv"], "--id and --label"),
-], ids=["bad date", "bad definition", "no source", "one cutoff", "table without id"])
+    (["train", "--table", "t.csv", "--id", "a", "--label", "b", "--catalogue", "t.csv"],
+     "--catalogue is for the event path"),
+], ids=["bad date", "bad definition", "no source", "one cutoff", "table without id",
+        "catalogue on the table path"])
 def test_bad_arguments_are_named(tmp_path, sample_dir, args, words):
     args = [str(sample_dir) if a == "X" else a for a in args]
     if "t.csv" in args:
@@ -104,3 +109,146 @@ def test_retrain_compares_with_the_champion_and_goes_through_the_gate(local_trac
 
     card = MlflowClient().get_model_version("churn", "2").description
     assert card.startswith("# Model card: churn version 2") and "Known limits" in card
+
+
+# --- risk bands are a setting (`bands:` in the config) ---------------------------------------
+
+BANDS_OUT_OF_ORDER = "bands:\n  medium: 0.5\n  high: 0.2\n"
+
+
+def _customers(n: int, seed: int) -> pd.DataFrame:
+    """A small customer table with a label that two columns explain."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(1, 72, n)
+    charges = rng.uniform(20, 120, n).round(2)
+    logit = 0.5 - 0.05 * tenure + 0.02 * charges
+    churned = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame({"cid": [f"K{i:04d}" for i in range(n)], "tenure": tenure,
+                         "monthly_charges": charges, "churned": churned.astype(int)})
+
+
+def test_bands_in_the_config_decide_the_risk_band_that_score_writes(local_tracking):
+    tmp = local_tracking
+    _customers(400, seed=0).to_parquet(tmp / "train.parquet", index=False)
+    _customers(200, seed=1).drop(columns=["churned"]).to_parquet(tmp / "new.parquet", index=False)
+    trained = runner.invoke(app, ["train", "--table", str(tmp / "train.parquet"), "--id", "cid",
+                                  "--label", "churned"])
+    assert trained.exit_code == 0, trained.output
+
+    def score(out: str, *extra: str) -> pd.DataFrame:
+        run = runner.invoke(app, ["score", "--no-track", "--model", "models:/churn@challenger",
+                                  "--table", str(tmp / "new.parquet"), "--id", "cid", "--out",
+                                  str(tmp / out), *extra])
+        assert run.exit_code == 0, run.output
+        return pd.read_parquet(tmp / out)
+
+    default = score("default.parquet")
+    p = default["churn_probability"].to_numpy()
+    assert list(default["risk_band"]) == list(
+        np.where(p >= 0.3, "high", np.where(p >= 0.1, "medium", "low"))), "default edges 0.1, 0.3"
+    medium, high = (round(float(np.quantile(p, q)), 3) for q in (0.5, 0.8))
+    (tmp / "bands.yaml").write_text(f"bands:\n  medium: {medium}\n  high: {high}\n")
+    custom = score("custom.parquet", "--config", str(tmp / "bands.yaml"))
+    assert np.allclose(custom["churn_probability"], p), "the bands must not move the scores"
+    expected = np.where(p >= high, "high", np.where(p >= medium, "medium", "low"))
+    assert list(custom["risk_band"]) == list(expected), f"bands {medium}, {high} not applied"
+    assert (custom["risk_band"] != default["risk_band"]).any(), "the config changed nothing"
+
+
+@pytest.mark.parametrize("args", [
+    ["score", "--features", "f.parquet", "--out", "out.parquet"],
+    ["monitor", "--features", "f.parquet", "--report", "out.html", "--no-track"],
+    ["train", "--data", "X", "--cutoff", "2025-01-01", "--cutoff", "2025-04-01"],
+    ["features", "build", "--data", "X", "--cutoff", "2025-01-01", "--out", "out.parquet"],
+    ["serve", "--store", "out.sqlite"],
+], ids=["score", "monitor", "train", "features build", "serve"])
+def test_bands_out_of_order_are_refused_before_anything_runs(local_tracking, sample_dir, args,
+                                                             monkeypatch):
+    monkeypatch.setenv("CHURN_API_KEY", "k")
+    (local_tracking / "churn.yaml").write_text(BANDS_OUT_OF_ORDER)
+    before = sorted(p.name for p in local_tracking.iterdir())
+    run = runner.invoke(app, [str(sample_dir) if a == "X" else a for a in args]
+                        + ["--config", "churn.yaml"])
+    assert run.exit_code == 2, run.output
+    assert "churn.yaml: bands" in run.output and "medium (0.5) > high (0.2)" in run.output, \
+        run.output
+    assert sorted(p.name for p in local_tracking.iterdir()) == before, "something was written"
+
+
+@pytest.mark.parametrize("config, env_bands, passed", [
+    ("bands: {medium: 0.2, high: 0.6}", None, "0.2,0.6"),
+    ("bands: {medium: 0.2, high: 0.6}", "0.15,0.5", "0.2,0.6"),    # the config file wins
+    ("monitor: {psi_alert: 0.3}", "0.15,0.5", "0.15,0.5"),          # no bands: the variable stays
+    (None, None, "0.1,0.3"),
+], ids=["config", "config over env", "env kept", "defaults"])
+def test_serve_hands_the_configured_bands_to_the_service(tmp_path, monkeypatch, config,
+                                                         env_bands, passed):
+    import subprocess
+
+    from serving.settings import ServeSettings
+
+    seen = {}
+    monkeypatch.setattr(subprocess, "call", lambda cmd, env: seen.update(env) or 0)
+    monkeypatch.setenv("CHURN_API_KEY", "k")
+    if env_bands:
+        monkeypatch.setenv("CHURN_RISK_BANDS", env_bands)
+    else:
+        monkeypatch.delenv("CHURN_RISK_BANDS", raising=False)
+    (tmp_path / "store.sqlite").touch()
+    args = ["serve", "--store", str(tmp_path / "store.sqlite")]
+    if config:
+        (tmp_path / "churn.yaml").write_text(config + "\n")
+        args += ["--config", str(tmp_path / "churn.yaml")]
+    run = runner.invoke(app, args)
+    assert run.exit_code == 0, run.output
+    assert seen["CHURN_RISK_BANDS"] == passed
+    medium, high = map(float, passed.split(","))
+    assert ServeSettings.from_env(seen).bands.model_dump() == {"medium": medium, "high": high}
+
+
+# --- `churn train --catalogue` ---------------------------------------------------------------
+
+EVENT_TRAIN = ["train", "--cutoff", "2024-10-01", "--cutoff", "2025-01-01", "--cutoff",
+               "2025-04-01"]
+
+
+@pytest.mark.parametrize("text, words", [
+    (None, "offer catalogue offers.yaml does not exist"),
+    ("offers: [unclosed\n", "offers.yaml is not valid YAML"),
+    ("offers:\n  - {id: call, name: Call, channel: phone, cost: -5, prior_effect: 0.1}\n",
+     "offers.yaml is not a valid offer catalogue:\n  - offers[0] (call).cost"),
+], ids=["missing", "not yaml", "negative cost"])
+def test_a_bad_catalogue_stops_training_before_it_starts(local_tracking, sample_dir, text, words):
+    if text is not None:
+        (local_tracking / "offers.yaml").write_text(text)
+    before = sorted(p.name for p in local_tracking.iterdir())
+    run = runner.invoke(app, [*EVENT_TRAIN, "--data", str(sample_dir), "--catalogue",
+                              "offers.yaml"])
+    assert run.exit_code == 2, run.output
+    assert f"error: {words}" in run.output, run.output
+    assert sorted(p.name for p in local_tracking.iterdir()) == before, \
+        "a tracking store or run was written: something was trained"
+
+
+def test_train_passes_the_catalogue_to_the_event_path(local_tracking, sample_dir, monkeypatch):
+    from training.pipeline import TrainResult
+
+    seen = {}
+
+    def fake_train_on_events(crm, cutoffs, features, labels, config, tune_trials=0,
+                             plots_dir=None, catalogue=None):
+        seen["catalogue"] = catalogue
+        metrics = dict.fromkeys(("roc_auc", "pr_auc", "brier", "calibration_error", "lift_top10",
+                                 "capture_top10"), 0.5)
+        return TrainResult("run", "models:/churn/1", "1", metrics, {}, True, "fine")
+
+    monkeypatch.setattr("training.pipeline.train_on_events", fake_train_on_events)
+    (local_tracking / "offers.yaml").write_text(
+        "offers:\n  - {id: call_back, name: Call back, channel: phone, cost: 5, "
+        "prior_effect: 0.1}\n")
+    run = runner.invoke(app, [*EVENT_TRAIN, "--data", str(sample_dir), "--catalogue",
+                              "offers.yaml"])
+    assert run.exit_code == 0, run.output
+    assert seen["catalogue"] is not None and seen["catalogue"].ids == ["call_back"]
+    assert runner.invoke(app, [*EVENT_TRAIN, "--data", str(sample_dir)]).exit_code == 0
+    assert seen["catalogue"] is None, "without --catalogue the pipeline uses its default"

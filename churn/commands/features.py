@@ -1,0 +1,81 @@
+"""`churn features`: point-in-time feature sets for training, and the online store for serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from churn.cli import ConfigOpt, VerboseOpt, _dates, _label_config, _setup, handles_bad_input
+
+app = typer.Typer(help="Point-in-time features and labels.", no_args_is_help=True)
+
+
+@app.command("build")
+@handles_bad_input
+def features_build(
+    data: Annotated[Path, typer.Option(help="The CRM data source.")],
+    cutoff: Annotated[list[str], typer.Option(help="Cutoff date (repeat for several).")],
+    out: Annotated[Path, typer.Option(help="Output Parquet file.")],
+    horizon_days: Annotated[int | None, typer.Option(help="Label horizon in days.")] = None,
+    definition: Annotated[str | None, typer.Option(
+        help="noncontractual (no order in the horizon) or contractual (cancel_date in it).")] = None,
+    engine: Annotated[str, typer.Option(help="local (pandas) or spark.")] = "local",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL.")] = "local[*]",
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Point-in-time features and churn labels at each cutoff, stacked into one training set."""
+    from features.build import write_feature_set
+
+    settings = _setup(verbose, config)
+    labels = _label_config(settings, horizon_days, definition)
+    cutoffs = _dates(cutoff)
+    fs = _feature_set(engine, data, cutoffs, settings.features, labels, spark_master)
+    write_feature_set(fs, out)
+    frame = fs.frame
+    typer.echo(f"wrote {out}: {len(frame):,} rows, {len(fs.specs)} features, "
+               f"{len(cutoffs)} cutoffs ({labels.definition}, {labels.horizon_days}-day horizon)")
+    for c, group in frame.groupby("cutoff"):
+        known = group["label"].notna()
+        rate = f"{group.loc[known, 'label'].mean():.1%}" if known.any() else "not known yet"
+        typer.echo(f"  {c.date()}  {len(group):>9,} customers  churn {rate}")
+
+
+def _feature_set(engine: str, data: Path, cutoffs, features, labels, spark_master: str):
+    """The feature set built by the chosen engine (the same numbers either way)."""
+    if engine == "spark":
+        from jobs.spark_features import spark_feature_set
+
+        return spark_feature_set(data, cutoffs, features, labels, master=spark_master)
+    if engine == "local":
+        from features.build import build_feature_set
+        from features.io import load_crm
+
+        return build_feature_set(load_crm(data), cutoffs, features, labels)
+    raise ValueError("--engine must be local or spark")
+
+
+@app.command("materialize")
+@handles_bad_input
+def features_materialize(
+    data: Annotated[Path, typer.Option(help="The CRM data source.")],
+    cutoff: Annotated[str, typer.Option(help="Features as of this date (usually today).")],
+    store: Annotated[Path, typer.Option(help="The online store file (SQLite).")] = Path(
+        "online_store.sqlite"),
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write every customer's latest features into the online store the service reads."""
+    from features.build import build_feature_set
+    from features.io import load_crm
+    from features.store import materialize
+
+    settings = _setup(verbose, config)
+    crm = load_crm(data)
+    fs = build_feature_set(crm, _dates([cutoff]), settings.features, settings.labels,
+                           population_only=False)
+    fs.frame["cutoff"] = fs.frame["cutoff"].astype("datetime64[ns]")
+    n = materialize(fs.frame, fs.feature_names, store)
+    typer.echo(f"wrote {store}: {n:,} customers, {len(fs.specs)} features as of {cutoff}")

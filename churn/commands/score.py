@@ -1,0 +1,83 @@
+"""`churn score`: batch scoring of the customer base, from a feature table or raw CRM data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from churn.cli import ConfigOpt, VerboseOpt, _dates, _setup, handles_bad_input
+
+app = typer.Typer()
+
+
+@app.command("score")
+@handles_bad_input
+def score(
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv), written atomically.")],
+    model: Annotated[str, typer.Option(help="Model URI.")] = "models:/churn@champion",
+    features: Annotated[Path | None, typer.Option(
+        "--features", "--table", help="A table with the model's feature columns.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Raw CRM data: features built on the fly.")] = None,
+    cutoff: Annotated[str | None, typer.Option(help="With --data: score as of this date.")] = None,
+    id: Annotated[str, typer.Option("--id", help="Id column of the table.")] = "customer_id",
+    campaign_budget: Annotated[float | None, typer.Option(
+        help="Allocate offers across the base within this budget.")] = None,
+    chunk_size: Annotated[int, typer.Option(help="Rows per chunk (bounds memory).")] = 50_000,
+    top_reasons: Annotated[int, typer.Option(help="Reasons per customer (0 = none).")] = 3,
+    reasons_for: Annotated[str, typer.Option(
+        help="Give reasons to every customer (low) or from this risk band up (medium, high): "
+             "reasons cost far more than scores.")] = "low",
+    max_quarantine_share: Annotated[float, typer.Option(
+        help="Fail when more rows than this share cannot be scored.")] = 0.01,
+    unknown_category: Annotated[str, typer.Option(
+        help="missing (score it as missing) or quarantine.")] = "missing",
+    catalogue: Annotated[Path | None, typer.Option(help="Offer catalogue YAML.")] = None,
+    engine: Annotated[str, typer.Option(help="local or spark.")] = "local",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL.")] = "local[*]",
+    track: Annotated[bool, typer.Option(help="Log the run and its summary to MLflow.")] = True,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Score the customer base: probability, risk band, reasons and offer for every customer."""
+    settings = _setup(verbose, config)
+    from jobs.runner import run_scoring_job
+
+    if (features is None) == (data is None):
+        raise ValueError("give either --features FILE (a feature table) or --data DIR with "
+                         "--cutoff DATE")
+    if data is not None and not cutoff:
+        raise ValueError("--data needs --cutoff")
+    if engine not in ("local", "spark"):
+        raise ValueError("--engine must be local or spark")
+    bconfig = _batch_config(chunk_size, top_reasons, reasons_for, max_quarantine_share,
+                            unknown_category, campaign_budget, id)
+    summary, loaded = run_scoring_job(
+        model, out, bconfig, settings, features=features, data=data,
+        cutoff=_dates([cutoff])[0] if cutoff else None, catalogue=catalogue, engine=engine,
+        spark_master=spark_master, track=track, bands=settings.bands)
+    typer.echo(f"wrote {out}: {summary.rows_scored:,} customers scored by {loaded.uri}, "
+               f"{summary.rows_quarantined:,} quarantined (of {summary.rows_in:,} rows in)")
+    typer.echo(f"  expected churners {summary.expected_churners:,.0f}; offers "
+               + ", ".join(f"{k} {v:,}" for k, v in summary.offers.items())
+               + f"; spend {summary.spend:,.0f}; expected value saved "
+               f"{summary.expected_value_saved:,.0f} (net {summary.expected_net_value:,.0f})")
+
+
+def _batch_config(chunk_size: int, top_reasons: int, reasons_for: str,
+                  max_quarantine_share: float, unknown_category: str,
+                  campaign_budget: float | None, id_column: str):
+    """The batch job's options, checked."""
+    from jobs.batch import BatchConfig
+
+    if unknown_category not in ("missing", "quarantine"):
+        raise ValueError("--unknown-category must be missing or quarantine")
+    if reasons_for not in ("low", "medium", "high"):
+        raise ValueError("--reasons-for must be low, medium or high")
+    if chunk_size < 1 or not 0 <= max_quarantine_share <= 1:
+        raise ValueError("--chunk-size must be positive and --max-quarantine-share in 0..1")
+    return BatchConfig(chunk_size=chunk_size, top_reasons=top_reasons,
+                       reasons_min_band=reasons_for, max_quarantine_share=max_quarantine_share,
+                       unknown_category=unknown_category, campaign_budget=campaign_budget,
+                       id_column=id_column)
