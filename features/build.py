@@ -21,6 +21,7 @@ from features.crm import CrmData
 from features.events import DAY_NS, SortedEvents
 from features.families import FeatureSink
 from features.families.activity import add_activity, choose_vocabulary
+from features.families.btyd import BtydFit, add_btyd, fit_btyd
 from features.families.engagement import add_engagement, add_proactiveness
 from features.families.offer_history import add_offer_history
 from features.families.rfm import add_rfm
@@ -82,7 +83,12 @@ def compute_features(prepared: PreparedCrm, cutoff: pd.Timestamp,
     sink = FeatureSink()
     signup = prepared.customers["signup_date"].to_numpy("datetime64[ns]").view(np.int64)
     tenure = (np.int64(cutoff.value) - signup) / DAY_NS
-    add_rfm(sink, prepared.orders.before(cutoff), tenure, config)
+    orders = prepared.orders.before(cutoff)
+    add_rfm(sink, orders, tenure, config)
+    if config.btyd is not None:
+        fit = (config.btyd_fits or {}).get(cutoff.isoformat())
+        add_btyd(sink, orders, tenure, config.horizon_days, config.btyd,
+                 None if fit is None else BtydFit.from_dict(fit))
     tickets = prepared.tickets.before(cutoff) if prepared.tickets is not None else None
     if tickets is not None:
         add_support(sink, tickets, config)
@@ -127,7 +133,7 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
     if not cutoffs:
         raise ValueError("at least one cutoff is needed")
     prepared = PreparedCrm(crm)
-    config = resolve_config(prepared, cutoffs, config)
+    config = resolve_config(prepared, cutoffs, config, label_config.horizon_days)
     if data_end is not None:
         prepared.data_end = pd.Timestamp(data_end)
     frames, specs = [], None
@@ -154,17 +160,27 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
 
 
 def resolve_config(crm: CrmData | PreparedCrm, cutoffs: list[pd.Timestamp],
-                   config: FeatureConfig) -> FeatureConfig:
-    """The settings with what is found in the data fixed once for every cutoff (and every
-    partition of customers): the event vocabulary, from the events before the latest cutoff."""
-    if config.event_types is not None:
-        return config
+                   config: FeatureConfig, horizon_days: int | None = None) -> FeatureConfig:
+    """The settings with what is found in the data fixed once for every cutoff and every
+    partition of customers: the event vocabulary (from the events before the latest cutoff) and
+    the BTYD models fitted on all customers at each cutoff (from the orders before it)."""
     prepared = crm if isinstance(crm, PreparedCrm) else PreparedCrm(crm)
-    if prepared.engagement is None:
-        return config
-    latest = max(pd.Timestamp(c) for c in cutoffs)
-    types, valued = choose_vocabulary(prepared.engagement.before(latest), config)
-    return config.model_copy(update={"event_types": types, "valued_event_types": valued})
+    update: dict = {}
+    if horizon_days is not None and horizon_days != config.horizon_days:
+        update["horizon_days"] = horizon_days
+    if config.event_types is None and prepared.engagement is not None:
+        latest = max(pd.Timestamp(c) for c in cutoffs)
+        update["event_types"], update["valued_event_types"] = choose_vocabulary(
+            prepared.engagement.before(latest), config)
+    if config.btyd is not None:
+        fits = dict(config.btyd_fits or {})
+        for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
+            if cutoff.isoformat() not in fits:
+                fits[cutoff.isoformat()] = fit_btyd(prepared.orders.before(cutoff),
+                                                    config.btyd).as_dict()
+        if fits != (config.btyd_fits or {}):
+            update["btyd_fits"] = fits
+    return config.model_copy(update=update) if update else config
 
 
 def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:

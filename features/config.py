@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from features.btyd import BtydConfig
+
 Definition = Literal["noncontractual", "contractual"]
 
 
@@ -27,6 +29,13 @@ class FeatureConfig(BaseModel):
                                  "the rarer ones are grouped as 'other types'")
     min_event_share: float = Field(0.001, ge=0, le=1, description=(
         "a type below this share of all events is grouped as 'other types'"))
+    btyd: BtydConfig | None = Field(BtydConfig(), description=(
+        "buy-till-you-die features (BG/NBD, Gamma-Gamma) and how they are fitted; null = none"))
+    horizon_days: int = Field(90, gt=0, description=(
+        "horizon of the BTYD expectations; set to the label horizon when features are built"))
+    btyd_fits: dict[str, dict | None] | None = Field(None, description=(
+        "the BTYD models fitted on every customer at each cutoff (found when features are built "
+        "and recorded with the model)"))
 
     @field_validator("windows")
     @classmethod

@@ -20,6 +20,7 @@ import pandas as pd
 from features.config import FeatureConfig
 from features.numeric import logit, sigmoid
 from features.spec import CATEGORY, FeatureSpec
+from scoring.linear import LinearPart
 from scoring.paths import PathExplainer
 
 PATH, SHAP = "path", "shap"  # how feature contributions are computed (see scoring/paths.py)
@@ -84,6 +85,9 @@ class ChurnScorer:
     calibrator: Calibrator
     specs: list[FeatureSpec]
     meta: dict[str, Any] = field(default_factory=dict)
+    # a blend with a linear model: margin = tree_weight x trees + (1 - tree_weight) x linear
+    linear: LinearPart | None = None
+    tree_weight: float = 1.0
 
     def __post_init__(self):
         self._codes = {name: {c: float(i) for i, c in enumerate(cats)}
@@ -129,7 +133,18 @@ class ChurnScorer:
 
     # --- scoring ----------------------------------------------------------------------------
     def raw(self, x: np.ndarray, threads: int = 0) -> np.ndarray:
-        return self.booster.predict(x, num_threads=threads)
+        """The uncalibrated probability: the trees', or the blend's."""
+        if self.linear is None:
+            return self.booster.predict(x, num_threads=threads)
+        return sigmoid(self.margin(x, threads))
+
+    def margin(self, x: np.ndarray, threads: int = 0) -> np.ndarray:
+        """The uncalibrated log-odds (trees and linear part blended)."""
+        tree = (self._link * self.booster.predict(x, raw_score=True, num_threads=threads)
+                if self.tree_weight > 0 else np.zeros(len(x)))
+        if self.linear is None:
+            return tree
+        return self.tree_weight * tree + (1 - self.tree_weight) * self.linear.margin(x)
 
     def predict(self, x: np.ndarray, threads: int = 0) -> np.ndarray:
         """Calibrated churn probabilities."""
@@ -142,8 +157,21 @@ class ChurnScorer:
         """Per-feature contributions to the raw log-odds; last column = bias. Decision-path
         attribution by default (``contribution_method`` in the model's meta), or exact TreeSHAP."""
         if self.contribution_method == SHAP:
-            return self.booster.predict(x, pred_contrib=True, num_threads=threads)
-        return self.explainer.contributions(x, threads)
+            tree = self.booster.predict(x, pred_contrib=True, num_threads=threads)
+        else:
+            tree = self.explainer.contributions(x, threads)
+        return self._blend_contributions(tree, x)
+
+    def _blend_contributions(self, tree: np.ndarray, x: np.ndarray) -> np.ndarray:
+        if self.linear is None:
+            return tree
+        return (self.tree_weight * self._link * tree
+                + (1 - self.tree_weight) * self.linear.contributions(x))
+
+    @property
+    def _link(self) -> float:
+        """LightGBM's sigmoid parameter: its raw score times this is the log-odds."""
+        return self.explainer.sigmoid or 1.0
 
     def predict_explain(self, x: np.ndarray, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities and contributions in one pass over the trees (path method):
@@ -151,7 +179,11 @@ class ChurnScorer:
         if self.contribution_method == SHAP or self.explainer.sigmoid is None:
             return self.predict(x, threads), self.contributions(x, threads)
         raw, contrib = self.explainer.explain(x, threads)
-        p = sigmoid(self.explainer.sigmoid * raw)
+        if self.linear is None:
+            p = sigmoid(self.explainer.sigmoid * raw)
+            return np.clip(self.calibrator(p), 0.0, 1.0), contrib
+        contrib = self._blend_contributions(contrib, x)
+        p = sigmoid(contrib.sum(axis=1))
         return np.clip(self.calibrator(p), 0.0, 1.0), contrib
 
     @property
@@ -185,7 +217,8 @@ class ChurnScorer:
         self.booster.save_model(str(folder / "booster.txt"))
         spec = {"features": self.features, "kinds": self.kinds, "categories": self.categories,
                 "calibrator": asdict(self.calibrator), "specs": [asdict(s) for s in self.specs],
-                "meta": self.meta}
+                "meta": self.meta, "tree_weight": self.tree_weight,
+                "linear": self.linear.as_dict() if self.linear is not None else None}
         (folder / "scorer.json").write_text(json.dumps(spec, indent=1, default=str))
         return folder
 
@@ -198,4 +231,6 @@ class ChurnScorer:
                    booster=lgb.Booster(model_file=str(folder / "booster.txt")),
                    calibrator=Calibrator(cal["kind"], tuple(cal["x"]), tuple(cal["y"]),
                                          cal["a"], cal["b"]),
-                   specs=[FeatureSpec(**s) for s in spec["specs"]], meta=spec["meta"])
+                   specs=[FeatureSpec(**s) for s in spec["specs"]], meta=spec["meta"],
+                   linear=LinearPart.from_dict(spec["linear"]) if spec.get("linear") else None,
+                   tree_weight=float(spec.get("tree_weight", 1.0)))

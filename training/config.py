@@ -42,6 +42,11 @@ class TrainConfig(BaseModel):
     calibration: Literal["auto", "isotonic", "sigmoid"] = Field(
         "auto", description="auto = isotonic with 1,000+ calibration rows, else sigmoid")
     holdout_cutoffs: int = Field(1, ge=1, description="latest complete cutoffs kept out of time")
+    cv_folds: int = Field(3, ge=2, le=10, description=(
+        "cross-validation folds on the training rows (event path with several training cutoffs: "
+        "the latest ones, each predicted from the cutoffs before it)"))
+    linear_candidate: bool = Field(True, description=(
+        "also cross-validate a regularised logistic regression and blend it in when it helps"))
     holdout_fraction: float = Field(0.2, gt=0, lt=1, description="table path: hold-out share")
     segment_columns: tuple[str, ...] = ("segment", "plan", "contract", "has_contract")
     experiment: str = "churn"

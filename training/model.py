@@ -1,21 +1,22 @@
-"""Fitting the churn model: LightGBM with early stopping, optional Optuna search, calibration."""
+"""Fitting the churn model: settings and family by cross-validation (``training.selection``),
+optional Optuna search, a refit on every training row, calibration on out-of-fold predictions."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightgbm as lgb
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
-from features.numeric import logit
+from features.numeric import logit, sigmoid
 from features.spec import CATEGORY
 from scoring.scorer import Calibrator, ChurnScorer
 from training.config import LightGBMConfig, TrainConfig
-from training.dataset import CALIB, FIT, VALID, TrainingData
+from training.dataset import HOLDOUT, TrainingData
+from training.selection import fit_linear, select
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 class FitInfo:
     params: dict
     best_rounds: int
-    valid_auc: float
+    cv_auc: float  # out-of-fold ROC AUC of the chosen model on the training rows
     tuning_trials: int
+    selection: dict = field(default_factory=dict)  # candidates' CV AUCs, the blend, the folds
 
 
 def _params(cfg: LightGBMConfig, seed: int, y_fit: np.ndarray, **override) -> dict:
@@ -44,24 +46,13 @@ def _params(cfg: LightGBMConfig, seed: int, y_fit: np.ndarray, **override) -> di
     return params
 
 
-def _train(data: TrainingData, params: dict, cfg: LightGBMConfig) -> lgb.Booster:
-    cats = [j for j, k in enumerate(data.kinds) if k == CATEGORY]
-    x_fit, y_fit = data.xy(FIT)
-    x_val, y_val = data.xy(VALID)
-    train = lgb.Dataset(x_fit, y_fit, feature_name=data.features, categorical_feature=cats,
-                        free_raw_data=False)
-    valid = lgb.Dataset(x_val, y_val, reference=train)
-    return lgb.train(params, train, num_boost_round=cfg.max_rounds, valid_sets=[valid],
-                     callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
-
-
 def _tune(data: TrainingData, config: TrainConfig, trials: int) -> dict:
+    """Optuna over LightGBM's main settings, each trial judged by cross-validated AUC."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = config.lightgbm
-    y_fit = data.xy(FIT)[1]
-    x_val, y_val = data.xy(VALID)
+    y_train = data.y[data.part != HOLDOUT]
 
     def objective(trial: optuna.Trial) -> float:
         override = {
@@ -71,13 +62,14 @@ def _tune(data: TrainingData, config: TrainConfig, trials: int) -> dict:
             "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
             "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30, log=True),
         }
-        booster = _train(data, _params(cfg, config.seed, y_fit, **override), cfg)
-        return roc_auc_score(y_val, booster.predict(x_val, num_iteration=booster.best_iteration))
+        params = _params(cfg, config.seed, y_train, **override)
+        return select(data, params, cfg.max_rounds, cfg.early_stopping_rounds, config.cv_folds,
+                      config.seed, linear=False).tree_auc
 
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=config.seed))
     study.optimize(objective, n_trials=trials)
-    log.info("tuning: best validation AUC %.4f after %d trials", study.best_value, trials)
+    log.info("tuning: best cross-validated AUC %.4f after %d trials", study.best_value, trials)
     return study.best_params
 
 
@@ -94,21 +86,29 @@ def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> Calibrator:
 
 def fit_churn_model(data: TrainingData, config: TrainConfig, tune_trials: int = 0,
                     meta: dict | None = None) -> tuple[ChurnScorer, FitInfo]:
-    """LightGBM on FIT, early stopping on VALID, calibration on CALIB; one scorer object."""
+    """Settings and family chosen by cross-validation on the training rows (LightGBM, a linear
+    model or a blend), refitted on all of them, calibrated on the out-of-fold predictions."""
     cfg = config.lightgbm
-    y_fit = data.xy(FIT)[1]
+    train_rows = np.flatnonzero(data.part != HOLDOUT)
     override = _tune(data, config, tune_trials) if tune_trials > 0 else {}
-    params = _params(cfg, config.seed, y_fit, **override)
-    booster = _train(data, params, cfg)
-    best = booster.best_iteration or booster.current_iteration()
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    x_val, y_val = data.xy(VALID)
-    valid_auc = float(roc_auc_score(y_val, booster.predict(x_val)))
-    x_cal, y_cal = data.xy(CALIB)
-    calibrator = fit_calibrator(booster.predict(x_cal), y_cal, config.calibration)
+    params = _params(cfg, config.seed, data.y[train_rows], **override)
+    sel = select(data, params, cfg.max_rounds, cfg.early_stopping_rounds, config.cv_folds,
+                 config.seed, linear=config.linear_candidate)
+    cats = [j for j, k in enumerate(data.kinds) if k == CATEGORY]
+    train = lgb.Dataset(data.x[train_rows], data.y[train_rows], feature_name=data.features,
+                        categorical_feature=cats)
+    params = sel.tree_params
+    booster = lgb.train({k: v for k, v in params.items() if k != "metric"}, train,
+                        num_boost_round=sel.rounds)
+    linear = (fit_linear(data, train_rows, sel.linear_c, sel.linear_transform)
+              if sel.tree_weight < 1 else None)
+    calibrator = fit_calibrator(sigmoid(sel.oof_margin), data.y[sel.oof_rows],
+                                config.calibration)
     scorer = ChurnScorer(data.features, data.kinds, data.categories, booster, calibrator,
-                         data.specs, dict(meta or {}, best_rounds=best,
-                                          contribution_method=config.contribution_method))
-    log.info("LightGBM: %d rounds, validation AUC %.4f, %s calibration", best, valid_auc,
-             calibrator.kind)
-    return scorer, FitInfo(params, best, valid_auc, tune_trials)
+                         data.specs, dict(meta or {}, best_rounds=sel.rounds,
+                                          contribution_method=config.contribution_method,
+                                          **sel.summary()),
+                         linear=linear, tree_weight=sel.tree_weight)
+    log.info("%s: %d rounds, cross-validated AUC %.4f, %s calibration", sel.winner, sel.rounds,
+             sel.blend_auc, calibrator.kind)
+    return scorer, FitInfo(params, sel.rounds, sel.blend_auc, tune_trials, sel.summary())

@@ -7,7 +7,7 @@ import pandas as pd
 
 def model_card(name: str, version: str, run_id: str, params: dict, metrics: dict,
                baselines: dict[str, dict], verdict: str, importance: pd.Series,
-               source: str) -> str:
+               source: str, selection: dict | None = None) -> str:
     def row(label: str, m: dict) -> str:
         def f(k):
             v = m.get(k)
@@ -28,10 +28,11 @@ def model_card(name: str, version: str, run_id: str, params: dict, metrics: dict
     else:
         lines += [f"- Table `{params.get('table')}`, id `{params.get('id_column')}`, label "
                   f"`{params.get('label_column')}`, split: {params.get('split')}."]
-    lines += [f"- Rows: fit {params.get('rows_fit')}, validation {params.get('rows_valid')}, "
-              f"calibration {params.get('rows_calib')}, hold-out {params.get('rows_holdout')}; "
-              f"{params.get('features')} features.", "",
-              "## Hold-out performance", "",
+    training_rows = sum(int(params.get(f"rows_{p}") or 0) for p in ("fit", "valid", "calib"))
+    lines += [f"- Rows: training {training_rows}, hold-out {params.get('rows_holdout')}; "
+              f"{params.get('features')} features.", ""]
+    lines += _selection(selection or {})
+    lines += ["## Hold-out performance", "",
               "| model | ROC AUC | PR AUC | Brier | calibration error | lift@10% | capture@10% |",
               "|---|---|---|---|---|---|---|", row("this model", metrics)]
     lines += [row(f"baseline: {k}", v) for k, v in baselines.items()]
@@ -48,3 +49,18 @@ def model_card(name: str, version: str, run_id: str, params: dict, metrics: dict
               "- Features absent from a source (missing optional tables) are missing for every "
               "customer: a model trained with them degrades without them."]
     return "\n".join(lines) + "\n"
+
+
+def _selection(sel: dict) -> list[str]:
+    """Which model family won the cross-validation on the training rows, and by how much."""
+    if not sel:
+        return []
+    family = {"lightgbm": "LightGBM", "linear": "the regularised logistic regression",
+              "blend": f"a blend ({sel['tree_weight']:.0%} LightGBM)"}[sel["model_family"]]
+    return ["## Model selection", "",
+            f"{sel['cv_folds']} {sel['cv_fold_kind']} cross-validation folds on the training rows "
+            f"chose {family}: out-of-fold ROC AUC {sel['cv_auc_chosen']:.4f} against LightGBM "
+            f"{sel['cv_auc_lightgbm']:.4f} ({sel['lightgbm_settings']} settings, "
+            f"{sel['cv_rounds']} rounds) and the linear model {sel['cv_auc_linear']:.4f} "
+            f"(C {sel['linear_c']}, {sel['linear_transform']} numbers). The chosen model was "
+            "refitted on all training rows and calibrated on the out-of-fold predictions.", ""]

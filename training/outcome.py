@@ -39,7 +39,7 @@ def fit_and_evaluate(data: TrainingData, config: TrainConfig, tune_trials: int =
     x_h, y_h = data.x[holdout], data.y[holdout]
     p_h = scorer.predict(x_h)
     metrics = evaluate(y_h, p_h, config.economics)
-    metrics["valid_roc_auc"] = info.valid_auc
+    metrics["cv_roc_auc"] = info.cv_auc
     base_scores = {name: _as_probability(s) for name, s in baseline_scores(data).items()}
     baselines = {name: _rank_only(name, evaluate(y_h, s, config.economics))
                  for name, s in base_scores.items()}

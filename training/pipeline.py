@@ -163,7 +163,8 @@ def _train_and_log(data: TrainingData, config: TrainConfig, params: dict, tags: 
         uplift = uplift_step(outcome.scorer, plots_dir) if uplift_step else None
         model_uri, version = log_model(outcome.scorer, outcome.holdout, config.model_name, uplift)
         card = model_card(config.model_name, version, run.info.run_id, params, outcome.metrics,
-                          outcome.baselines, outcome.verdict, outcome.importance, data.source)
+                          outcome.baselines, outcome.verdict, outcome.importance, data.source,
+                          outcome.info.selection)
         mlflow.log_text(card, "model_card.md")
         MlflowClient().update_model_version(config.model_name, version, description=card)
         log.info("run %s: hold-out %s %.4f; %s", run.info.run_id, config.primary_metric,
@@ -179,6 +180,9 @@ def _log_outcome(outcome: TrainOutcome, config: TrainConfig, plots_dir: Path | N
     mlflow.log_params({f"lgbm_{k}": v for k, v in info.params.items()
                        if k not in ("verbosity", "metric", "objective")})
     mlflow.log_param("best_rounds", info.best_rounds)
+    mlflow.log_params({k: v for k, v in info.selection.items() if not k.startswith("cv_auc")})
+    mlflow.log_metrics(clean_metrics({k: v for k, v in info.selection.items()
+                                      if k.startswith("cv_auc")}))
     mlflow.log_metrics(clean_metrics({**outcome.metrics, **outcome.segments}))
     for name, m in outcome.baselines.items():
         mlflow.log_metrics(clean_metrics({f"baseline.{name}.{k}": v for k, v in m.items()}))

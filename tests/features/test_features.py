@@ -81,8 +81,8 @@ def test_every_feature_has_metadata_a_crm_user_can_read(at_cutoff):
     frame, specs = at_cutoff
     assert [s.name for s in specs] == list(frame.columns)
     for s in specs:
-        assert s.family in {"rfm", "support", "voice", "engagement", "activity", "offers",
-                            "static"}, s
+        assert s.family in {"rfm", "btyd", "support", "voice", "engagement", "activity",
+                            "offers", "static"}, s
         assert s.description and "{value}" in s.sentence, s
     by_name = {s.name: s for s in specs}
     assert by_name["complaints_90d"].say(3.0) == "3 complaints in the last 90 days"
@@ -93,7 +93,8 @@ def test_every_feature_has_metadata_a_crm_user_can_read(at_cutoff):
 def test_the_families_of_the_design_are_all_there(at_cutoff):
     _, specs = at_cutoff
     families = {s.family for s in specs}
-    assert families == {"rfm", "support", "voice", "engagement", "activity", "offers", "static"}
+    assert families == {"rfm", "btyd", "support", "voice", "engagement", "activity", "offers",
+                        "static"}
     assert len(specs) >= 60, f"only {len(specs)} features"
 
 
@@ -108,7 +109,7 @@ def test_missing_optional_tables_mean_absent_features(tiny):
     crm = CrmData.from_tables(validate({k: tiny[k] for k in ("customers", "orders")}))
     sink = compute_features(PreparedCrm(crm), CUTOFF, FeatureConfig())
     families = {s.family for s in sink.specs}
-    assert families == {"rfm", "static"}, families
+    assert families == {"rfm", "btyd", "static"}, families
 
 
 def test_features_on_a_partition_equal_features_on_the_whole_base(sample_crm):

@@ -106,11 +106,13 @@ def test_the_model_ranks_well_and_is_calibrated_on_the_hold_out(training_data, f
     assert info.best_rounds > 10
 
 
-def test_calibration_is_fitted_on_rows_the_booster_did_not_see(training_data, fitted):
-    scorer, _ = fitted
-    x, y = training_data.xy(CALIB)
-    p = scorer.predict(x)
-    assert abs(p.mean() - y.mean()) < 0.01, (p.mean(), y.mean())
+def test_the_model_says_how_it_was_chosen(fitted):
+    scorer, info = fitted
+    sel = info.selection
+    assert sel["cv_fold_kind"] == "time" and sel["cv_folds"] >= 1, sel
+    assert sel["model_family"] in ("lightgbm", "linear", "blend")
+    assert scorer.meta["model_family"] == sel["model_family"]
+    assert sel["cv_auc_chosen"] >= max(sel["cv_auc_lightgbm"], sel["cv_auc_linear"]) - 1e-9
 
 
 def test_the_contribution_method_is_a_training_setting_carried_by_the_model(training_data):
