@@ -84,7 +84,8 @@ def test_make_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     for step in ("generating a sample CRM", "checking the data contract", "point-in-time features",
-                 "training a calibrated LightGBM", "LightGBM (calibrated)", "logistic_rfm",
+                 "training a calibrated churn model", "model (", "cross-validation (",
+                 "logistic_rfm",
                  "is now champion"):
         assert step in out, f"{step!r} missing from the demo output:\n{out[-2000:]}"
     assert (tmp_path / "demo" / "features.parquet").exists()

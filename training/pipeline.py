@@ -43,10 +43,12 @@ class TrainResult:
     beats_baselines: bool
     verdict: str
     plots: list[str] = field(default_factory=list)
+    selection: dict = field(default_factory=dict)  # the cross-validation's candidates and choice
 
     def summary(self) -> dict:
         return {"run_id": self.run_id, "model_uri": self.model_uri,
-                "model_version": self.model_version, "metrics": self.metrics}
+                "model_version": self.model_version, "metrics": self.metrics,
+                "selection": self.selection}
 
 
 def train_on_events(crm: CrmData, cutoffs: list[pd.Timestamp], features: FeatureConfig,
@@ -170,7 +172,8 @@ def _train_and_log(data: TrainingData, config: TrainConfig, params: dict, tags: 
         log.info("run %s: hold-out %s %.4f; %s", run.info.run_id, config.primary_metric,
                  outcome.metrics[config.primary_metric], outcome.verdict)
         return TrainResult(run.info.run_id, model_uri, version, outcome.metrics, outcome.baselines,
-                           outcome.beats_baselines, outcome.verdict, [str(p) for p in plots])
+                           outcome.beats_baselines, outcome.verdict, [str(p) for p in plots],
+                           outcome.info.selection)
 
 
 def _log_outcome(outcome: TrainOutcome, config: TrainConfig, plots_dir: Path | None) -> list[Path]:
