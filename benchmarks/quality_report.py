@@ -139,11 +139,11 @@ def render(summaries: list[dict], seconds: float, args) -> str:
     return "\n".join(out)
 
 
-def to_json(summaries: list[dict], seconds: float, args) -> dict:
+def to_json(summaries: list[dict], seconds: float, args, complete: bool = True) -> dict:
     import lightgbm
     import sklearn
 
-    return {"seconds": round(seconds, 1),
+    return {"complete": complete, "seconds": round(seconds, 1),
             "settings": {k: (str(v) if not isinstance(v, (int, float, bool, list, type(None)))
                              else v) for k, v in vars(args).items()},
             "verdict_rule": ("project - best peer per seed; spread = max(sd over seeds, paired "
