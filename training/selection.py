@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from features.spec import CATEGORY
 from scoring.linear import LinearDesign, LinearPart
@@ -25,7 +26,7 @@ from training.dataset import HOLDOUT, TrainingData
 log = logging.getLogger(__name__)
 
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # weight of the trees in the blend
-LINEAR_C = (0.01, 0.1, 1.0)  # inverse penalty strengths tried for the linear model
+LINEAR_C = (0.05, 1.0)  # inverse penalty strengths tried for the linear model
 LINEAR_TRANSFORMS = ("squash", "identity")  # how its numbers enter: log-squashed or as they are
 MIN_GAIN = 0.001  # a blend must beat the trees alone by this much AUC to be chosen
 LINEAR_MAX_ROWS = 50_000
@@ -175,5 +176,7 @@ def fit_linear(data: TrainingData, rows: np.ndarray, c: float,
     if len(rows) > LINEAR_MAX_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, LINEAR_MAX_ROWS, replace=False))
     design = LinearDesign(data.x[rows], data.kinds, n_categories, transform)
-    model = LogisticRegression(C=c, max_iter=300).fit(design.matrix(data.x[rows]), data.y[rows])
+    with threadpool_limits(1):  # small dense problems: BLAS threads only contend
+        model = LogisticRegression(C=c, max_iter=300).fit(design.matrix(data.x[rows]),
+                                                          data.y[rows])
     return design.part(model.coef_[0], float(model.intercept_[0]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,9 +62,14 @@ def test_changing_only_the_customer_id_changes_nothing(training_data, fitted):
 
 
 def _shift(rows: pd.DataFrame, change: dict) -> pd.DataFrame:
+    """Apply each change to the columns its key names (a regular expression: one behaviour is
+    often told by several features, named ones and per-event-type ones alike)."""
     out = rows.copy()
-    for col, fn in change.items():
-        out[col] = fn(out[col])
+    for pattern, fn in change.items():
+        columns = [c for c in out.columns if re.fullmatch(pattern, c)]
+        assert columns, f"no feature matches {pattern!r}"
+        for col in columns:
+            out[col] = fn(out[col])
     return out
 
 
@@ -73,8 +80,13 @@ BEHAVIOUR = [
     ("a detractor NPS", {"nps_last": lambda v: v * 0 + 2, "nps_detractor": lambda v: v * 0 + 1,
                          "nps_promoter": lambda v: v * 0, "nps_mean_365d": lambda v: v * 0 + 2}),
     ("a long silence", {"recency_days": lambda v: v + 80, "orders_30d": lambda v: v * 0,
-                        "days_since_last_activity": lambda v: v.fillna(0) + 80,
-                        "web_sessions_30d": lambda v: v * 0, "app_logins_30d": lambda v: v * 0}),
+                        "days_since_(last_activity|any_event)": lambda v: v.fillna(0) + 80,
+                        "(web_sessions|app_logins)_30d": lambda v: v * 0,
+                        # the same silence as the activity features tell it
+                        "days_since_(web_session|app_login|email_open|email_click)":
+                            lambda v: v.fillna(0) + 80,
+                        "(web_session|app_login|email_open|email_click)_events_30d":
+                            lambda v: v * 0}),
 ]
 
 
@@ -116,7 +128,7 @@ def test_the_model_says_how_it_was_chosen(fitted):
 
 
 def test_the_contribution_method_is_a_training_setting_carried_by_the_model(training_data):
-    config = TrainConfig(contribution_method="shap",
+    config = TrainConfig(contribution_method="shap", linear_candidate=False,
                          lightgbm={"max_rounds": 30, "early_stopping_rounds": 10})
     scorer, _ = fit_churn_model(training_data, config)
     assert scorer.meta["contribution_method"] == "shap" == scorer.contribution_method
