@@ -24,7 +24,7 @@ from jobs.batch import quarantine_mask, score_chunk
 from jobs.batch_output import BatchConfig, BatchError, BatchSummary, ScoredRows, finish
 from jobs.spark_session import SparkOptions, spark_errors, spark_session
 from jobs.spark_ship import ship_model, worker_model
-from jobs.storage import Location, local_copy, location, remove_tree
+from jobs.storage import Location, list_files, local_copy, location, remove_tree
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 
@@ -85,7 +85,9 @@ def _input_frame(session, model, settings, features: Location | None, data, cuto
         if not features.exists():
             raise FileNotFoundError(f"{features.uri} does not exist")
         uri = features.spark_uri()
-        frame = (session.read.parquet(uri) if features.suffix == ".parquet"
+        parquet = (any(f.suffix == ".parquet" for f in list_files(features)) if features.is_dir()
+                   else features.suffix == ".parquet")  # a file, or a folder of part files
+        frame = (session.read.parquet(uri) if parquet
                  else session.read.option("header", True).option("inferSchema", True).csv(uri))
         return frame, f"file:{features.name}", ""
     frame, local = spark_feature_frame(data, [pd.Timestamp(cutoff)],

@@ -62,22 +62,27 @@ def spark_session(options: SparkOptions | str | None = "local[*]"):
     master = _resolve_master(options.master)
     if _SESSION is not None and _usable(_SESSION, master, python):
         return _SESSION
+    if master is not None:
+        check_master(master, options.connect_timeout)
     if _SESSION is not None:
         log.info("stopping the Spark session on %s", _SESSION.sparkContext.master)
         _SESSION.stop()
         _SESSION = None
-    if master is not None:
-        check_master(master, options.connect_timeout)
-    _SESSION = _create(options, master, python)
-    sc = _SESSION.sparkContext
-    if not is_local(sc.master):
-        wait_for_executors(sc, options.executor_timeout)
-        if options.ship_code:
-            from jobs.spark_ship import ship_code
+    session = _create(options, master, python)
+    sc = session.sparkContext
+    try:
+        if not is_local(sc.master):
+            wait_for_executors(sc, options.executor_timeout)
+            if options.ship_code:
+                from jobs.spark_ship import ship_code
 
-            ship_code(sc)
-        check_executors(sc)
-    return _SESSION
+                ship_code(sc)
+            check_executors(sc)
+    except BaseException:
+        session.stop()  # a session that failed its checks is not kept: the next call re-checks
+        raise
+    _SESSION = session
+    return session
 
 
 def stop_session() -> None:
@@ -164,6 +169,7 @@ def wait_for_executors(sc, timeout: float) -> None:
         time.sleep(0.5)
 
 
+PROJECT = ("features", "scoring", "jobs")
 # What the tasks import (the third-party packages first, so a missing one is named as itself).
 REQUIRED = ("numpy", "pandas", "pyarrow", "lightgbm", "numba", "features.build",
             "scoring.scorer", "jobs.spark_scoring", "jobs.spark_features")
@@ -203,11 +209,10 @@ def check_executors(sc) -> None:
     bad = [r for r in reports if r["missing"]]
     if not bad:
         return
-    names = sorted({v for r in bad for v in r["missing"].values()
-                    if "." not in v or v.split(".")[0] not in ("features", "scoring", "jobs")})
-    project = sorted({k.split(".")[0] for r in bad for k, v in r["missing"].items()
-                      if v.split(".")[0] in ("features", "scoring", "jobs")})
-    what = ", ".join(names + [f"{p} (this project)" for p in project if p not in names])
+    found = {v if " " in v else v.split(".")[0] for r in bad for v in r["missing"].values()}
+    project = sorted(found & set(PROJECT))
+    what = ", ".join(sorted(found - set(PROJECT))
+                     + ([f"{', '.join(project)} (this project)"] if project else []))
     raise SparkJobError(
         f"executors cannot import {what} (Python {bad[0]['python']} on {bad[0]['host']}): install "
         f"the driver's packages in the executors' Python (pip install 'churn-service[spark]'), "

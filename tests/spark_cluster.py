@@ -5,6 +5,9 @@ own work directory, stopped by PID.
     with standalone_cluster(tmp_path, workers=2) as cluster:
         cluster.url        # spark://127.0.0.1:PORT
         cluster.kill_worker(0)  # SIGKILL a worker and the executors it launched
+
+``executor_python(root, project=False)`` writes a launcher for the executors' Python that has the
+driver's third-party packages but cannot import this project (``deps=False``: not even those).
 """
 
 from __future__ import annotations
@@ -77,7 +80,14 @@ class Cluster:
     def alive_workers(self) -> int:
         return sum(1 for w in self.state().get("workers", []) if w.get("state") == "ALIVE")
 
-    def add_worker(self, memory: str = "1g", timeout: float = 90.0) -> Daemon:
+    def add_workers(self, n: int = 1, memory: str = "1g", timeout: float = 120.0) -> None:
+        """Start ``n`` workers at once and wait until all of them have registered."""
+        want = sum(1 for w in self.workers if w.alive()) + n
+        started = [self._start_worker(memory) for _ in range(n)]
+        _wait(lambda: self.alive_workers() >= want, timeout, started,
+              f"{want} worker(s) registered with {self.url}")
+
+    def _start_worker(self, memory: str) -> Daemon:
         i = len(self.workers)
         work = self.root / f"worker-{i}"
         work.mkdir(parents=True, exist_ok=True)
@@ -85,11 +95,8 @@ class Cluster:
                "--host", "127.0.0.1", "--port", str(free_port()), "--webui-port",
                str(free_port()), "--cores", "1", "--memory", memory, "--work-dir", str(work),
                self.url]
-        want = sum(1 for w in self.workers if w.alive()) + 1
         worker = _start(f"worker-{i}", cmd, self.root / f"worker-{i}.log")
         self.workers.append(worker)
-        _wait(lambda: self.alive_workers() >= want, timeout, worker,
-              f"{want} worker(s) registered with {self.url}")
         return worker
 
     def kill_worker(self, i: int) -> None:
@@ -117,21 +124,23 @@ def _start(name: str, cmd: list[str], log: Path) -> Daemon:
     return Daemon(name, proc, log)
 
 
-def _wait(ready, timeout: float, daemon: Daemon, what: str) -> None:
+def _wait(ready, timeout: float, daemons: list[Daemon], what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not daemon.alive():
-            raise RuntimeError(f"{daemon.name} exited ({daemon.proc.returncode}) before {what}; "
-                               f"log: {daemon.log.read_text()[-2000:]}")
+        for daemon in daemons:
+            if not daemon.alive():
+                raise RuntimeError(f"{daemon.name} exited ({daemon.proc.returncode}) before "
+                                   f"{what}; log: {daemon.log.read_text()[-2000:]}")
         with contextlib.suppress(OSError, ValueError):
             if ready():
                 return
         time.sleep(0.5)
-    raise TimeoutError(f"not ready within {timeout:.0f} s: {what}; log {daemon.log}")
+    raise TimeoutError(f"not ready within {timeout:.0f} s: {what}; logs in "
+                       f"{daemons[0].log.parent}")
 
 
 @contextlib.contextmanager
-def standalone_cluster(root: Path, workers: int = 2, memory: str = "1g", timeout: float = 90.0):
+def standalone_cluster(root: Path, workers: int = 2, memory: str = "1g", timeout: float = 120.0):
     """A master and ``workers`` workers (1 core, ``memory`` each); everything stopped at exit."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -141,10 +150,28 @@ def standalone_cluster(root: Path, workers: int = 2, memory: str = "1g", timeout
                "--host", "127.0.0.1", "--port", str(cluster.master_port), "--webui-port",
                str(cluster.ui_port)]
         cluster.master = _start("master", cmd, root / "master.log")
-        _wait(lambda: cluster.state().get("status") == "ALIVE", timeout, cluster.master,
+        _wait(lambda: cluster.state().get("status") == "ALIVE", timeout, [cluster.master],
               f"the master at {cluster.url}")
-        for _ in range(workers):
-            cluster.add_worker(memory, timeout)
+        cluster.add_workers(workers, memory, timeout)
         yield cluster
     finally:
         cluster.stop()
+
+
+def executor_python(root: Path, deps: bool = True) -> str:
+    """A launcher for the executors' Python: this interpreter without ``site`` (so none of the
+    virtualenv's .pth files: an editable install of the project is invisible), with the
+    virtualenv's site-packages on the path when ``deps`` (numpy, pandas, lightgbm, ...)."""
+    import sys
+    import sysconfig
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / ("python-deps-only" if deps else "python-bare")
+    extra = sysconfig.get_paths()["purelib"] if deps else ""
+    path.write_text("#!/bin/sh\n"
+                    + (f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{extra}"; export PYTHONPATH\n'
+                       if extra else "")
+                    + f'exec "{sys.executable}" -S "$@"\n')
+    path.chmod(0o755)
+    return str(path)
