@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -121,12 +122,19 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
     fn, schema = _score_partition(archive, digest, model.name, model.version, core, config,
                                   cutoff_text, loads)
     remove_tree(stage)
+    master = session.sparkContext.master
     try:
-        with spark_errors(f"the Spark scoring job on {session.sparkContext.master}"):
+        started = time.perf_counter()
+        with spark_errors(f"the Spark scoring job on {master}"):
             frame.mapInPandas(fn, schema=schema).write.mode("overwrite").parquet(stage.spark_uri())
+        staged_at = time.perf_counter()
         with local_copy(stage) as staged:
-            return _collect_and_finish(model, core, staged, out, config, fingerprint,
-                                       core.catalogue.ids)
+            summary = _collect_and_finish(model, core, staged, out, config, fingerprint,
+                                          core.catalogue.ids)
+        log.info("Spark scoring on %s: %.1f s on the executors (features and scores, staged), "
+                 "%.1f s on the driver (offers over the whole base, output)", master,
+                 staged_at - started, time.perf_counter() - staged_at)
+        return summary
     finally:
         remove_tree(stage)
 

@@ -226,8 +226,8 @@ _JVM = ("org.", "java.", "py4j.", "scala.")
 def one_line(exc: BaseException) -> str:
     """The line of a Spark failure a user needs: the Python exception raised in a task when there
     is one, else the first line of the JVM's message."""
-    text = str(exc)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln.strip().lstrip(": ") for ln in str(exc).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("An error occurred while calling")]
     python = [m for m in (_EXC_LINE.match(ln) for ln in lines)
               if m and not m.group(1).startswith(_JVM)]
     if python:
@@ -235,7 +235,6 @@ def one_line(exc: BaseException) -> str:
         line = f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(3)}"
     else:
         line = next((ln for ln in lines if not ln.startswith("at ")), type(exc).__name__)
-        line = re.sub(r"^An error occurred while calling [\w.]+\.\s*:?\s*", "", line)
     return line[:400]
 
 

@@ -180,6 +180,7 @@ def local_copy(src: Location):
         target = Path(tmp) / src.name
         try:
             if src.is_dir():
+                target.mkdir()
                 pafs.copy_files(src.path, str(target), source_filesystem=src.fs,
                                 destination_filesystem=pafs.LocalFileSystem())
             else:
