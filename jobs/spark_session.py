@@ -159,6 +159,9 @@ def check_master(master: str, timeout: float) -> None:
 
 
 def wait_for_executors(sc, timeout: float) -> None:
+    """Wait for the first executor (with dynamic allocation they come with the first job)."""
+    if sc.getConf().get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+        return
     deadline = time.monotonic() + timeout
     while sc._jsc.sc().getExecutorIds().size() == 0:
         if time.monotonic() > deadline:

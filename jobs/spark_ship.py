@@ -108,6 +108,7 @@ def worker_model(archive: str, digest: str, name: str | None, version: str | Non
     folder = unpack(Path(SparkFiles.get(archive)), Path(SparkFiles.getRootDirectory()), digest)
     uplift_dir = folder / "uplift"
     uplift = UpliftModels.load(uplift_dir) if (uplift_dir / "uplift.json").exists() else None
+    _WORKER_MODELS.clear()  # a long-lived executor keeps only the model in use
     _WORKER_MODELS[digest] = LoadedModel(ChurnScorer.load(folder / "scorer"), "", name, version,
                                          None, uplift)
     if loads is not None:
