@@ -136,8 +136,8 @@ def _pages_overwritten(path):
 
 @pytest.mark.parametrize("make, words", [
     (_garbage, "is not a readable SQLite store"),
-    (_foreign, "is not a churn feature store (tables: orders)"),
-    (_other_columns, "has features columns ('id', 'blob')"),
+    (_foreign, r"is not a churn feature store \(tables: orders\)"),
+    (_other_columns, r"has features columns \('id', 'blob'\)"),
     (_unstamped, "has no churn-online-store/1 version stamp"),
     (_rows_removed, "holds 1 customers, its stamp says 2"),
     (_truncated, "malformed|is damaged"),
