@@ -175,12 +175,15 @@ class JsonOnlyMiddleware:
 
 # --- readiness ---------------------------------------------------------------------------------
 # One service instance per worker process: it publishes how to judge its readiness here, and the
-# middleware below answers /readyz with it (BentoML's own /readyz says only 200 or 503).
-_readiness: list[Callable[[], tuple[bool, dict[str, Any]]]] = []
+# middleware below answers /readyz with it (BentoML's own /readyz says only 200 or 503, and
+# BentoML turns an API's own 503 into "an unexpected error").
+_published: dict[str, Callable] = {}
 
 
-def publish_readiness(report: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
-    _readiness[:] = [report]
+def publish_readiness(report: Callable[[], tuple[bool, dict[str, Any]]],
+                      unavailable: Callable[[], str | None]) -> None:
+    """``report()``: (ready, /readyz body); ``unavailable()``: why the API cannot answer now."""
+    _published.update(report=report, unavailable=unavailable)
 
 
 class ReadinessMiddleware:
@@ -193,10 +196,24 @@ class ReadinessMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("path") != "/readyz":
             return await self.app(scope, receive, send)
-        if not _readiness:
+        if "report" not in _published:
             return await _reply(send, 503, {"status": "starting"})
-        ready, body = _readiness[0]()
+        ready, body = _published["report"]()
         return await _reply(send, 200 if ready else 503, body)
+
+
+class UnavailableMiddleware:
+    """The API answers 503 with the reason (and Retry-After) while it cannot score at all."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not _is_open(scope.get("path", "")):
+            why = _published["unavailable"]() if "unavailable" in _published else "starting"
+            if why:
+                return await _reply(send, 503, {"error": why}, [(b"retry-after", b"5")])
+        return await self.app(scope, receive, send)
 
 
 class EnvApiKeyMiddleware(ApiKeyMiddleware):

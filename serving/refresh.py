@@ -118,20 +118,24 @@ class ModelHolder:
 
     def start(self) -> None:
         try:
-            self._swap(self.cache.fetch(), "registry")
-            self._registry_ok()
-            return
+            loaded = self.cache.fetch()
         except Exception as exc:  # noqa: BLE001 - the registry is down or refuses: try the copy
+            first = self.registry_error is None
             self._registry_failed(exc)
-        kept = self.cache.latest()
-        if kept is None:
-            log.error("no model: the registry cannot be reached and there is no local copy in "
-                      "%s; retrying", self.cache.folder)
+            kept = self.cache.latest()
+            if kept is None:
+                if first:
+                    log.error("no model: the registry cannot be reached and there is no local "
+                              "copy in %s; retrying", self.cache.folder)
+                return
+            loaded, self.cache_saved_at = kept
+            self._swap(loaded, "cache")
+            log.warning("serving %s version %s from the local copy saved %s (degraded: the "
+                        "registry cannot be reached)", loaded.name, loaded.version,
+                        self.cache_saved_at)
             return
-        loaded, self.cache_saved_at = kept
-        self._swap(loaded, "cache")
-        log.warning("serving %s version %s from the local copy saved %s (degraded: the registry "
-                    "cannot be reached)", loaded.name, loaded.version, self.cache_saved_at)
+        self._registry_ok()
+        self._swap(loaded, "registry")
 
     def check(self) -> None:
         """Ask the registry which version the URI names; load it if it is another one."""
@@ -142,7 +146,9 @@ class ModelHolder:
             _, version = resolve(self.model_uri, client)
             if version is not None and version != self.core.model.version:
                 log.info("new model version %s found; loading", version)
-                self._swap(self.cache.fetch(), "registry")
+                loaded = self.cache.fetch()
+                self._registry_ok()
+                self._swap(loaded, "registry")
             self._registry_ok()
         except Exception as exc:  # noqa: BLE001 - keep serving the current model
             self._registry_failed(exc)
@@ -155,8 +161,7 @@ class ModelHolder:
 
     def _registry_ok(self) -> None:
         if self.registry_error is not None:
-            log.warning("the registry answers again; serving version %s",
-                        self.core.model.version if self.core else None)
+            log.warning("the model registry at %s answers again", self.tracking)
         self.registry_error = self.registry_down_since = None
 
     def _registry_failed(self, exc: BaseException) -> None:

@@ -30,6 +30,7 @@ from serving.middleware import (
     EnvBodyLimitMiddleware,
     JsonOnlyMiddleware,
     ReadinessMiddleware,
+    UnavailableMiddleware,
     publish_readiness,
 )
 from serving.refresh import ModelHolder, StoreHolder, watch
@@ -59,6 +60,9 @@ class _ClientErrorFilter(logging.Filter):
 def quiet_client_errors() -> None:
     for name in ("bentoml._internal.server.http_app", "_bentoml_impl.server.app"):
         logging.getLogger(name).addFilter(_ClientErrorFilter())
+    # urllib3 logs every retry of every MLflow call (two lines a poll while the registry is
+    # down); the service logs the outage itself, once when it starts and once when it ends
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def _metrics():
@@ -101,7 +105,7 @@ class ChurnService:
         self.stores = StoreHolder(s.store)
         self.models = ModelHolder(s.model_uri, self.tracking, s.model_cache, self._build,
                                   self._swapped)
-        publish_readiness(self.readiness)
+        publish_readiness(self.readiness, self.unavailable)
         self.readiness()
         self._stop = threading.Event()
         watch(self._stop, s.poll_seconds, lambda: self.models.check() or self.readiness(),
@@ -143,15 +147,21 @@ class ChurnService:
         self.metrics["degraded"].set(0 if status == "ok" else 1)
         return ready, {"status": status, "problems": problems, "model": model, "store": store}
 
+    def unavailable(self) -> str | None:
+        if self.models.core is None:
+            return ("no model loaded yet: the registry cannot be reached and there is no local "
+                    f"copy ({self.models.registry_error}); retrying every "
+                    f"{self.settings.poll_seconds:g} s")
+        return None
+
     # --- the API -----------------------------------------------------------------------------
     @bentoml.api(route=API_ROUTES[0], input_spec=ScoreRequest)
     def score(self, customers: list[CustomerItem], top_reasons: int = 3) -> ScoreResponse:
         """Score customers by id (features from the online store) or with their features."""
         started = time.perf_counter()
         core, store = self.models.core, self.stores.store
-        if core is None:
-            raise bentoml.exceptions.ServiceUnavailable(
-                "no model loaded yet: the registry cannot be reached and there is no local copy")
+        if core is None:  # UnavailableMiddleware answers first: only in a race at start
+            raise bentoml.exceptions.ServiceUnavailable(self.unavailable() or "no model")
         if len(customers) > self.settings.max_items:
             raise bentoml.exceptions.InvalidArgument(
                 f"customers: at most {self.settings.max_items} items per request")
@@ -204,5 +214,6 @@ class ChurnService:
 ChurnService.add_asgi_middleware(ReadinessMiddleware)
 ChurnService.add_asgi_middleware(AccessLogMiddleware)
 ChurnService.add_asgi_middleware(EnvApiKeyMiddleware)
+ChurnService.add_asgi_middleware(UnavailableMiddleware)
 ChurnService.add_asgi_middleware(EnvBodyLimitMiddleware)
 ChurnService.add_asgi_middleware(JsonOnlyMiddleware)

@@ -109,15 +109,29 @@ class Server:
 
         wait_until(ready, timeout, step=0.3, what=f"{self.url}{path or self.ready_path}")
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM to the whole group, then wait until every process in it is gone (the port is
+        free again); SIGKILL what is left after ``timeout``."""
+        if self.proc is None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)  # our own group: the server and its workers
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        group = self.proc.pid
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                self.proc.poll()  # reap our child once it exits
+                try:
+                    os.killpg(group, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                continue  # still there: SIGKILL
+            break
+        self.proc.wait(timeout=10)
         self.proc = None
 
     def log(self) -> str:
@@ -183,6 +197,10 @@ def promote_a_copy(url: str) -> str:
 
     client = MlflowClient(tracking_uri=url, registry_uri=url)
     current = client.get_model_version_by_alias("churn", "champion")
-    new = client.create_model_version("churn", source=current.source, run_id=current.run_id)
+    model_id = getattr(current, "model_id", None)
+    if model_id is None and current.source.startswith("models:/m-"):  # a logged model's source
+        model_id = current.source[len("models:/"):]
+    new = client.create_model_version("churn", source=current.source, run_id=current.run_id,
+                                      model_id=model_id)
     client.set_registered_model_alias("churn", "champion", new.version)
     return str(new.version)
