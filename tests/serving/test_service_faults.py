@@ -79,6 +79,7 @@ def test_a_rematerialised_store_is_served_within_the_check_interval(service, sam
     print(f"new store served {took:.1f} s after materialize finished")
     assert took < CHECK_SECONDS + 3, f"the new store took {took:.1f} s"
     assert after["status"] == "ok" and after["store"]["refused"] is None
+    assert f"(version {after['store']['version']})" in run.stdout, run.stdout
     status, body, _ = score_ids(url, service["ids"][:2], key=KEY_B)
     assert status == 200 and body["store"]["version"] == after["store"]["version"]
     assert [r["features_as_of"] for r in body["results"]] == ["2025-11-01", "2025-11-01"]
