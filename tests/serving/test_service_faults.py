@@ -184,15 +184,26 @@ def test_comment_lines_are_not_keys_and_no_key_is_ever_logged(service):
 
 
 def test_a_short_key_stops_churn_serve_with_one_line(service, tmp_path):
+    import signal
+
+    from tests.conftest import free_port
+
     (tmp_path / "keys").write_text("# ours\nshort-key\n")
-    run = subprocess.run([str(BIN / "churn"), "serve", "--store",
-                          str(service["root"] / "store.sqlite"), "--api-key-file",
-                          str(tmp_path / "keys")], env=worktree_env(), capture_output=True,
-                         text=True, timeout=120)
-    assert run.returncode == 2
-    assert run.stderr.strip() == (f"error: API key in {tmp_path / 'keys'} line 2 is 9 "
-                                  "characters; keys need at least 32 (make one with python -c "
-                                  "'import secrets; print(secrets.token_urlsafe(32))')")
+    proc = subprocess.Popen([str(BIN / "churn"), "serve", "--port", str(free_port()), "--store",
+                             str(service["root"] / "store.sqlite"), "--api-key-file",
+                             str(tmp_path / "keys")], env=worktree_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # it started a server: that is the failure
+        proc.communicate()
+        pytest.fail("churn serve started with a 9-character key")
+    assert proc.returncode == 2
+    assert err.strip() == (f"error: API key in {tmp_path / 'keys'} line 2 is 9 characters; keys "
+                           "need at least 32 (make one with python -c 'import secrets; "
+                           "print(secrets.token_urlsafe(32))')")
 
 
 def test_the_server_log_has_no_stack_trace(service):
