@@ -34,7 +34,8 @@ def _post(url: str, body: dict, key: str | None = KEY, timeout: float = 10) -> t
 
 @pytest.fixture(scope="module")
 def server(served):
-    env = {k: v for k, v in served.items() if k.isupper()}
+    # the swap test below sends as fast as it can: no per-key limit here (test_service_faults)
+    env = {**{k: v for k, v in served.items() if k.isupper()}, "CHURN_RATE_LIMIT": "0"}
     # two workers: each loads the model and watches the registry on its own
     server = churn_serve(Path(served["root"]), env, workers=2, name="server")
     server.start()
