@@ -70,7 +70,7 @@ def test_path_reasons_mostly_agree_with_treeshap(training_data, fitted):
     """Not the same method, so not the same numbers; the leading reasons should largely agree."""
     scorer, _ = fitted
     x = training_data.x[training_data.rows(HOLDOUT)][:3000]
-    path = scorer.contributions(x)[:, :-1]
+    path = scorer.explainer.contributions(x)[:, :-1]  # the trees' part (the model may be a blend)
     shap = scorer.booster.predict(x, pred_contrib=True)[:, :-1]
     top_path = np.argsort(-path, axis=1)[:, :3]
     top_shap = np.argsort(-shap, axis=1)[:, :3]
@@ -81,8 +81,11 @@ def test_path_reasons_mostly_agree_with_treeshap(training_data, fitted):
 def test_a_model_can_ask_for_exact_treeshap(training_data, fitted):
     scorer, _ = fitted
     shap_scorer = dataclasses.replace(scorer, meta={**scorer.meta, "contribution_method": SHAP})
+    trees_only = dataclasses.replace(shap_scorer, linear=None, tree_weight=1.0)
     x = training_data.x[:20]
-    assert np.allclose(shap_scorer.contributions(x), scorer.booster.predict(x, pred_contrib=True))
+    assert np.allclose(trees_only.contributions(x), scorer.booster.predict(x, pred_contrib=True))
+    # with a linear part (a blend) the exact contributions still add up to the model's log-odds
+    assert np.allclose(shap_scorer.contributions(x).sum(axis=1), scorer.margin(x))
     with pytest.raises(ValueError, match="contribution_method"):
         ChurnScorer(scorer.features, scorer.kinds, scorer.categories, scorer.booster,
                     scorer.calibrator, scorer.specs, {"contribution_method": "lime"})
