@@ -7,19 +7,7 @@ from typing import Annotated
 
 import typer
 
-from churn.cli import (
-    ConfigOpt,
-    ShipCodeOpt,
-    SparkBucketsOpt,
-    SparkConfOpt,
-    SparkMasterOpt,
-    VerboseOpt,
-    _dates,
-    _label_config,
-    _setup,
-    _spark_options,
-    handles_bad_input,
-)
+from churn.cli import ConfigOpt, VerboseOpt, _dates, _label_config, _setup, handles_bad_input
 
 app = typer.Typer(help="Point-in-time features and labels.", no_args_is_help=True)
 
@@ -27,35 +15,25 @@ app = typer.Typer(help="Point-in-time features and labels.", no_args_is_help=Tru
 @app.command("build")
 @handles_bad_input
 def features_build(
-    data: Annotated[str, typer.Option(help="The CRM data source (a path or a URI).")],
+    data: Annotated[Path, typer.Option(help="The CRM data source.")],
     cutoff: Annotated[list[str], typer.Option(help="Cutoff date (repeat for several).")],
-    out: Annotated[str, typer.Option(help="Output Parquet file (a path or a URI).")],
+    out: Annotated[Path, typer.Option(help="Output Parquet file.")],
     horizon_days: Annotated[int | None, typer.Option(help="Label horizon in days.")] = None,
     definition: Annotated[str | None, typer.Option(
         help="noncontractual (no order in the horizon) or contractual (cancel_date in it).")] = None,
     engine: Annotated[str, typer.Option(help="local (pandas) or spark.")] = "local",
-    spark_master: SparkMasterOpt = None,
-    spark_conf: SparkConfOpt = None,
-    spark_buckets: SparkBucketsOpt = None,
-    ship_code: ShipCodeOpt = True,
+    spark_master: Annotated[str, typer.Option(help="Spark master URL.")] = "local[*]",
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Point-in-time features and churn labels at each cutoff, stacked into one training set."""
     from features.build import write_feature_set
-    from jobs.storage import check_writable, location, staged_output
 
     settings = _setup(verbose, config)
     labels = _label_config(settings, horizon_days, definition)
     cutoffs = _dates(cutoff)
-    target = location(out)
-    if target.suffix != ".parquet":
-        raise ValueError(f"feature sets are written as .parquet, got {target.name}")
-    check_writable(target)
-    fs = _feature_set(engine, data, cutoffs, settings.features, labels,
-                      _spark_options(spark_master, spark_conf, spark_buckets, ship_code))
-    with staged_output(target) as local_out:
-        write_feature_set(fs, local_out)
+    fs = _feature_set(engine, data, cutoffs, settings.features, labels, spark_master)
+    write_feature_set(fs, out)
     frame = fs.frame
     typer.echo(f"wrote {out}: {len(frame):,} rows, {len(fs.specs)} features, "
                f"{len(cutoffs)} cutoffs ({labels.definition}, {labels.horizon_days}-day horizon)")
@@ -65,20 +43,17 @@ def features_build(
         typer.echo(f"  {c.date()}  {len(group):>9,} customers  churn {rate}")
 
 
-def _feature_set(engine: str, data: str, cutoffs, features, labels, spark):
+def _feature_set(engine: str, data: Path, cutoffs, features, labels, spark_master: str):
     """The feature set built by the chosen engine (the same numbers either way)."""
     if engine == "spark":
         from jobs.spark_features import spark_feature_set
 
-        return spark_feature_set(data, cutoffs, features, labels, spark=spark)
+        return spark_feature_set(data, cutoffs, features, labels, master=spark_master)
     if engine == "local":
         from features.build import build_feature_set
         from features.io import load_crm
-        from jobs.storage import local_copy, location
 
-        with local_copy(location(data)) as folder:
-            crm = load_crm(folder)
-        return build_feature_set(crm, cutoffs, features, labels)
+        return build_feature_set(load_crm(data), cutoffs, features, labels)
     raise ValueError("--engine must be local or spark")
 
 
