@@ -79,13 +79,16 @@ BEHAVIOUR = [
                          "tickets_90d": lambda v: v + 2, "tickets_365d": lambda v: v + 2}),
     ("a detractor NPS", {"nps_last": lambda v: v * 0 + 2, "nps_detractor": lambda v: v * 0 + 1,
                          "nps_promoter": lambda v: v * 0, "nps_mean_365d": lambda v: v * 0 + 2}),
-    ("a long silence", {"recency_days": lambda v: v + 80, "orders_30d": lambda v: v * 0,
-                        "days_since_(last_activity|any_event)": lambda v: v.fillna(0) + 80,
-                        "(web_sessions|app_logins)_30d": lambda v: v * 0,
-                        # the same silence as the activity features tell it
-                        "days_since_(web_session|app_login|email_open|email_click)":
-                            lambda v: v.fillna(0) + 80,
-                        "(web_session|app_login|email_open|email_click)_events_30d":
+    # silent for 85 days: inside the range the model saw (the base holds customers who ordered in
+    # the last 90 days; adding 80 days to recency would ask the trees to extrapolate)
+    ("a long silence", {"recency_days": lambda v: np.maximum(v.fillna(85), 85),
+                        "(orders|spend)_30d": lambda v: v * 0,
+                        "days_since_(last_activity|any_event)": lambda v: np.maximum(v.fillna(85), 85),
+                        "(web_sessions|app_logins|events|active_days_any)_30d": lambda v: v * 0,
+                        # the same silence as the per-event-type activity features tell it
+                        "days_since_(web_session|app_login|email_open|email_click|active_days)":
+                            lambda v: np.maximum(v.fillna(85), 85),
+                        "(web_session|app_login|email_open|email_click|active_days)_events_30d":
                             lambda v: v * 0}),
 ]
 

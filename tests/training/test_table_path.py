@@ -48,7 +48,8 @@ def test_train_and_score_a_table_with_mixed_types(local_tracking):
                   "churned", "--experiment", "table-test", "--model-name", "table_churn", "--json")
     assert run.exit_code == 0, run.output
     summary = json.loads(run.stdout.strip().splitlines()[-1])
-    assert set(summary) == {"run_id", "model_uri", "model_version", "metrics"}
+    assert set(summary) == {"run_id", "model_uri", "model_version", "metrics", "selection"}
+    assert summary["selection"]["model_family"] in {"lightgbm", "linear", "blend"}, summary
     assert summary["model_uri"] == "models:/table_churn/1"
     assert summary["metrics"]["roc_auc"] > 0.7, summary["metrics"]
 
