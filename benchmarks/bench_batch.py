@@ -130,7 +130,7 @@ def stage(name: str, folder: Path, budget: float) -> dict:
         t0 = time.perf_counter()  # the session start is not the job's cost
         summary = spark_score(model, SC(model, load_catalogue()), folder / "out-spark.parquet",
                               BC(campaign_budget=budget), Settings(),
-                              features=folder / "features.parquet", master="local[2]")
+                              features=folder / "features.parquet", spark="local[2]")
         rows, extra = summary.rows_in, {}
     seconds = time.perf_counter() - t0
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,

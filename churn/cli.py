@@ -28,10 +28,22 @@ app = typer.Typer(help="Customer churn prediction: find the customers about to l
                        "and which retention offer pays.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 
+EXIT_JOB_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress (to stderr).")]
+SparkMasterOpt = Annotated[str | None, typer.Option(
+    help="Spark master URL: local[N], spark://host:7077, yarn, k8s://... (default: the one "
+         "spark-submit gives, else local[*]).")]
+SparkConfOpt = Annotated[list[str] | None, typer.Option(
+    "--spark-conf", help="A Spark setting KEY=VALUE (repeat), e.g. spark.executor.memory=4g; "
+                         "spark.pyspark.python=PATH names the executors' Python.")]
+SparkBucketsOpt = Annotated[int | None, typer.Option(
+    help="Customer buckets of the Spark feature build (default: one per 50,000 customers, at "
+         "least two per executor core).")]
+ShipCodeOpt = Annotated[bool, typer.Option(
+    help="Ship this project's code to the Spark executors (off: they must have it installed).")]
 
 
 def _setup(verbose: bool, config: Path | None) -> Settings:
@@ -40,14 +52,16 @@ def _setup(verbose: bool, config: Path | None) -> Settings:
     return load_settings(config)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_BAD_INPUT)
+    raise typer.Exit(code)
 
 
 def handles_bad_input(fn):
-    """Turn contract, settings and input errors into a clear message and exit code 2."""
+    """Turn contract, settings and input errors into a clear message and exit code 2, a cluster
+    or Spark job failure into one line and exit code 1."""
     from features.contract import ContractError
+    from jobs.spark_session import SparkJobError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -57,6 +71,8 @@ def handles_bad_input(fn):
             _fail(str(exc))
         except (SettingsError, ValueError, FileNotFoundError) as exc:
             _fail(str(exc))
+        except SparkJobError as exc:
+            _fail(str(exc), EXIT_JOB_FAILED)
 
     return wrapper
 
@@ -69,6 +85,22 @@ def _dates(values: list[str]) -> list[date]:
         except ValueError as exc:
             raise ValueError(f"--cutoff {v!r} is not a date (YYYY-MM-DD)") from exc
     return out
+
+
+def _spark_options(master: str | None, conf: list[str] | None, buckets: int | None,
+                   ship_code: bool = True):
+    """The Spark options from the command line (``--spark-conf`` as KEY=VALUE pairs)."""
+    from jobs.spark_session import SparkOptions
+
+    pairs = []
+    for item in conf or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--spark-conf {item!r} is not KEY=VALUE")
+        pairs.append((key.strip(), value.strip()))
+    python = dict(pairs).get("spark.pyspark.python")
+    return SparkOptions(master=master, conf=tuple(pairs), python=python, ship_code=ship_code,
+                        buckets=buckets)
 
 
 def _label_config(settings: Settings, horizon_days: int | None, definition: str | None):

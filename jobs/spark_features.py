@@ -9,41 +9,34 @@ The contract checks run inside each bucket too: all of a customer's rows are in 
 from __future__ import annotations
 
 import logging
-import os
-import sys
+import math
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from features.build import FeatureSet, build_feature_set, resolve_config
 from features.config import FeatureConfig, LabelConfig
-from features.contract import TABLES, validate
+from features.contract import TABLES, ContractError, Problem, validate
 from features.crm import CrmData
 from features.io import read_tables
+from jobs.spark_session import SparkOptions, spark_errors, spark_session
+from jobs.storage import Location, list_files, local_copy, location
 
 log = logging.getLogger(__name__)
 
-_SESSION = None
+CUSTOMERS_PER_BUCKET = 50_000  # one pandas call per bucket holds all its customers' events
+
+__all__ = ["spark_session", "spark_feature_frame", "spark_feature_set", "to_spark_pandas"]
 
 
-def spark_session(master: str = "local[*]", app_name: str = "churn"):
-    """One Spark session per process (starting one takes seconds)."""
-    global _SESSION
-    if _SESSION is not None:
-        return _SESSION
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
-
-    _SESSION = (SparkSession.builder.master(master).appName(app_name)
-                .config("spark.sql.session.timeZone", "UTC")
-                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                .config("spark.sql.shuffle.partitions", "8")
-                .config("spark.ui.enabled", "false")
-                .config("spark.driver.memory", "2g")
-                .getOrCreate())
-    _SESSION.sparkContext.setLogLevel("ERROR")
-    return _SESSION
+def bucket_count(customers: int, cores: int, buckets: int | None = None) -> int:
+    """Customer buckets: as asked, else one per 50,000 customers and at least two per core."""
+    if buckets is not None:
+        if buckets < 1:
+            raise ValueError("--spark-buckets must be at least 1")
+        return buckets
+    return max(2 * cores, math.ceil(customers / CUSTOMERS_PER_BUCKET), 1)
 
 
 def _spark_type(dtype) -> str:
@@ -54,23 +47,34 @@ def _spark_type(dtype) -> str:
     return "string"
 
 
-def _long_frame(spark, source: Path, buckets: int):
-    """Every table's rows in one Spark frame: a ``_table`` column, a ``_bucket`` per customer."""
+def _long_frame(spark, source: Location, buckets: int):
+    """Every table's rows in one Spark frame: a ``_table`` column, a ``_bucket`` per customer.
+
+    Columns of the same Spark type in different tables share one physical column (a slot:
+    ``timestamp_0``, ``double_1``, ...), so the frame is as wide as the widest table per type,
+    not as all tables together (15 columns instead of 42 for the sample CRM): the shuffle and the
+    Arrow transfer to pandas carry fewer empty cells."""
     from pyspark.sql import functions as F
 
-    path = Path(source)
+    files = {}
+    for f in list_files(source):
+        if Path(f.name).stem in TABLES and f.suffix in (".parquet", ".csv"):
+            files.setdefault(Path(f.name).stem, f)
     frames, columns = [], {}
     for name in TABLES:
-        files = [f for f in (path / f"{name}.parquet", path / f"{name}.csv") if f.exists()]
-        if not files:
+        if name not in files:
             continue
-        f = files[0]
-        df = (spark.read.parquet(str(f)) if f.suffix == ".parquet"
-              else spark.read.option("header", True).csv(str(f)))
+        f = files[name]
+        df = (spark.read.parquet(f.spark_uri()) if f.suffix == ".parquet"
+              else spark.read.option("header", True).csv(f.spark_uri()))
         df = df.withColumn("customer_id", F.col("customer_id").cast("string"))
-        columns[name] = df.columns
-        # table-prefixed names: tables that share a column name never clash in the union
-        df = df.select([F.col(c).alias(f"{name}__{c}") for c in df.columns]
+        used: dict[str, int] = {}
+        columns[name] = {}
+        for field in df.schema.fields:
+            kind = re.sub(r"\W", "_", field.dataType.simpleString())
+            columns[name][field.name] = f"{kind}_{used.get(kind, 0)}"
+            used[kind] = used.get(kind, 0) + 1
+        df = df.select([F.col(c).alias(slot) for c, slot in columns[name].items()]
                        + [F.lit(name).alias("_table"),
                           F.pmod(F.hash(F.col("customer_id")), F.lit(buckets)).alias("_bucket")])
         frames.append(df)
@@ -80,11 +84,12 @@ def _long_frame(spark, source: Path, buckets: int):
     return long, columns
 
 
-def _bucket_tables(pdf: pd.DataFrame, columns: dict[str, list[str]]) -> dict[str, pd.DataFrame]:
+def _bucket_tables(pdf: pd.DataFrame, columns: dict[str, dict[str, str]]
+                   ) -> dict[str, pd.DataFrame]:
     tables = {}
-    for name, cols in columns.items():
+    for name, slots in columns.items():
         part = pdf[pdf["_table"] == name]
-        frame = pd.DataFrame({c: part[f"{name}__{c}"].to_numpy() for c in cols})
+        frame = pd.DataFrame({c: part[slot].to_numpy() for c, slot in slots.items()})
         tables[name] = frame.replace({None: pd.NA}) if len(frame) else frame
     return tables
 
@@ -98,12 +103,26 @@ def to_spark_pandas(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def spark_feature_frame(source: str | Path, cutoffs: list[pd.Timestamp], features: FeatureConfig,
-                        labels: LabelConfig, population_only: bool = True, buckets: int = 8,
-                        master: str = "local[*]"):
-    """A Spark DataFrame of (customer_id, cutoff, features..., label), built bucket by bucket."""
-    spark = spark_session(master)
-    local = CrmData.from_tables(validate(read_tables(source)))  # schema and data end, locally
+def _read_on_driver(source: Location) -> CrmData:
+    """The whole source read and checked on the driver (the contract, the data's end, the event
+    vocabulary and the fingerprint come from it); a folder is the only source Spark reads."""
+    with local_copy(source) as path:
+        if not path.is_dir():
+            raise ContractError([Problem(source.uri, None, "the Spark engine reads a folder of "
+                                         "Parquet/CSV files (not a DuckDB file)")])
+        return CrmData.from_tables(validate(read_tables(path)))
+
+
+def spark_feature_frame(source: str | Path | Location, cutoffs: list[pd.Timestamp],
+                        features: FeatureConfig, labels: LabelConfig,
+                        population_only: bool = True,
+                        spark: SparkOptions | str | None = "local[*]"):
+    """A Spark DataFrame of (customer_id, cutoff, features..., label), built bucket by bucket,
+    and the source as read on the driver."""
+    options = SparkOptions.of(spark)
+    session = spark_session(options)
+    source = location(source)
+    local = _read_on_driver(source)
     data_end = local.data_end
     features = resolve_config(local, cutoffs, features)  # one vocabulary for every bucket
     probe_ids = local.customers["customer_id"].head(50)
@@ -111,7 +130,9 @@ def spark_feature_frame(source: str | Path, cutoffs: list[pd.Timestamp], feature
                               population_only=False, data_end=data_end).frame
     schema = ", ".join(f"`{c}` {_spark_type(probe[c].dtype)}" for c in probe.columns)
     order = list(probe.columns)
-    long, columns = _long_frame(spark, Path(source), buckets)
+    buckets = bucket_count(len(local.customers), session.sparkContext.defaultParallelism,
+                           options.buckets)
+    long, columns = _long_frame(session, source, buckets)
 
     def build(pdf: pd.DataFrame) -> pd.DataFrame:
         crm = CrmData.from_tables(validate(_bucket_tables(pdf, columns)))
@@ -119,19 +140,24 @@ def spark_feature_frame(source: str | Path, cutoffs: list[pd.Timestamp], feature
                                   data_end=data_end).frame
         return to_spark_pandas(frame.reindex(columns=order))
 
-    return long.groupBy("_bucket").applyInPandas(build, schema=schema), local
+    log.info("Spark feature build: %d customers in %d buckets", len(local.customers), buckets)
+    # as many partitions as buckets (not spark.sql.shuffle.partitions): the parallelism follows
+    # --spark-buckets; the grouping reuses this partitioning, no second shuffle
+    return (long.repartition(buckets, "_bucket").groupBy("_bucket")
+            .applyInPandas(build, schema=schema), local)
 
 
 def spark_feature_set(source, cutoffs, features: FeatureConfig, labels: LabelConfig,
-                      population_only: bool = True, buckets: int = 8,
-                      master: str = "local[*]") -> FeatureSet:
+                      population_only: bool = True,
+                      spark: SparkOptions | str | None = "local[*]") -> FeatureSet:
     """Like ``build_feature_set`` but computed on Spark, collected as one FeatureSet."""
-    frame, local = spark_feature_frame(source, cutoffs, features, labels, population_only,
-                                       buckets, master)
+    frame, local = spark_feature_frame(source, cutoffs, features, labels, population_only, spark)
     features = resolve_config(local, cutoffs, features)
     specs = build_feature_set(local.subset(local.customers["customer_id"].head(50)), cutoffs,
                               features, labels, population_only=False).specs
-    result = frame.toPandas().sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
+    with spark_errors("the Spark feature build"):
+        result = frame.toPandas()
+    result = result.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
     for spec in specs:
         if spec.kind == "category":
             result[spec.name] = result[spec.name].astype("str")

@@ -1,18 +1,19 @@
 """The batch job on Apache Spark: the same scoring and offer code in ``mapInPandas`` partitions.
 
 Features come from a file or are built on Spark from raw data (``jobs.spark_features``). The
-model (booster, calibrator, uplift) is shipped with ``SparkContext.addFile`` and loaded once per
-Python worker. Each partition returns scores, bands, reasons and every offer's net value; the
-budgeted allocation then runs as a final single-machine step over the scored rows (it needs the
-whole base), writing the same output, quarantine and manifest as the local engine.
+model (booster, calibrator, uplift) travels as one zip archive (``jobs.spark_ship``), unpacked
+once per executor and loaded once per Python worker. Each partition returns scores, bands,
+reasons and every offer's net value, staged as Parquet beside the output (on storage every
+executor and the driver see); the budgeted allocation then runs as a final single-machine step
+over the staged rows (it needs the whole base), writing the same output, quarantine and manifest
+as the local engine, atomically. A job that fails leaves neither stage nor output behind.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,66 +23,23 @@ import pyarrow.dataset as ds
 
 from jobs.batch import quarantine_mask, score_chunk
 from jobs.batch_output import BatchConfig, BatchError, BatchSummary, ScoredRows, finish
+from jobs.spark_session import SparkOptions, spark_errors, spark_session
+from jobs.spark_ship import ship_model, worker_model
+from jobs.storage import Location, list_files, local_copy, location, remove_tree
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
-from scoring.offers.uplift import UpliftModels
-from scoring.scorer import ChurnScorer
 
 log = logging.getLogger(__name__)
-_WORKER_MODELS: dict[str, LoadedModel] = {}
 
 
-def _worker_model(folder: str, name: str | None, version: str | None) -> LoadedModel:
-    if folder not in _WORKER_MODELS:
-        uplift_dir = Path(folder) / "uplift"
-        uplift = UpliftModels.load(uplift_dir) if (uplift_dir / "uplift.json").exists() else None
-        _WORKER_MODELS[folder] = LoadedModel(ChurnScorer.load(Path(folder) / "scorer"),
-                                             "", name, version, None, uplift)
-    return _WORKER_MODELS[folder]
-
-
-def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchConfig, settings,
-                *, features: Path | None = None, data: Path | None = None, cutoff=None,
-                master: str = "local[*]") -> BatchSummary:
-    from pyspark import SparkFiles
-
-    from jobs.spark_features import spark_feature_frame, spark_session
-
-    spark = spark_session(master)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if features is not None:
-        features = Path(features)
-        if not features.exists():
-            raise FileNotFoundError(f"{features} does not exist")
-        frame = (spark.read.parquet(str(features)) if features.suffix == ".parquet"
-                 else spark.read.option("header", True).option("inferSchema", True)
-                 .csv(str(features)))
-        fingerprint = f"file:{features.name}"
-        cutoff_text = ""
-    else:
-        frame, local = spark_feature_frame(data, [pd.Timestamp(cutoff)],
-                                           model.scorer.feature_config(settings.features),
-                                           settings.labels, population_only=True, master=master)
-        fingerprint = f"{local.fingerprint()}@{pd.Timestamp(cutoff).date()}"
-        cutoff_text = str(pd.Timestamp(cutoff).date())
-    if config.id_column not in frame.columns:
-        raise BatchError(f"the input has no {config.id_column!r} column")
-    ship = Path(tempfile.mkdtemp(prefix="churn-model-"))
-    model.scorer.save(ship / "scorer")
-    if model.uplift is not None:
-        model.uplift.save(ship / "uplift")
-    spark.sparkContext.addFile(str(ship), recursive=True)
-    shipped, name, version = ship.name, model.name, model.version
+def _score_partition(archive, digest, name, version, core, config, cutoff_text, loads):
+    """The function each partition runs (a closure over what it needs, sent by value)."""
     catalogue, value, bands = core.catalogue, core.value, core.bands
     offer_ids = catalogue.ids
     id_col = config.id_column
-    schema = (f"`{id_col}` string, churn_probability double, risk_band string, reasons string, "
-              "cutoff string, quarantine_reason string, "
-              + ", ".join(f"`net_{o}` double, `red_{o}` double" for o in offer_ids))
 
     def score_partition(batches):
-        m = _worker_model(SparkFiles.get(shipped), name, version)
+        m = worker_model(archive, digest, name, version, loads)
         worker_core = ScoringCore(m, catalogue, value, bands)
         for pdf in batches:
             if pdf.empty:
@@ -113,15 +71,72 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
                     out_frame.loc[idx, f"red_{o}"] = opts.reduction[:, j]
             yield out_frame
 
-    stage = out.with_name(f".{out.name}.spark.tmp")
-    shutil.rmtree(stage, ignore_errors=True)
+    schema = (f"`{id_col}` string, churn_probability double, risk_band string, reasons string, "
+              "cutoff string, quarantine_reason string, "
+              + ", ".join(f"`net_{o}` double, `red_{o}` double" for o in offer_ids))
+    return score_partition, schema
+
+
+def _input_frame(session, model, settings, features: Location | None, data, cutoff,
+                 options: SparkOptions):
+    """The rows to score as a Spark frame, the input's fingerprint and the cutoff's text."""
+    from jobs.spark_features import spark_feature_frame
+
+    if features is not None:
+        if not features.exists():
+            raise FileNotFoundError(f"{features.uri} does not exist")
+        uri = features.spark_uri()
+        parquet = (any(f.suffix == ".parquet" for f in list_files(features)) if features.is_dir()
+                   else features.suffix == ".parquet")  # a file, or a folder of part files
+        frame = (session.read.parquet(uri) if parquet
+                 else session.read.option("header", True).option("inferSchema", True).csv(uri))
+        return frame, f"file:{features.name}", ""
+    frame, local = spark_feature_frame(data, [pd.Timestamp(cutoff)],
+                                       model.scorer.feature_config(settings.features),
+                                       settings.labels, population_only=True, spark=options)
+    day = str(pd.Timestamp(cutoff).date())
+    return frame, f"{local.fingerprint()}@{day}", day
+
+
+def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchConfig, settings,
+                *, features=None, data=None, cutoff=None,
+                spark: SparkOptions | str | None = "local[*]", stage: Location | None = None,
+                loads=None) -> BatchSummary:
+    """Score on Spark and write ``out`` (a local path; publishing it elsewhere is the caller's).
+
+    ``features`` or ``data``: paths or URIs every executor can read. ``stage``: where the
+    executors write their scored rows (default: a hidden folder beside ``out``; on a cluster,
+    storage every executor and the driver see). ``loads``: an accumulator counting model loads.
+    """
+    options = SparkOptions.of(spark)
+    session = spark_session(options)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = stage or location(out.with_name(f".{out.name}.spark.tmp"))
+    features = location(features) if features is not None else None
+    frame, fingerprint, cutoff_text = _input_frame(session, model, settings, features, data,
+                                                   cutoff, options)
+    if config.id_column not in frame.columns:
+        raise BatchError(f"the input has no {config.id_column!r} column")
+    archive, digest = ship_model(session.sparkContext, model)
+    fn, schema = _score_partition(archive, digest, model.name, model.version, core, config,
+                                  cutoff_text, loads)
+    remove_tree(stage)
+    master = session.sparkContext.master
     try:
-        frame.mapInPandas(score_partition, schema=schema).write.mode("overwrite") \
-            .parquet(str(stage))
-        return _collect_and_finish(model, core, stage, out, config, fingerprint, offer_ids)
+        started = time.perf_counter()
+        with spark_errors(f"the Spark scoring job on {master}"):
+            frame.mapInPandas(fn, schema=schema).write.mode("overwrite").parquet(stage.spark_uri())
+        staged_at = time.perf_counter()
+        with local_copy(stage) as staged:
+            summary = _collect_and_finish(model, core, staged, out, config, fingerprint,
+                                          core.catalogue.ids)
+        log.info("Spark scoring on %s: %.1f s on the executors (features and scores, staged), "
+                 "%.1f s on the driver (offers over the whole base, output)", master,
+                 staged_at - started, time.perf_counter() - staged_at)
+        return summary
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        shutil.rmtree(ship, ignore_errors=True)
+        remove_tree(stage)
 
 
 def _collect_and_finish(model, core, stage: Path, out: Path, config: BatchConfig,

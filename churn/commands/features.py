@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from churn.cli import ConfigOpt, VerboseOpt, _dates, _label_config, _setup, handles_bad_input
+from churn.cli import (
+    ConfigOpt,
+    ShipCodeOpt,
+    SparkBucketsOpt,
+    SparkConfOpt,
+    SparkMasterOpt,
+    VerboseOpt,
+    _dates,
+    _label_config,
+    _setup,
+    _spark_options,
+    handles_bad_input,
+)
 
 app = typer.Typer(help="Point-in-time features and labels.", no_args_is_help=True)
 
@@ -15,25 +27,35 @@ app = typer.Typer(help="Point-in-time features and labels.", no_args_is_help=Tru
 @app.command("build")
 @handles_bad_input
 def features_build(
-    data: Annotated[Path, typer.Option(help="The CRM data source.")],
+    data: Annotated[str, typer.Option(help="The CRM data source (a path or a URI).")],
     cutoff: Annotated[list[str], typer.Option(help="Cutoff date (repeat for several).")],
-    out: Annotated[Path, typer.Option(help="Output Parquet file.")],
+    out: Annotated[str, typer.Option(help="Output Parquet file (a path or a URI).")],
     horizon_days: Annotated[int | None, typer.Option(help="Label horizon in days.")] = None,
     definition: Annotated[str | None, typer.Option(
         help="noncontractual (no order in the horizon) or contractual (cancel_date in it).")] = None,
     engine: Annotated[str, typer.Option(help="local (pandas) or spark.")] = "local",
-    spark_master: Annotated[str, typer.Option(help="Spark master URL.")] = "local[*]",
+    spark_master: SparkMasterOpt = None,
+    spark_conf: SparkConfOpt = None,
+    spark_buckets: SparkBucketsOpt = None,
+    ship_code: ShipCodeOpt = True,
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Point-in-time features and churn labels at each cutoff, stacked into one training set."""
     from features.build import write_feature_set
+    from jobs.storage import check_writable, location, staged_output
 
     settings = _setup(verbose, config)
     labels = _label_config(settings, horizon_days, definition)
     cutoffs = _dates(cutoff)
-    fs = _feature_set(engine, data, cutoffs, settings.features, labels, spark_master)
-    write_feature_set(fs, out)
+    target = location(out)
+    if target.suffix != ".parquet":
+        raise ValueError(f"feature sets are written as .parquet, got {target.name}")
+    check_writable(target)
+    fs = _feature_set(engine, data, cutoffs, settings.features, labels,
+                      _spark_options(spark_master, spark_conf, spark_buckets, ship_code))
+    with staged_output(target) as local_out:
+        write_feature_set(fs, local_out)
     frame = fs.frame
     typer.echo(f"wrote {out}: {len(frame):,} rows, {len(fs.specs)} features, "
                f"{len(cutoffs)} cutoffs ({labels.definition}, {labels.horizon_days}-day horizon)")
@@ -43,17 +65,20 @@ def features_build(
         typer.echo(f"  {c.date()}  {len(group):>9,} customers  churn {rate}")
 
 
-def _feature_set(engine: str, data: Path, cutoffs, features, labels, spark_master: str):
+def _feature_set(engine: str, data: str, cutoffs, features, labels, spark):
     """The feature set built by the chosen engine (the same numbers either way)."""
     if engine == "spark":
         from jobs.spark_features import spark_feature_set
 
-        return spark_feature_set(data, cutoffs, features, labels, master=spark_master)
+        return spark_feature_set(data, cutoffs, features, labels, spark=spark)
     if engine == "local":
         from features.build import build_feature_set
         from features.io import load_crm
+        from jobs.storage import local_copy, location
 
-        return build_feature_set(load_crm(data), cutoffs, features, labels)
+        with local_copy(location(data)) as folder:
+            crm = load_crm(folder)
+        return build_feature_set(crm, cutoffs, features, labels)
     raise ValueError("--engine must be local or spark")
 
 

@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from churn.cli import ConfigOpt, VerboseOpt, _dates, _setup, handles_bad_input
+from churn.cli import (
+    ConfigOpt,
+    ShipCodeOpt,
+    SparkBucketsOpt,
+    SparkConfOpt,
+    SparkMasterOpt,
+    VerboseOpt,
+    _dates,
+    _setup,
+    _spark_options,
+    handles_bad_input,
+)
 
 app = typer.Typer()
 
@@ -15,11 +26,15 @@ app = typer.Typer()
 @app.command("score")
 @handles_bad_input
 def score(
-    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv), written atomically.")],
+    out: Annotated[str, typer.Option(
+        help="Output file (.parquet or .csv), a path or a URI (file://, s3a://, ...), written "
+             "atomically.")],
     model: Annotated[str, typer.Option(help="Model URI.")] = "models:/churn@champion",
-    features: Annotated[Path | None, typer.Option(
-        "--features", "--table", help="A table with the model's feature columns.")] = None,
-    data: Annotated[Path | None, typer.Option(help="Raw CRM data: features built on the fly.")] = None,
+    features: Annotated[str | None, typer.Option(
+        "--features", "--table", help="A table with the model's feature columns (path or URI).")
+    ] = None,
+    data: Annotated[str | None, typer.Option(
+        help="Raw CRM data (a folder, path or URI): features built on the fly.")] = None,
     cutoff: Annotated[str | None, typer.Option(help="With --data: score as of this date.")] = None,
     id: Annotated[str, typer.Option("--id", help="Id column of the table.")] = "customer_id",
     campaign_budget: Annotated[float | None, typer.Option(
@@ -35,7 +50,10 @@ def score(
         help="missing (score it as missing) or quarantine.")] = "missing",
     catalogue: Annotated[Path | None, typer.Option(help="Offer catalogue YAML.")] = None,
     engine: Annotated[str, typer.Option(help="local or spark.")] = "local",
-    spark_master: Annotated[str, typer.Option(help="Spark master URL.")] = "local[*]",
+    spark_master: SparkMasterOpt = None,
+    spark_conf: SparkConfOpt = None,
+    spark_buckets: SparkBucketsOpt = None,
+    ship_code: ShipCodeOpt = True,
     track: Annotated[bool, typer.Option(help="Log the run and its summary to MLflow.")] = True,
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
@@ -56,7 +74,8 @@ def score(
     summary, loaded = run_scoring_job(
         model, out, bconfig, settings, features=features, data=data,
         cutoff=_dates([cutoff])[0] if cutoff else None, catalogue=catalogue, engine=engine,
-        spark_master=spark_master, track=track, bands=settings.bands)
+        spark=_spark_options(spark_master, spark_conf, spark_buckets, ship_code), track=track,
+        bands=settings.bands)
     typer.echo(f"wrote {out}: {summary.rows_scored:,} customers scored by {loaded.uri}, "
                f"{summary.rows_quarantined:,} quarantined (of {summary.rows_in:,} rows in)")
     typer.echo(f"  expected churners {summary.expected_churners:,.0f}; offers "

@@ -24,7 +24,7 @@ def test_spark_features_equal_local_features(spark, sample_dir, sample_crm):
     from jobs.spark_features import spark_feature_set
 
     remote = spark_feature_set(sample_dir, CUTOFFS, FeatureConfig(), LabelConfig(),
-                               master="local[2]")
+                               spark="local[2]")
     local = build_feature_set(sample_crm, CUTOFFS, FeatureConfig(), LabelConfig())
     a = remote.frame.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
     b = local.frame.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
@@ -52,7 +52,7 @@ def test_spark_scoring_equals_local_scoring(spark, served, sample_dir, monkeypat
         out = tmp_path / f"{engine}.parquet"
         summary, _ = run_scoring_job("models:/churn@champion", out, config, Settings(),
                                      data=sample_dir, cutoff=pd.Timestamp("2025-12-01"),
-                                     engine=engine, spark_master="local[2]", track=False)
+                                     engine=engine, spark="local[2]", track=False)
         outs[engine] = pd.read_parquet(out).sort_values("customer_id").reset_index(drop=True)
         assert summary.rows_in == summary.rows_scored + summary.rows_quarantined
     a, b = outs["local"], outs["spark"]
