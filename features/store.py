@@ -3,15 +3,24 @@
 ``FeatureStore`` is the interface (a Redis or database store can implement it); ``SQLiteStore`` is
 the embedded default: one row per customer with the features as JSON, keyed by customer id.
 A lookup by primary key takes tens of microseconds (``make bench-serve`` reports it).
+
+Every store carries a version stamp in its ``meta`` table (format, when it was written, a hash of
+its content, the number of customers). Opening a store checks it: a file that is not a SQLite
+database, has another schema, has no stamp, or whose rows do not match the stamp is refused with
+a :class:`StoreError` naming the file and the problem in one line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import sqlite3
 import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,8 +31,35 @@ from features.io import write_atomic
 
 log = logging.getLogger(__name__)
 
+STORE_FORMAT = "churn-online-store/1"
+COLUMNS = ("customer_id", "as_of", "payload")
+
+
+class StoreError(ValueError):
+    """A store file that cannot be served: missing, not a store, or damaged."""
+
+
+@dataclass(frozen=True)
+class StoreStamp:
+    """What a store holds, written with it: the service reports it and compares versions."""
+
+    written_at: str
+    content_hash: str
+    customers: int
+    features: int
+
+    @property
+    def version(self) -> str:
+        """Short content hash: the same rows give the same version, whenever written."""
+        return self.content_hash[:12]
+
+    def describe(self) -> dict[str, Any]:
+        return {"version": self.version, **asdict(self)}
+
 
 class FeatureStore(Protocol):
+    stamp: StoreStamp
+
     def get_many(self, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """{customer_id: (as_of, features)} for the ids found; missing ids are left out."""
 
@@ -43,7 +79,8 @@ def _clean(value):
 
 
 def materialize(frame: pd.DataFrame, feature_names: list[str], path: str | Path) -> int:
-    """Write the latest row per customer (by ``cutoff``) to a SQLite store, atomically."""
+    """Write the latest row per customer (by ``cutoff``) to a SQLite store, atomically, with its
+    version stamp."""
     latest = frame.sort_values("cutoff").drop_duplicates("customer_id", keep="last")
 
     def write(tmp: Path) -> None:
@@ -53,11 +90,20 @@ def materialize(frame: pd.DataFrame, feature_names: list[str], path: str | Path)
         con.execute("create table meta (key text primary key, value text)")
         columns = [latest[c].tolist() for c in feature_names]
         as_of = latest["cutoff"].dt.date.astype(str).tolist()
-        rows = ((cid, as_of[i], json.dumps({n: _clean(col[i]) for n, col in
-                                             zip(feature_names, columns, strict=True)}))
-                for i, cid in enumerate(latest["customer_id"].astype(str).tolist()))
-        con.executemany("insert into features values (?, ?, ?)", rows)
-        con.execute("insert into meta values ('features', ?)", (json.dumps(feature_names),))
+        digest = hashlib.sha256(json.dumps(feature_names).encode())
+
+        def rows():
+            for i, cid in enumerate(latest["customer_id"].astype(str).tolist()):
+                payload = json.dumps({n: _clean(col[i]) for n, col in
+                                      zip(feature_names, columns, strict=True)})
+                digest.update(f"{cid}\0{as_of[i]}\0{payload}\n".encode())
+                yield cid, as_of[i], payload
+
+        con.executemany("insert into features values (?, ?, ?)", rows())
+        stamp = {"format": STORE_FORMAT, "features": json.dumps(feature_names),
+                 "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "content_hash": digest.hexdigest(), "customers": str(len(latest))}
+        con.executemany("insert into meta values (?, ?)", stamp.items())
         con.commit()
         con.close()
 
@@ -66,37 +112,101 @@ def materialize(frame: pd.DataFrame, feature_names: list[str], path: str | Path)
     return len(latest)
 
 
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def file_identity(path: str | Path) -> tuple[int, int, int, int] | None:
+    """(device, inode, mtime, size) of the file at ``path``, None when there is none: a cheap way
+    to notice that a store was rewritten (``materialize`` renames a new file into place)."""
+    try:
+        return _identity(Path(path))
+    except OSError:
+        return None
+
+
+def _read_stamp(con: sqlite3.Connection, path: Path) -> StoreStamp:
+    """Check the schema and the stamp; raise StoreError saying what is wrong."""
+    tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+    if not {"features", "meta"} <= tables:
+        raise StoreError(f"online store {path} is not a churn feature store (tables: "
+                         f"{', '.join(sorted(tables)) or 'none'})")
+    columns = tuple(r[1] for r in con.execute("pragma table_info(features)"))
+    if columns != COLUMNS:
+        raise StoreError(f"online store {path} has features columns {columns}, not {COLUMNS}")
+    meta = dict(con.execute("select key, value from meta"))
+    if meta.get("format") != STORE_FORMAT:
+        raise StoreError(f"online store {path} has no {STORE_FORMAT} version stamp (written by "
+                         "an older churn, or not by churn): run `churn features materialize` again")
+    try:
+        stamp = StoreStamp(meta["written_at"], meta["content_hash"], int(meta["customers"]),
+                           len(json.loads(meta["features"])))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise StoreError(f"online store {path} has a damaged version stamp ({exc!r})") from exc
+    check = con.execute("pragma quick_check").fetchone()[0]
+    if check != "ok":
+        raise StoreError(f"online store {path} is damaged: {check}")
+    count = con.execute("select count(*) from features").fetchone()[0]
+    if count != stamp.customers:
+        raise StoreError(f"online store {path} holds {count} customers, its stamp says "
+                         f"{stamp.customers}: it is incomplete or was changed after writing")
+    return stamp
+
+
 class SQLiteStore:
-    """Read-only lookups; one connection per thread (SQLite connections are not shared)."""
+    """Read-only lookups on one file, checked when opened.
+
+    The store keeps the file it opened: when ``materialize`` renames a new file into place, this
+    object still reads the old one (the service opens the new file as another ``SQLiteStore`` and
+    swaps). One connection, shared by the request threads under a lock."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.exists():
-            raise FileNotFoundError(f"online feature store {self.path} does not exist: run "
-                                    "`churn features materialize` first")
-        self._local = threading.local()
-        self._count = self._con().execute("select count(*) from features").fetchone()[0]
-
-    def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
+            raise StoreError(f"online feature store {self.path} does not exist: run "
+                             "`churn features materialize` first")
+        before = _identity(self.path)
+        try:
             con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            self._local.con = con
-        return con
+        except sqlite3.Error as exc:
+            raise StoreError(f"online store {self.path} cannot be opened: {exc}") from exc
+        try:
+            self.stamp = _read_stamp(con, self.path)
+        except sqlite3.Error as exc:
+            con.close()
+            raise StoreError(f"online store {self.path} is not a readable SQLite store: "
+                             f"{exc}") from exc
+        except StoreError:
+            con.close()
+            raise
+        self.identity = _identity(self.path)
+        if self.identity != before:
+            con.close()
+            raise StoreError(f"online store {self.path} changed while it was being opened")
+        self._con = con
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return self._count
+        return self.stamp.customers
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.path), **self.stamp.describe()}
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
 
     def get_many(self, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         if not ids:
             return {}
-        con = self._con()
         out = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for cid, as_of, payload in con.execute(
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found = self._con.execute(
                     f"select customer_id, as_of, payload from features where customer_id in "
-                    f"({marks})", chunk):
-                out[cid] = (as_of, json.loads(payload))
-        return out
+                    f"({marks})", chunk).fetchall()
+                out.update((cid, (as_of, payload)) for cid, as_of, payload in found)
+        return {cid: (as_of, json.loads(payload)) for cid, (as_of, payload) in out.items()}

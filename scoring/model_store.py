@@ -20,6 +20,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
+# MLflow's own defaults wait 120 s per request and retry 7 times with backoff: minutes before a
+# call to an unreachable server fails. Ours fail within seconds (a refused connection in about
+# 3 s, a silent host in at most 3 x 5 s plus 3 s of backoff). Variables already set win.
+MLFLOW_HTTP_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",         # seconds per request (connect, then each read)
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",     # retries after the first attempt
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # urllib3 backoff: 0 s, then 2 s
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+}
+
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set, else the embedded SQLite store in the working directory
@@ -30,7 +40,20 @@ def tracking_uri() -> str:
     return f"sqlite:///{Path(DEFAULT_TRACKING_URI[len('sqlite:///'):]).resolve()}"
 
 
+def bound_mlflow_requests(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Give MLflow's HTTP client bounded timeouts and retries (``MLFLOW_HTTP_BOUNDS``) unless the
+    environment already sets them; MLflow reads them at each request. Returns the values in force."""
+    env = os.environ if env is None else env
+    for name, value in MLFLOW_HTTP_BOUNDS.items():
+        env.setdefault(name, value)
+    return {name: env[name] for name in MLFLOW_HTTP_BOUNDS}
+
+
 def use_tracking(uri: str | None = None) -> str:
+    """Point MLflow at the tracking server (``tracking_uri()`` by default), with bounded HTTP
+    timeouts: every path that talks to MLflow (training, promotion, scoring, the service) comes
+    through here."""
+    bound_mlflow_requests()
     uri = uri or tracking_uri()
     mlflow.set_tracking_uri(uri)
     return uri
@@ -79,20 +102,34 @@ def load_scorer(model_uri: str, dst: str | Path | None = None,
 
     ``tracking`` pins the tracking server (a long-lived service passes the one it started with,
     rather than whatever the process-wide default is at that moment)."""
+    return download_scorer(model_uri, dst, tracking)[0]
+
+
+def download_scorer(model_uri: str, dst: str | Path | None = None,
+                    tracking: str | None = None) -> tuple[LoadedModel, Path]:
+    """``load_scorer``, also returning the folder holding the model's ``artifacts``."""
     client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     name, version = resolve(model_uri, client)
     fixed_uri = f"models:/{name}/{version}" if name else model_uri
     local = mlflow.artifacts.download_artifacts(artifact_uri=fixed_uri, dst_path=
                                                 str(dst) if dst else None, tracking_uri=tracking,
                                                 registry_uri=tracking)
-    folder = Path(local) / "artifacts" / SCORER_ARTIFACT
-    if not (folder / "scorer.json").exists():
+    if not (Path(local) / "artifacts" / SCORER_ARTIFACT / "scorer.json").exists():
         raise ValueError(f"{model_uri} is not a churn model logged by `churn train`")
     run_id = client.get_model_version(name, version).run_id if name else None
-    uplift_dir = Path(local) / "artifacts" / UPLIFT_ARTIFACT
-    uplift = UpliftModels.load(uplift_dir) if (uplift_dir / "uplift.json").exists() else None
+    loaded = read_scorer(Path(local) / "artifacts", fixed_uri, name, version, run_id)
     log.info("loaded %s (version %s)", model_uri, version)
-    return LoadedModel(ChurnScorer.load(folder), fixed_uri, name, version, run_id, uplift)
+    return loaded, Path(local) / "artifacts"
+
+
+def read_scorer(artifacts: Path, uri: str, name: str | None, version: str | None,
+                run_id: str | None) -> LoadedModel:
+    """Rebuild a model from a local ``artifacts`` folder (the scorer, and the uplift models when
+    the model carries them)."""
+    uplift_dir = artifacts / UPLIFT_ARTIFACT
+    uplift = UpliftModels.load(uplift_dir) if (uplift_dir / "uplift.json").exists() else None
+    return LoadedModel(ChurnScorer.load(artifacts / SCORER_ARTIFACT), uri, name, version, run_id,
+                       uplift)
 
 
 def load_holdout(run_id: str) -> pd.DataFrame:

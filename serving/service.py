@@ -1,9 +1,10 @@
 """The BentoML service the CRM calls: scores, reasons and offers, by customer id or by features.
 
 Settings come from the environment once, when a worker starts (see ``serving.settings``). The model
-is ``models:/churn@champion`` by default; a watcher thread polls the registry and swaps in a newly
-promoted champion without a restart: a request holds the core it started with, so none fails
-during the swap, and every answer names the model version that produced it.
+is ``models:/churn@champion`` by default; watcher threads (``serving.refresh``) poll the registry
+and the online store file and swap in a newly promoted champion or a newly materialised store
+without a restart: a request holds the core and the store it started with, so none fails during
+a swap, and every answer names the model version and the store version that produced it.
 """
 
 from __future__ import annotations
@@ -12,89 +13,34 @@ import gc
 import logging
 import threading
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import bentoml
 import numpy as np
-from mlflow import MlflowClient
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
 
-from features.store import SQLiteStore
 from scoring.core import ScoringCore
-from scoring.model_store import load_scorer, resolve, use_tracking
+from scoring.model_store import LoadedModel, use_tracking
 from scoring.offers.catalogue import load_catalogue
-from serving.bentoml_fixes import cancel_request_timers
+from serving.bentoml_fixes import bound_metric_labels, cancel_request_timers
+from serving.limits import route_labels
 from serving.middleware import (
     AccessLogMiddleware,
     EnvApiKeyMiddleware,
     EnvBodyLimitMiddleware,
     JsonOnlyMiddleware,
+    ReadinessMiddleware,
+    UnavailableMiddleware,
+    publish_readiness,
 )
+from serving.refresh import ModelHolder, StoreHolder, watch
+from serving.schemas import CustomerItem, ScoreItem, ScoreRequest, ScoreResponse
 from serving.settings import ServeSettings, workers_from_env
 
 log = logging.getLogger("churn.service")
+API_ROUTES = ("/score",)
 cancel_request_timers()  # BentoML keeps every request alive for the whole timeout otherwise
-
-MAX_ITEMS = 1000
-FeatureValue = Annotated[float, Field(allow_inf_nan=False)] | bool | str | None
-CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-
-
-class CustomerItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    customer_id: CustomerId
-    features: dict[str, FeatureValue] | None = Field(
-        None, description="the customer's features; when absent they are read from the online "
-                          "store")
-
-
-class ScoreRequest(BaseModel):
-    """The body of ``POST /score``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    customers: Annotated[list[CustomerItem], Field(min_length=1, max_length=MAX_ITEMS)]
-    top_reasons: Annotated[int, Field(ge=0, le=20, description="reasons per customer")] = 3
-
-
-class Reason(BaseModel):
-    feature: str
-    value: float | str | None
-    contribution: float
-    direction: str
-    text: str
-
-
-class OfferOut(BaseModel):
-    offer_id: str
-    name: str
-    channel: str
-    expected_net_value: float
-    churn_reduction: float
-    cost: float
-    customer_value: float
-    effect_source: str | None
-    addresses: list[str]
-    why: str
-
-
-class ScoreItem(BaseModel):
-    customer_id: str
-    churn_probability: float | None = None
-    risk_band: str | None = None
-    reasons: list[Reason] = []
-    offer: OfferOut | None = None
-    offer_explanation: str | None = None
-    model_name: str | None = None
-    model_version: str | None = None
-    features_as_of: str | None = Field(None, description="date of the stored features; null "
-                                                         "when they came with the request")
-    error: str | None = Field(None, description="why this item could not be scored")
-
-
-class ScoreResponse(BaseModel):
-    results: list[ScoreItem]
+bound_metric_labels(route_labels(API_ROUTES))  # and labels metrics by any path a client sends
 
 
 class _ClientErrorFilter(logging.Filter):
@@ -114,6 +60,9 @@ class _ClientErrorFilter(logging.Filter):
 def quiet_client_errors() -> None:
     for name in ("bentoml._internal.server.http_app", "_bentoml_impl.server.app"):
         logging.getLogger(name).addFilter(_ClientErrorFilter())
+    # urllib3 logs every retry of every MLflow call (two lines a poll while the registry is
+    # down); the service logs the outage itself, once when it starts and once when it ends
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def _metrics():
@@ -129,6 +78,9 @@ def _metrics():
         "version": bentoml.metrics.Gauge(
             name="churn_model_version", documentation="model version in use (1 = current)",
             labelnames=["model_name", "model_version"]),
+        "degraded": bentoml.metrics.Gauge(
+            name="churn_degraded", documentation="1 while the registry is unreachable, a store "
+                                                 "file was refused or nothing is loaded"),
     }
 
 
@@ -146,67 +98,85 @@ def _freeze_heap() -> None:
 class ChurnService:
     def __init__(self) -> None:
         quiet_client_errors()
-        self.settings = ServeSettings.from_env()
+        self.settings = s = ServeSettings.from_env()
         self.tracking = use_tracking()  # pinned: the watcher never follows a changed default
-        self.catalogue = load_catalogue(self.settings.catalogue)
-        self.store = SQLiteStore(self.settings.store)
+        self.catalogue = load_catalogue(s.catalogue)
         self.metrics = _metrics()
-        self.core: ScoringCore | None = None
-        self._load()
+        self.stores = StoreHolder(s.store)
+        self.models = ModelHolder(s.model_uri, self.tracking, s.model_cache, self._build,
+                                  self._swapped)
+        publish_readiness(self.readiness, self.unavailable)
+        self.readiness()
         self._stop = threading.Event()
-        threading.Thread(target=self._watch, name="champion-watcher", daemon=True).start()
+        watch(self._stop, s.poll_seconds, lambda: self.models.check() or self.readiness(),
+              "champion-watcher")
+        watch(self._stop, s.store_check_seconds, lambda: self.stores.check() or self.readiness(),
+              "store-watcher")
 
     # --- model lifecycle ---------------------------------------------------------------------
-    def _load(self) -> None:
-        loaded = load_scorer(self.settings.model_uri, tracking=self.tracking)
+    def _build(self, loaded: LoadedModel) -> ScoringCore:
         core = ScoringCore(loaded, self.catalogue, self.settings.value, self.settings.bands)
         # the first call builds the tree arrays and loads the compiled walk: not on a request
         core.score_block(np.full((1, len(loaded.scorer.features)), np.nan), top_k=3, threads=1)
-        old = self.core
-        self.core = core  # one reference swap: requests keep the core they started with
+        return core
+
+    def _swapped(self, old: ScoringCore | None, new: ScoringCore) -> None:
         _freeze_heap()
         if old is not None:
             self.metrics["version"].labels(old.model.name or "", old.model.version or "").set(0)
-        self.metrics["version"].labels(loaded.name or "", loaded.version or "").set(1)
-        log.info("serving %s version %s", loaded.name, loaded.version)
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.settings.poll_seconds):
-            try:
-                client = MlflowClient(tracking_uri=self.tracking, registry_uri=self.tracking)
-                _, version = resolve(self.settings.model_uri, client)
-                if version is not None and version != self.core.model.version:
-                    log.info("new model version %s found; loading", version)
-                    self._load()
-            except Exception:  # noqa: BLE001 - keep serving the current model
-                log.exception("could not check or load the model; keeping version %s",
-                              self.core.model.version if self.core else None)
+        self.metrics["version"].labels(new.model.name or "", new.model.version or "").set(1)
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self._stop.set()
 
     def __is_ready__(self) -> bool:
-        return self.core is not None and self.store is not None
+        return self.readiness()[0]
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when a model and a store are loaded; "degraded" while the registry is down or
+        a new store file was refused (the service still answers)."""
+        model, store = self.models.status(), self.stores.status()
+        ready = self.models.core is not None and self.stores.store is not None
+        problems = [p for p in (
+            None if self.models.core else "no model loaded",
+            None if self.stores.store else "no online store loaded",
+            model["registry_error"] and f"registry unreachable: {model['registry_error']}",
+            store["refused"] and f"store file refused: {store['refused']['error']}") if p]
+        status = "not ready" if not ready else "degraded" if problems else "ok"
+        self.metrics["degraded"].set(0 if status == "ok" else 1)
+        return ready, {"status": status, "problems": problems, "model": model, "store": store}
+
+    def unavailable(self) -> str | None:
+        if self.models.core is None:
+            return ("no model loaded yet: the registry cannot be reached and there is no local "
+                    f"copy ({self.models.registry_error}); retrying every "
+                    f"{self.settings.poll_seconds:g} s")
+        return None
 
     # --- the API -----------------------------------------------------------------------------
-    @bentoml.api(route="/score", input_spec=ScoreRequest)
+    @bentoml.api(route=API_ROUTES[0], input_spec=ScoreRequest)
     def score(self, customers: list[CustomerItem], top_reasons: int = 3) -> ScoreResponse:
         """Score customers by id (features from the online store) or with their features."""
         started = time.perf_counter()
-        core = self.core
+        core, store = self.models.core, self.stores.store
+        if core is None:  # UnavailableMiddleware answers first: only in a race at start
+            raise bentoml.exceptions.ServiceUnavailable(self.unavailable() or "no model")
         if len(customers) > self.settings.max_items:
             raise bentoml.exceptions.InvalidArgument(
                 f"customers: at most {self.settings.max_items} items per request")
         scorer = core.model.scorer
         results: list[dict[str, Any]] = [{"customer_id": c.customer_id} for c in customers]
-        stored = self.store.get_many([c.customer_id for c in customers if c.features is None])
+        wanted = [c.customer_id for c in customers if c.features is None]
+        stored = store.get_many(wanted) if store is not None else {}
         rows, where = [], []
         for i, c in enumerate(customers):
             if c.features is None:
                 hit = stored.get(c.customer_id)
                 if hit is None:
-                    results[i]["error"] = "unknown customer_id: not in the online feature store"
+                    results[i]["error"] = ("unknown customer_id: not in the online feature store"
+                                           if store is not None else
+                                           "the online feature store is not available")
                     continue
                 results[i]["features_as_of"], features = hit
             else:
@@ -230,12 +200,20 @@ class ChurnService:
             r["model_name"], r["model_version"] = core.model.name, core.model.version
             self.metrics["items"].labels("error" if r.get("error") else "scored").inc()
         log.debug("scored %d items (%d errors) with version %s in %.1f ms", len(results),
-                 len(results) - len(rows), core.model.version,
-                 (time.perf_counter() - started) * 1000)
-        return ScoreResponse(results=[ScoreItem(**r) for r in results])
+                  len(results) - len(rows), core.model.version,
+                  (time.perf_counter() - started) * 1000)
+        return ScoreResponse(
+            results=[ScoreItem(**r) for r in results],
+            model={"name": core.model.name, "version": core.model.version,
+                   "source": self.models.source, "degraded": self.models.degraded},
+            store=None if store is None else {"version": store.stamp.version,
+                                              "written_at": store.stamp.written_at,
+                                              "customers": len(store)})
 
 
+ChurnService.add_asgi_middleware(ReadinessMiddleware)
 ChurnService.add_asgi_middleware(AccessLogMiddleware)
 ChurnService.add_asgi_middleware(EnvApiKeyMiddleware)
+ChurnService.add_asgi_middleware(UnavailableMiddleware)
 ChurnService.add_asgi_middleware(EnvBodyLimitMiddleware)
 ChurnService.add_asgi_middleware(JsonOnlyMiddleware)

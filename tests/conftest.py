@@ -98,6 +98,10 @@ def sample_crm(sample_dir):
     return load_crm(sample_dir)
 
 
+# the service refuses keys under 32 characters
+API_KEYS = ("test-key-1-0123456789abcdefghijklmnop", "test-key-2-0123456789abcdefghijklmnop")
+
+
 def free_port() -> int:
     import socket
 
@@ -235,7 +239,8 @@ def served(tmp_path_factory, sample_crm, feature_set):
                                LabelConfig(), population_only=False)
     materialize(latest.frame, latest.feature_names, root / "store.sqlite")
     return {"MLFLOW_TRACKING_URI": uri, "CHURN_STORE": str(root / "store.sqlite"),
-            "CHURN_API_KEY": "test-key-1,test-key-2", "CHURN_POLL_SECONDS": "1",
+            "CHURN_API_KEY": ",".join(API_KEYS), "CHURN_POLL_SECONDS": "1",
+            "CHURN_MODEL_CACHE": str(root / "model-cache"),
             "root": str(root), "features": latest, "version": result.model_version}
 
 

@@ -165,7 +165,7 @@ def test_bands_in_the_config_decide_the_risk_band_that_score_writes(local_tracki
 ], ids=["score", "monitor", "train", "features build", "serve"])
 def test_bands_out_of_order_are_refused_before_anything_runs(local_tracking, sample_dir, args,
                                                              monkeypatch):
-    monkeypatch.setenv("CHURN_API_KEY", "k")
+    monkeypatch.setenv("CHURN_API_KEY", "k" * 32)
     (local_tracking / "churn.yaml").write_text(BANDS_OUT_OF_ORDER)
     before = sorted(p.name for p in local_tracking.iterdir())
     run = runner.invoke(app, [str(sample_dir) if a == "X" else a for a in args]
@@ -190,12 +190,15 @@ def test_serve_hands_the_configured_bands_to_the_service(tmp_path, monkeypatch, 
 
     seen = {}
     monkeypatch.setattr(subprocess, "call", lambda cmd, env: seen.update(env) or 0)
-    monkeypatch.setenv("CHURN_API_KEY", "k")
+    monkeypatch.setenv("CHURN_API_KEY", "k" * 32)
     if env_bands:
         monkeypatch.setenv("CHURN_RISK_BANDS", env_bands)
     else:
         monkeypatch.delenv("CHURN_RISK_BANDS", raising=False)
-    (tmp_path / "store.sqlite").touch()
+    from features.store import materialize
+    from tests.features.test_store import _frame
+
+    materialize(_frame(), ["recency_days"], tmp_path / "store.sqlite")
     args = ["serve", "--store", str(tmp_path / "store.sqlite")]
     if config:
         (tmp_path / "churn.yaml").write_text(config + "\n")

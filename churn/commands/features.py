@@ -95,7 +95,7 @@ def features_materialize(
     """Write every customer's latest features into the online store the service reads."""
     from features.build import build_feature_set
     from features.io import load_crm
-    from features.store import materialize
+    from features.store import SQLiteStore, materialize
 
     settings = _setup(verbose, config)
     crm = load_crm(data)
@@ -103,4 +103,7 @@ def features_materialize(
                            population_only=False)
     fs.frame["cutoff"] = fs.frame["cutoff"].astype("datetime64[ns]")
     n = materialize(fs.frame, fs.feature_names, store)
-    typer.echo(f"wrote {store}: {n:,} customers, {len(fs.specs)} features as of {cutoff}")
+    written = SQLiteStore(store)  # read back: the stamp a running service will report
+    typer.echo(f"wrote {store}: {n:,} customers, {len(fs.specs)} features as of {cutoff} "
+               f"(version {written.stamp.version})")
+    written.close()

@@ -32,6 +32,7 @@ def serve(
     """Start the BentoML service (bentoml serve) with the project's settings."""
     import subprocess
 
+    from features.store import SQLiteStore
     from serving.settings import ServeSettings, ServeSettingsError
 
     env = _server_env(_setup(verbose, config), model, store, api_key_file, workers)
@@ -39,15 +40,24 @@ def serve(
         settings = ServeSettings.from_env(env)
     except ServeSettingsError as exc:
         raise ValueError(str(exc)) from exc
-    if not settings.store.exists():
-        raise ValueError(f"online store {settings.store} does not exist: run `churn features "
-                         "materialize` first")
+    opened = SQLiteStore(settings.store)  # refuses a missing, foreign or damaged file
+    stamp = opened.stamp
+    opened.close()
+    _warn_if_others_can_read(env.get("CHURN_API_KEY_FILE"))
     bentoml = Path(sys.executable).parent / "bentoml"
     cmd = [str(bentoml), "serve", "serving.service:ChurnService", "--port", str(port),
            "--host", host]
-    typer.echo(f"serving {settings.model_uri} on http://{host}:{port} (store {settings.store}, "
+    typer.echo(f"serving {settings.model_uri} on http://{host}:{port} (store {settings.store} "
+               f"version {stamp.version}, {stamp.customers:,} customers; "
                f"{settings.workers} worker{'s' if settings.workers > 1 else ''})")
     raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+def _warn_if_others_can_read(key_file: str | None) -> None:
+    if key_file and Path(key_file).stat().st_mode & 0o077:
+        mode = Path(key_file).stat().st_mode & 0o777
+        typer.echo(f"warning: API key file {key_file} can be read by other users (mode "
+                   f"{mode:o}): chmod 600 {key_file}", err=True)
 
 
 def _server_env(settings: Settings, model: str | None, store: Path | None,
@@ -57,10 +67,14 @@ def _server_env(settings: Settings, model: str | None, store: Path | None,
     Risk bands from a config file that sets ``bands:`` win over ``CHURN_RISK_BANDS``; without
     them the variable is left as it is (or given the default bands).
     """
-    from scoring.model_store import tracking_uri
+    from scoring.model_store import bound_mlflow_requests, tracking_uri
 
     env = dict(os.environ)
     env.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
+    bound_mlflow_requests(env)
+    # the workers' working directory is not ours to rely on: the local model copy path is fixed
+    env["CHURN_MODEL_CACHE"] = str(Path(env.get("CHURN_MODEL_CACHE", ".churn-model-cache"))
+                                   .resolve())
     bands = f"{settings.bands.medium},{settings.bands.high}"
     if "bands" in settings.model_fields_set:
         env["CHURN_RISK_BANDS"] = bands

@@ -1,12 +1,17 @@
-"""The online feature store: materialise, look up, missing ids, atomic writes."""
+"""The online feature store: materialise, look up, missing ids, atomic writes, the version stamp
+and the refusal of files that are not a sound store."""
 
 from __future__ import annotations
+
+import os
+import re
+import sqlite3
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.store import SQLiteStore, materialize
+from features.store import SQLiteStore, StoreError, file_identity, materialize
 
 
 def _frame():
@@ -30,7 +35,7 @@ def test_materialise_keeps_the_latest_row_and_lookups_return_features(tmp_path):
 
 
 def test_a_missing_store_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="churn features materialize"):
+    with pytest.raises(StoreError, match="churn features materialize"):
         SQLiteStore(tmp_path / "none.sqlite")
 
 
@@ -43,6 +48,117 @@ def test_a_failed_write_leaves_the_old_store_in_place(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["s.sqlite"]
 
 
+# --- the version stamp ---------------------------------------------------------------------------
+
+def test_the_store_carries_a_version_stamp_that_follows_its_content(tmp_path):
+    materialize(_frame(), ["recency_days", "plan"], tmp_path / "one.sqlite")
+    materialize(_frame(), ["recency_days", "plan"], tmp_path / "same.sqlite")
+    changed = _frame().assign(recency_days=[10.0, 1.0, 4.0])
+    materialize(changed, ["recency_days", "plan"], tmp_path / "other.sqlite")
+    one, same, other = (SQLiteStore(tmp_path / f"{n}.sqlite") for n in ("one", "same", "other"))
+    assert one.stamp.customers == 2 and one.stamp.features == 2
+    assert one.stamp.written_at.startswith(str(pd.Timestamp.now(tz="UTC").year))
+    assert len(one.stamp.version) == 12
+    assert one.stamp.version == same.stamp.version, "same rows, same version"
+    assert one.stamp.version != other.stamp.version, "a changed value must change the version"
+    assert one.describe()["version"] == one.stamp.version
+
+
+def test_a_store_keeps_reading_the_file_it_opened_after_a_rewrite(tmp_path):
+    """materialize renames a new file into place: an open store still sees the old rows, and the
+    file identity (what the service checks every few seconds) changes."""
+    path = tmp_path / "s.sqlite"
+    materialize(_frame(), ["recency_days"], path)
+    old = SQLiteStore(path)
+    before = file_identity(path)
+    materialize(_frame().assign(recency_days=[1.0, 2.0, 99.0]), ["recency_days"], path)
+    assert file_identity(path) != before
+    assert old.get_many(["a"])["a"][1] == {"recency_days": 3.0}
+    assert SQLiteStore(path).get_many(["a"])["a"][1] == {"recency_days": 99.0}
+    assert file_identity(tmp_path / "gone.sqlite") is None
+
+
+# --- files that are not a sound store are refused, in one line ----------------------------------
+
+def _garbage(path):
+    path.write_bytes(os.urandom(8192))
+
+
+def _foreign(path):
+    con = sqlite3.connect(path)
+    con.execute("create table orders (id integer primary key, amount real)")
+    con.commit()
+    con.close()
+
+
+def _other_columns(path):
+    con = sqlite3.connect(path)
+    con.execute("create table features (id text, blob text)")
+    con.execute("create table meta (key text primary key, value text)")
+    con.commit()
+    con.close()
+
+
+def _unstamped(path):
+    """A store as written before the stamp existed."""
+    materialize(_frame(), ["recency_days"], path)
+    con = sqlite3.connect(path)
+    con.execute("delete from meta where key != 'features'")
+    con.commit()
+    con.close()
+
+
+def _rows_removed(path):
+    materialize(_frame(), ["recency_days"], path)
+    con = sqlite3.connect(path)
+    con.execute("delete from features where customer_id = 'b'")
+    con.commit()
+    con.close()
+
+
+def _truncated(path):
+    big = pd.DataFrame({"customer_id": [f"c{i}" for i in range(5000)],
+                        "cutoff": pd.Timestamp("2025-01-01"), "recency_days": 1.0})
+    materialize(big, ["recency_days"], path)
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(size // 2)
+
+
+def _pages_overwritten(path):
+    big = pd.DataFrame({"customer_id": [f"c{i}" for i in range(5000)],
+                        "cutoff": pd.Timestamp("2025-01-01"), "recency_days": 1.0})
+    materialize(big, ["recency_days"], path)
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        f.write(os.urandom(16384))
+
+
+@pytest.mark.parametrize("make, words", [
+    (_garbage, "is not a readable SQLite store"),
+    (_foreign, r"is not a churn feature store \(tables: orders\)"),
+    (_other_columns, r"has features columns \('id', 'blob'\)"),
+    (_unstamped, "has no churn-online-store/1 version stamp"),
+    (_rows_removed, "holds 1 customers, its stamp says 2"),
+    (_truncated, "malformed|is damaged"),
+    (_pages_overwritten, "malformed|is damaged"),
+], ids=["garbage", "foreign sqlite", "other columns", "no stamp", "rows removed", "truncated",
+        "pages overwritten"])
+def test_a_file_that_is_not_a_sound_store_is_refused_in_one_line(tmp_path, make, words):
+    path = tmp_path / "s.sqlite"
+    make(path)
+    with pytest.raises(StoreError) as err:
+        SQLiteStore(path)
+    message = str(err.value)
+    assert re.search(words, message) and str(path) in message, message
+    assert "\n" not in message
+
+
+# --- `churn serve` checks the store and the keys before it starts anything -----------------------
+
+LONG_KEY = "k" * 32
+
+
 def test_serve_refuses_to_start_without_an_api_key_or_a_store(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -52,12 +168,35 @@ def test_serve_refuses_to_start_without_an_api_key_or_a_store(tmp_path, monkeypa
     monkeypatch.delenv("CHURN_API_KEY_FILE", raising=False)
     run = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none.sqlite")])
     assert run.exit_code == 2 and "no API key" in run.output
-    monkeypatch.setenv("CHURN_API_KEY", "k")
+    monkeypatch.setenv("CHURN_API_KEY", LONG_KEY)
     run = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "none.sqlite")])
     assert run.exit_code == 2 and "does not exist" in run.output
     run = CliRunner().invoke(app, ["serve", "--workers", "0", "--store",
                                    str(tmp_path / "none.sqlite")])
     assert run.exit_code == 2 and "workers" in run.output
+
+
+@pytest.mark.parametrize("make, words", [
+    (_garbage, "is not a readable SQLite store"),
+    (_foreign, "is not a churn feature store"),
+    (_unstamped, "has no churn-online-store/1 version stamp"),
+], ids=["garbage", "foreign sqlite", "no stamp"])
+def test_serve_refuses_a_store_that_is_not_sound_in_one_line(tmp_path, monkeypatch, make, words):
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    started = []
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: started.append(a) or 0)
+    monkeypatch.setenv("CHURN_API_KEY", LONG_KEY)
+    make(tmp_path / "s.sqlite")
+    run = CliRunner().invoke(app, ["serve", "--store", str(tmp_path / "s.sqlite")])
+    assert run.exit_code == 2, run.output
+    lines = run.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], run.output
+    assert not started, "the server was started"
 
 
 @pytest.mark.parametrize("raw", ["two", "0", "65", "1.5"])

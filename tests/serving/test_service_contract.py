@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-AUTH = {"Authorization": "Bearer test-key-1"}
+from tests.conftest import API_KEYS
+
+AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +19,8 @@ def client(served):
 
     from serving.service import ChurnService
 
-    env = {k: v for k, v in served.items() if k.isupper()}
+    # requests here come as fast as the test can send them: no per-key limit (test_limits)
+    env = {**{k: v for k, v in served.items() if k.isupper()}, "CHURN_RATE_LIMIT": "0"}
     mp = pytest.MonkeyPatch()
     for k, v in env.items():
         mp.setenv(k, v)
@@ -92,7 +95,7 @@ def test_top_reasons_is_a_request_option(client, known):
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": "Basic test-key-1"}],
+                                     {"Authorization": f"Basic {API_KEYS[0]}"}],
                          ids=["no key", "wrong key", "wrong scheme"])
 def test_scoring_needs_an_api_key(client, known, headers):
     r = _score(client, {"customers": [{"customer_id": known[0]}]}, headers=headers)
@@ -101,7 +104,7 @@ def test_scoring_needs_an_api_key(client, known, headers):
 
 def test_every_configured_key_works_and_health_stays_open(client, known):
     r = _score(client, {"customers": [{"customer_id": known[0]}]},
-               headers={"Authorization": "Bearer test-key-2"})
+               headers={"Authorization": f"Bearer {API_KEYS[1]}"})
     assert r.status_code == 200
     assert client.get("/readyz").status_code == 200
     assert client.get("/livez").status_code == 200
@@ -154,6 +157,33 @@ def test_client_errors_leave_no_stack_trace_in_the_log(client, caplog):
         client.post("/score", content=b'{"customers": "x"}',
                     headers={**AUTH, "content-type": "application/json"})
     assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
+def test_readyz_and_every_answer_say_which_model_and_store_version_answered(client, known,
+                                                                           served):
+    from features.store import SQLiteStore
+
+    version = SQLiteStore(served["CHURN_STORE"]).stamp.version
+    r = client.get("/readyz")
+    assert r.status_code == 200, r.text
+    ready = r.json()
+    assert ready["status"] == "ok" and ready["problems"] == []
+    assert ready["store"]["version"] == version and ready["store"]["refused"] is None
+    assert ready["model"]["version"] == served["version"] and ready["model"]["source"] == "registry"
+    assert ready["model"]["degraded"] is False
+    body = _score(client, {"customers": [{"customer_id": known[0]}]}).json()
+    assert body["store"]["version"] == version and body["store"]["customers"] > 1000
+    assert body["model"] == {"name": "churn", "version": served["version"], "source": "registry",
+                             "degraded": False}
+
+
+def test_unknown_paths_are_404_and_metrics_need_the_key(client):
+    """(What /metrics then holds is checked on the real server: in process BentoML's
+    multiprocess Prometheus client answers nothing.)"""
+    for i in range(50):
+        assert client.get(f"/no-such-page-{i}").status_code == 404
+        assert client.post(f"/score/{i}", json={}, headers=AUTH).status_code == 404
+    assert client.get("/metrics").status_code == 401, "metrics need the key by default"
 
 
 def test_the_openapi_spec_documents_the_score_endpoint(client):

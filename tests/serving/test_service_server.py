@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, running_server
+from tests.conftest import API_KEYS
+from tests.serving.conftest import churn_serve
 
 pytestmark = pytest.mark.slow
-KEY = "test-key-1"
+KEY = API_KEYS[0]
 
 
 def _post(url: str, body: dict, key: str | None = KEY, timeout: float = 10) -> tuple[int, dict]:
@@ -33,14 +34,13 @@ def _post(url: str, body: dict, key: str | None = KEY, timeout: float = 10) -> t
 
 @pytest.fixture(scope="module")
 def server(served):
-    port = free_port()
-    env = {k: v for k, v in served.items() if k.isupper()}
+    # the swap test below sends as fast as it can: no per-key limit here (test_service_faults)
+    env = {**{k: v for k, v in served.items() if k.isupper()}, "CHURN_RATE_LIMIT": "0"}
     # two workers: each loads the model and watches the registry on its own
-    cmd = [str(Path(sys.executable).parent / "churn"), "serve", "--port", str(port),
-           "--workers", "2"]
-    with running_server(cmd, "/readyz", port, Path(served["root"]) / "server.log", env=env,
-                        cwd=served["root"]) as url:
-        yield url
+    server = churn_serve(Path(served["root"]), env, workers=2, name="server")
+    server.start()
+    yield server.url
+    server.stop()
 
 
 def test_scores_by_id_and_by_features_with_per_item_errors(server, served):
@@ -66,7 +66,8 @@ def test_no_key_is_401_and_health_is_open(server):
 def test_metrics_show_requests_scores_offers_and_the_model_version(server, served):
     ids = served["features"].frame["customer_id"].head(20).tolist()
     _post(server, {"customers": [{"customer_id": i} for i in ids]})
-    with urllib.request.urlopen(server + "/metrics") as r:
+    req = urllib.request.Request(server + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(req) as r:
         text = r.read().decode()
     for name in ("churn_probability_bucket", "churn_items_total", "churn_offers_total",
                  "churn_model_version", "bentoml_service_request_duration_seconds"):
