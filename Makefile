@@ -28,8 +28,8 @@ demo: $(STAMP) ## generate a sample CRM, build features, train and register a ch
 	$(BIN)/churn demo --workdir $(DEMO_DIR)
 
 serve: $(STAMP) ## serve the demo's champion on localhost:$(PORT) (run make demo first)
-	@test -f .churn-api-key || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > .churn-api-key
-	@echo "API key (in .churn-api-key): $$(cat .churn-api-key)"
+	@test -f .churn-api-key || (umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(32))" > .churn-api-key)
+	@echo "API key in .churn-api-key (readable by you only; read it with: cat .churn-api-key)"
 	$(BIN)/churn serve --store $(DEMO_DIR)/online_store.sqlite --api-key-file .churn-api-key --port $(PORT)
 
 lint: $(STAMP) ## ruff (T201: library code logs, it does not print) and the one-way import contract
