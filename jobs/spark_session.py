@@ -164,6 +164,10 @@ def wait_for_executors(sc, timeout: float) -> None:
         return
     deadline = time.monotonic() + timeout
     while sc._jsc.sc().getExecutorIds().size() == 0:
+        if sc._jsc.sc().isStopped():  # e.g. the port answered but no Spark master registered us
+            raise SparkJobError(f"the Spark master {sc.master} did not take the application "
+                                f"(Spark stopped it); is it a Spark master, of a compatible "
+                                f"version?")
         if time.monotonic() > deadline:
             raise SparkJobError(
                 f"no executor joined the application on {sc.master} within {timeout:.0f} s: are "
