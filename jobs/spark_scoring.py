@@ -106,7 +106,7 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
 
     ``features`` or ``data``: paths or URIs every executor can read. ``stage``: where the
     executors write their scored rows (default: a hidden folder beside ``out``; on a cluster,
-    storage every executor and the driver see). ``loads``: an accumulator counting model loads.
+    storage every executor and the driver see). ``loads``: a ``jobs.spark_ship.load_counter``.
     """
     options = SparkOptions.of(spark)
     session = spark_session(options)

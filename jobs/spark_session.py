@@ -126,6 +126,13 @@ def _create(options: SparkOptions, master: str | None, python: str):
     try:
         with spark_errors(f"starting Spark on {master or 'the spark-submit master'}"):
             session = builder.getOrCreate()
+    except SparkJobError as exc:
+        if "stopped SparkContext" not in str(exc):
+            raise
+        # the port answered, but nothing registered the application (Spark retries for ~60 s)
+        raise SparkJobError(f"the Spark master {master} did not take the application (Spark gave "
+                            f"up registering it): is it a Spark master, of a compatible version?"
+                            ) from exc
     finally:
         for k, v in saved.items():
             if v is None:
@@ -164,6 +171,10 @@ def wait_for_executors(sc, timeout: float) -> None:
         return
     deadline = time.monotonic() + timeout
     while sc._jsc.sc().getExecutorIds().size() == 0:
+        if sc._jsc.sc().isStopped():  # e.g. the port answered but no Spark master registered us
+            raise SparkJobError(f"the Spark master {sc.master} did not take the application "
+                                f"(Spark stopped it); is it a Spark master, of a compatible "
+                                f"version?")
         if time.monotonic() > deadline:
             raise SparkJobError(
                 f"no executor joined the application on {sc.master} within {timeout:.0f} s: are "

@@ -94,10 +94,27 @@ def ship_model(sc, model: LoadedModel) -> tuple[str, str]:
     return target.name, digest
 
 
+class _PerProcess:
+    """Accumulator parameter: {"host:pid": count}, merged by adding the counts."""
+
+    def zero(self, value):
+        return {}
+
+    def addInPlace(self, a, b):  # noqa: N802 - Spark's name
+        for key, n in b.items():
+            a[key] = a.get(key, 0) + n
+        return a
+
+
+def load_counter(sc):
+    """An accumulator of the model loads per executor Python process (for ``worker_model``)."""
+    return sc.accumulator({}, _PerProcess())
+
+
 def worker_model(archive: str, digest: str, name: str | None, version: str | None,
                  loads=None) -> LoadedModel:
     """On an executor: the shipped model, unpacked once per executor and loaded once per Python
-    process (``loads``, an accumulator, counts the loads)."""
+    process (``loads``, a ``load_counter``, counts the loads per process)."""
     if digest in _WORKER_MODELS:
         return _WORKER_MODELS[digest]
     from pyspark import SparkFiles
@@ -112,7 +129,9 @@ def worker_model(archive: str, digest: str, name: str | None, version: str | Non
     _WORKER_MODELS[digest] = LoadedModel(ChurnScorer.load(folder / "scorer"), "", name, version,
                                          None, uplift)
     if loads is not None:
-        loads.add(1)
+        import socket
+
+        loads.add({f"{socket.gethostname()}:{os.getpid()}": 1})
     return _WORKER_MODELS[digest]
 
 

@@ -10,9 +10,11 @@ a cluster takes seconds); the last ones need sessions of their own.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -145,6 +147,7 @@ def test_the_model_loads_once_per_executor_process_not_per_batch(cluster, served
     from jobs.runner import load_model
     from jobs.spark_scoring import spark_score
     from jobs.spark_session import spark_session
+    from jobs.spark_ship import load_counter
     from scoring.core import ScoringCore
     from scoring.offers.catalogue import load_catalogue
 
@@ -155,12 +158,15 @@ def test_the_model_loads_once_per_executor_process_not_per_batch(cluster, served
         frame.iloc[part].to_parquet(table / f"part-{i:02d}.parquet", index=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", served["MLFLOW_TRACKING_URI"])
     model = load_model("models:/churn@champion")
+    # a model no executor has seen yet (Python workers live on between jobs, and keep theirs)
+    scorer = dataclasses.replace(model.scorer, meta={**model.scorer.meta, "test": uuid.uuid4().hex})
+    model = dataclasses.replace(model, scorer=scorer)
     session = spark_session(cluster)
     session.conf.set("spark.sql.files.maxPartitionBytes", "65536")
     session.conf.set("spark.sql.files.openCostInBytes", "1")
     try:
         partitions = session.read.parquet(table.as_uri()).rdd.getNumPartitions()
-        loads = session.sparkContext.accumulator(0)
+        loads = load_counter(session.sparkContext)
         summary = spark_score(model, ScoringCore(model, load_catalogue()), tmp_path / "o.parquet",
                               BatchConfig(chunk_size=100), Settings(), features=table,
                               spark=cluster, loads=loads)
@@ -168,8 +174,11 @@ def test_the_model_loads_once_per_executor_process_not_per_batch(cluster, served
         session.conf.unset("spark.sql.files.maxPartitionBytes")
         session.conf.unset("spark.sql.files.openCostInBytes")
     assert summary.rows_in == len(frame)
-    assert partitions >= 6, partitions
-    assert 1 <= loads.value <= 2, f"{loads.value} model loads for {partitions} partitions"
+    per_process = loads.value
+    log.warning("model loads per executor process: %s (%d partitions)", per_process, partitions)
+    assert partitions >= 12, partitions
+    assert per_process and set(per_process.values()) == {1}, per_process  # once per process
+    assert sum(per_process.values()) <= partitions / 3, (per_process, partitions)
 
 
 def test_a_worker_killed_mid_job_leaves_the_same_output_or_none(

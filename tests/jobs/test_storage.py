@@ -144,3 +144,10 @@ def test_spark_failures_read_as_one_line():
     jvm_only = RuntimeError("An error occurred while calling o7.sql.\n: java.io.IOException: "
                             "No FileSystem for scheme \"s3a\"\n\tat org.apache.hadoop.fs.X(X.java)")
     assert one_line(jvm_only) == "java.io.IOException: No FileSystem for scheme \"s3a\""
+
+
+def test_a_malformed_spark_setting_is_named(tmp_path):
+    run = runner.invoke(app, ["features", "build", "--data", str(tmp_path), "--cutoff",
+                              "2025-01-01", "--out", str(tmp_path / "o.parquet"), "--engine",
+                              "spark", "--spark-conf", "spark.executor.memory"])
+    assert run.exit_code == 2 and "is not KEY=VALUE" in run.output, run.output
