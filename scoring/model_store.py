@@ -111,7 +111,10 @@ def download_scorer(model_uri: str, dst: str | Path | None = None,
     client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     name, version = resolve(model_uri, client)
     fixed_uri = f"models:/{name}/{version}" if name else model_uri
-    local = mlflow.artifacts.download_artifacts(artifact_uri=fixed_uri, dst_path=
+    # where the version's files are, asked of the pinned client: MLflow's models:/ artifact
+    # repository asks the process-wide default registry instead of the one passed below
+    source = client.get_model_version_download_uri(name, version) if name else model_uri
+    local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=
                                                 str(dst) if dst else None, tracking_uri=tracking,
                                                 registry_uri=tracking)
     if not (Path(local) / "artifacts" / SCORER_ARTIFACT / "scorer.json").exists():

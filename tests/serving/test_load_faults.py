@@ -2,8 +2,9 @@
 (two workers) while the online store is rewritten, a new model is promoted and the registry is
 stopped and started again. Not one request may fail, and the new data and model must be served.
 
-A bounded number of requests (4,000 at 40 a second, 100 s: stopping and starting `mlflow server`
-takes 10-30 s each on a busy 2-core machine), loopback only."""
+A bounded number of requests at 40 a second, loopback only: at least 2,400 (60 s) and until 15 s
+after the registry is back (stopping and starting `mlflow server` takes 5-40 s each on this busy
+2-core machine), at most 8,000 (200 s)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from tests.serving.conftest import champion, churn_serve, http, promote_a_copy, 
 
 pytestmark = pytest.mark.slow
 
-TOTAL, RATE, CLIENTS = 4000, 40.0, 4
+MIN_TOTAL, MAX_TOTAL, RATE, CLIENTS = 2400, 8000, 40.0, 4
+AFTER_BACK = 15.0
 STORE_AT, PROMOTE_AT, OUTAGE_AT, OUTAGE_SECONDS = 8.0, 16.0, 22.0, 8.0
 CHECK = 2  # CHURN_POLL_SECONDS and CHURN_STORE_CHECK_SECONDS
 
@@ -47,7 +49,10 @@ def test_no_request_fails_through_a_store_refresh_a_promotion_and_a_registry_out
     t0 = time.monotonic() + 1.0
 
     def client(k: int) -> None:
-        for i in range(k, TOTAL, CLIENTS):
+        for i in range(k, MAX_TOTAL, CLIENTS):
+            if i >= MIN_TOTAL and "back" in events and \
+                    time.monotonic() - t0 > events["back"] + AFTER_BACK:
+                return
             delay = t0 + i / RATE - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -124,7 +129,7 @@ def test_no_request_fails_through_a_store_refresh_a_promotion_and_a_registry_out
     print("load figures:", json.dumps(figures))
     (tmp_path / "load-figures.json").write_text(json.dumps(figures, indent=1))
 
-    assert len(records) == TOTAL and float(sent[-1]) >= 30
+    assert MIN_TOTAL <= len(records) < MAX_TOTAL and float(sent[-1]) >= 30, len(records)
     assert not failed, f"{len(failed)} failed requests, e.g. {failed[:3]}"
     assert set(statuses.tolist()) == {200}
     assert last_old_store - events["store"] < CHECK + 5, "a worker kept the old store too long"
@@ -135,7 +140,7 @@ def test_no_request_fails_through_a_store_refresh_a_promotion_and_a_registry_out
     assert degraded and events["outage"] <= min(degraded) < events["stopped"] + CHECK + 5, \
         "the outage was not reported"
     after = [r for r in records if r[0] > events["back"] + CHECK + 5]
-    assert len(after) >= 100, f"the load ended too soon after the registry came back: {events}"
+    assert len(after) >= 200, f"the load ended too soon after the registry came back: {events}"
     assert not any(r[6] for r in after), "still degraded after the registry came back"
     assert status == 200 and ready["status"] == "ok", ready
     assert "Traceback" not in service.log()
