@@ -11,7 +11,7 @@ export BENTOML_DO_NOT_TRACK := true
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo serve test lint unit bench bench-quality bench-train bench-offers \
-        bench-serve bench-batch clean
+        bench-serve bench-batch bench-spark-cluster clean
 
 help: ## list the commands
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,5 +60,8 @@ bench-serve: $(STAMP) ## service vs a bare BentoML booster endpoint, load from a
 bench-batch: $(STAMP) ## batch scoring of 1M customers vs raw Booster.predict, and Spark local[2]
 	$(BIN)/python benchmarks/bench_batch.py
 
+bench-spark-cluster: $(STAMP) ## feature build and scoring: local engine vs Spark local[2] vs a 2-worker standalone cluster
+	$(BIN)/python benchmarks/bench_spark_cluster.py
+
 clean: ## remove the environment and generated files
-	rm -rf $(VENV) demo mlflow.db mlruns mlartifacts bench-out .churn-api-key
+	rm -rf $(VENV) demo mlflow.db mlruns mlartifacts bench-out .churn-api-key .churn-model-cache
