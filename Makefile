@@ -54,7 +54,7 @@ bench-train: $(STAMP) ## training speed on 500k rows x ~80 features, MLflow logg
 bench-offers: $(STAMP) ## offer policy vs risk-only, random and oracle targeting
 	$(BIN)/python benchmarks/bench_offers.py
 
-bench-serve: $(STAMP) ## service vs a bare BentoML booster endpoint, load from another process
+bench-serve: $(STAMP) ## service vs a bare BentoML booster endpoint: five paired runs, median ratio and range
 	$(BIN)/python benchmarks/bench_serve.py
 
 bench-batch: $(STAMP) ## batch scoring of 1M customers vs raw Booster.predict, and Spark local[2]

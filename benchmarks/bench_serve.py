@@ -83,7 +83,34 @@ def _prepare(folder: Path, customers: int) -> dict:
 
 
 def _start(cmd: list[str], env: dict, log: Path):
-    return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    # its own process group: `churn serve` starts BentoML's server as a child, and stopping only
+    # the parent left that child serving after the benchmark
+    return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                            start_new_session=True)
+
+
+def _stop(proc, port: int) -> None:
+    """Stop a server and everything it started; fail loudly if its port still answers."""
+    import signal
+    import socket
+
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"a server still answers on port {port} after it was stopped")
 
 
 def _load(url: str, bodies: Path, key: str | None, mode: str, seconds: float) -> dict:
@@ -95,12 +122,18 @@ def _load(url: str, bodies: Path, key: str | None, mode: str, seconds: float) ->
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _median_range(values: list[float]) -> str:
+    return f"{np.median(values):.2f}x (range {min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="open-loop runs per endpoint; the worst p99 is reported")
+    parser.add_argument("--seconds", type=float, default=10,
+                        help="length of each throughput run and of each latency run")
+    parser.add_argument("--pairs", type=int, default=5,
+                        help="paired runs: in each, every endpoint gets one throughput and one "
+                             "latency run, in alternating order, while all of them stay up")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,44 +153,53 @@ def main() -> None:
                "CHURN_RATE_LIMIT": "0",
                "BARE_BOOSTER": str(folder / "booster.txt")}
         bin_dir = Path(sys.executable).parent
-        results = {}
         bare = [str(bin_dir / "bentoml"), "serve", "bare_service:BareBooster", "--working-dir",
                 str(HERE)]
-        for name, cmd, path, bodies, key, extra in (
-                ("this service (by id, 3 reasons, offer)",
-                 [str(bin_dir / "churn"), "serve"], "/score", folder / "ours.json", KEY, {}),
-                ("bare BentoML booster endpoint", bare, "/predict", folder / "bare.json", None,
-                 {"BARE_FIXES": "0"}),
-                ("bare endpoint with the same BentoML fixes", bare, "/predict",
-                 folder / "bare.json", None, {"BARE_FIXES": "1"})):
-            port = _free_port()
-            proc = _start(cmd + ["--port", str(port)], {**env, **extra},
-                          folder / f"{port}.log")
-            try:
+        endpoints = [
+            ("this service (by id, 3 reasons, offer)",
+             [str(bin_dir / "churn"), "serve"], "/score", folder / "ours.json", KEY, {}),
+            ("bare endpoint with the same BentoML fixes", bare, "/predict",
+             folder / "bare.json", None, {"BARE_FIXES": "1"}),
+            ("bare BentoML booster endpoint", bare, "/predict", folder / "bare.json", None,
+             {"BARE_FIXES": "0"})]
+        running = []  # (name, url, bodies, key, proc, port)
+        runs: dict[str, list[tuple[dict, dict]]] = {e[0]: [] for e in endpoints}
+        try:
+            for name, cmd, path, bodies, key, extra in endpoints:
+                port = _free_port()
+                proc = _start(cmd + ["--port", str(port)], {**env, **extra},
+                              folder / f"{port}.log")
+                running.append((name, f"http://127.0.0.1:{port}{path}", bodies, key, proc, port))
                 _wait(f"http://127.0.0.1:{port}/readyz", proc)
-                url = f"http://127.0.0.1:{port}{path}"
-                _load(url, bodies, key, "closed", 3)  # warm-up
-                closed = _load(url, bodies, key, "closed", args.seconds)
-                runs = [_load(url, bodies, key, "open", args.seconds) for _ in range(args.repeats)]
-                worst = max(runs, key=lambda r: r["p99_ms"])
-                results[name] = (closed, {**worst, "p99s": [r["p99_ms"] for r in runs],
-                                          "errors": sum(r["errors"] for r in runs)})
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
+                _load(running[-1][1], bodies, key, "closed", 3)  # warm-up
+            for k in range(args.pairs):
+                order = running if k % 2 == 0 else [running[1], running[0], *running[2:]]
+                for name, url, bodies, key, _, _ in order:
+                    closed = _load(url, bodies, key, "closed", args.seconds)
+                    opened = _load(url, bodies, key, "open", args.seconds)
+                    runs[name].append((closed, opened))
+                    print(f"pair {k + 1}: {name}: {closed['rps']:,.0f} req/s, p99 at 100 req/s "
+                          f"{opened['p99_ms']:.1f} ms", file=sys.stderr)
+        finally:
+            for *_, proc, port in running:
+                _stop(proc, port)
     print(f"online store lookup by id: {lookup_us:.0f} µs per customer (SQLite, in process)")
-    print(f"\n| endpoint (1 worker) | max throughput (8 clients) | p50 / p99 at 100 req/s, worst "
-          f"of {args.repeats} runs | p99 of each run | errors |\n|---|---|---|---|---|")
-    for name, (closed, opened) in results.items():
-        print(f"| {name} | {closed['rps']:,.0f} req/s | {opened['p50_ms']:.1f} / "
-              f"{opened['p99_ms']:.1f} ms (achieved {opened['rps']:.0f} req/s) | "
-              f"{', '.join(f'{v:.0f}' for v in opened['p99s'])} ms | "
-              f"{closed['errors'] + opened['errors']} |")
-    names = list(results)
-    ratio = results[names[0]][0]["rps"] / results[names[1]][0]["rps"]
-    fixed = results[names[0]][0]["rps"] / results[names[2]][0]["rps"]
-    print(f"\nthis service / bare endpoint throughput: {ratio:.2f}x; / bare endpoint with the "
-          f"same fixes: {fixed:.2f}x")
+    print(f"\n| endpoint (1 worker) | throughput (8 clients), median of {args.pairs} | "
+          f"p50 / p99 at 100 req/s, medians | p99 of each run | errors |\n|---|---|---|---|---|")
+    for name, pairs in runs.items():
+        rps = [c["rps"] for c, _ in pairs]
+        p50 = [o["p50_ms"] for _, o in pairs]
+        p99 = [o["p99_ms"] for _, o in pairs]
+        errors = sum(c["errors"] + o["errors"] for c, o in pairs)
+        print(f"| {name} | {np.median(rps):,.0f} req/s ({min(rps):,.0f}-{max(rps):,.0f}) | "
+              f"{np.median(p50):.1f} / {np.median(p99):.1f} ms | "
+              f"{', '.join(f'{v:.0f}' for v in p99)} ms | {errors} |")
+    names = list(runs)
+    ours = [c["rps"] for c, _ in runs[names[0]]]
+    fixed = [a / c["rps"] for a, (c, _) in zip(ours, runs[names[1]], strict=True)]
+    plain = [a / c["rps"] for a, (c, _) in zip(ours, runs[names[2]], strict=True)]
+    print(f"\nthis service / bare endpoint with the same fixes, per pair: {_median_range(fixed)}; "
+          f"/ plain bare endpoint: {_median_range(plain)}")
 
 
 if __name__ == "__main__":
