@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.config import FeatureConfig, LabelConfig
 from jobs.monitoring import MonitorConfig
@@ -17,14 +18,34 @@ class SettingsError(ValueError):
     pass
 
 
+class DataConfig(BaseModel):
+    """What is declared about the CRM data itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    as_of: datetime | None = Field(None, description=(
+        "when the data was extracted (a date means its midnight, UTC unless a zone is given): "
+        "no timestamp may be later, and labels are known for horizons ending by it; empty = the "
+        "data's latest timestamp (never later than now)"))
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    data: DataConfig = DataConfig()
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
     training: TrainConfig = TrainConfig()
     monitor: MonitorConfig = MonitorConfig()
     bands: RiskBands = RiskBands()
+
+
+def resolve_as_of(settings: Settings, override: str | None = None):
+    """The data's declared as-of time: the command line's, else the settings', else ``None``
+    (then the data's latest timestamp is its end). Raises ContractError when it is not a date."""
+    from features.contract import parse_as_of
+
+    return parse_as_of(override if override else settings.data.as_of)
 
 
 def load_settings(path: str | Path | None) -> Settings:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.config import FeatureConfig, LabelConfig
+from features.contract import ContractError, Problem
 from features.crm import CrmData
 from features.events import DAY_NS, SortedEvents
 from features.families import FeatureSink
@@ -28,7 +29,7 @@ from features.families.rfm import add_rfm
 from features.families.support import add_support
 from features.families.voice import add_voice
 from features.io import write_atomic
-from features.labels import population_and_label
+from features.labels import horizon_end, is_observed, population_and_label, population_rule
 from features.spec import CATEGORY, NUMBER, FeatureSpec, column_spec, kind_of, specs_from_json, specs_to_json
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class FeatureSet:
     specs: list[FeatureSpec]
     label_config: LabelConfig | None = None
     config: FeatureConfig | None = None  # as built: with the event vocabulary it found
+    data_end: pd.Timestamp | None = None  # the end of the data the labels were judged against
 
     @property
     def feature_names(self) -> list[str]:
@@ -127,8 +129,9 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
                       data_end: pd.Timestamp | None = None) -> FeatureSet:
     """Features and labels at each cutoff, stacked (one row per customer in the population).
 
-    ``data_end`` (the end of the whole source) decides whether a label is known yet; a partition
-    of customers passes the source's, so that every partition agrees.
+    ``data_end`` (the end of the whole source: its as-of date when declared, else its latest
+    timestamp) decides whether a label is known yet: only a cutoff whose whole horizon ends by it
+    is labelled. A partition of customers passes the source's, so that every partition agrees.
     """
     if not cutoffs:
         raise ValueError("at least one cutoff is needed")
@@ -148,6 +151,9 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
                           axis=1)
         frame[LABEL] = label[keep]
         frames.append(frame)
+        if not is_observed(cutoff, label_config, prepared.data_end):
+            log.info("cutoff %s: the horizon ends %s, after the data's end %s: no labels",
+                     cutoff.date(), horizon_end(cutoff, label_config), prepared.data_end)
         specs = sink.specs
         labelled = np.isfinite(label[keep])
         log.info("cutoff %s: %d customers in the population, churn rate %s", cutoff.date(),
@@ -156,7 +162,20 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
     for spec in specs:
         if spec.kind == CATEGORY:
             frame[spec.name] = frame[spec.name].astype("str")
-    return FeatureSet(frame, specs, label_config, config)
+    return FeatureSet(frame, specs, label_config, config, pd.Timestamp(prepared.data_end))
+
+
+def require_rows(fs: FeatureSet, cutoffs: list) -> FeatureSet:
+    """``fs``, or a :class:`ContractError` when it has no rows: no customer is in the population
+    at any cutoff, so there is nothing to train or score (never an empty file with success)."""
+    if len(fs.frame):
+        return fs
+    labels = fs.label_config or LabelConfig()
+    dates = ", ".join(str(pd.Timestamp(c).date()) for c in sorted(cutoffs))
+    raise ContractError([Problem(
+        "customers", None, f"no customer is in the population at any cutoff ({dates}): the "
+        f"{labels.definition} population is customers who {population_rule(labels)}; nothing "
+        "was written")])
 
 
 def resolve_config(crm: CrmData | PreparedCrm, cutoffs: list[pd.Timestamp],
@@ -195,6 +214,8 @@ def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
         meta[b"churn.labels"] = fs.label_config.model_dump_json().encode()
     if fs.config is not None:
         meta[b"churn.feature_config"] = fs.config.model_dump_json().encode()
+    if fs.data_end is not None and pd.notna(fs.data_end):
+        meta[b"churn.data_end"] = pd.Timestamp(fs.data_end).isoformat().encode()
     table = table.replace_schema_metadata(meta)
     return write_atomic(path, lambda p: pq.write_table(table, p))
 
@@ -213,4 +234,6 @@ def read_feature_set(path: str | Path) -> FeatureSet:
               else None)
     config = (FeatureConfig(**json.loads(meta[b"churn.feature_config"]))
               if b"churn.feature_config" in meta else None)
-    return FeatureSet(table.to_pandas(), specs, labels, config)
+    data_end = (pd.Timestamp(meta[b"churn.data_end"].decode()) if b"churn.data_end" in meta
+                else None)
+    return FeatureSet(table.to_pandas(), specs, labels, config, data_end)

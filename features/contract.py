@@ -4,6 +4,11 @@ The tables and columns are declared in ``features.schema`` (re-exported here); t
 the checks. A source that breaks the contract raises :class:`ContractError`, which lists every
 problem found with the table, the column, how many rows and a few example rows, so a data team can
 act on it.
+
+Timestamps from the future are refused, not quarantined: an event after the data's as-of date (or
+after the current time) means the extract is wrong (a placeholder date such as 2099-01-01, a clock
+or time-zone error), it would move the data's end and make unobserved churn horizons look observed,
+and dropping it quietly would change that customer's features and labels.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import pandas as pd
 from features.schema import REQUIRED_TABLES, SURVEY_SCALES, TABLES, Column, Kind, Table
 
 __all__ = ["REQUIRED_TABLES", "SURVEY_SCALES", "TABLES", "Column", "ContractError", "Kind",
-           "Problem", "Table", "validate"]
+           "Problem", "Table", "parse_as_of", "utc_now", "validate"]
 
 
 @dataclass(frozen=True)
@@ -183,11 +188,41 @@ def _check_table_rules(name: str, frame: pd.DataFrame, check: _Checker) -> None:
                   ["customer_id", "kind", "response_ts"])
 
 
-def validate(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def utc_now() -> pd.Timestamp:
+    """The current time as the contract compares it: UTC, without a time zone."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def parse_as_of(value) -> pd.Timestamp | None:
+    """An as-of date or timestamp (a string, date or datetime; a date means its midnight) as a
+    UTC time without a time zone, like the contract's timestamps; ``None`` stays ``None``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ContractError([Problem("as_of", None, f"{value!r} is not a date or timestamp "
+                                     "(YYYY-MM-DD or YYYY-MM-DDTHH:MM)")]) from exc
+    if pd.isna(ts):
+        raise ContractError([Problem("as_of", None, f"{value!r} is not a date or timestamp")])
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.as_unit("ns")
+
+
+def validate(raw: dict[str, pd.DataFrame], as_of=None,
+             now: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
     """Check ``raw`` tables against the contract and return them with contract types.
 
+    ``as_of`` is the moment the data was extracted (optional): no timestamp may be later, and no
+    timestamp may be later than ``now`` (the current UTC time by default) either.
     Raises :class:`ContractError` listing every problem; nothing is returned half-checked.
     """
+    as_of = parse_as_of(as_of)
+    now = utc_now() if now is None else parse_as_of(now)
+    if as_of is not None and as_of > now:
+        raise ContractError([Problem("as_of", None, f"the as-of date {as_of} is in the future "
+                                     f"(now is {now:%Y-%m-%d %H:%M} UTC)")])
     check = _Checker()
     for name in REQUIRED_TABLES:
         if name not in raw:
@@ -207,13 +242,36 @@ def validate(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         frame = _coerce(table, frame.reset_index(drop=True), check)
         _check_values(table, frame, check)
         _check_table_rules(name, frame, check)
+        _check_not_after(table, frame, as_of, now, check)
         typed[name] = frame
+    if "customers" in typed and typed["customers"].empty:
+        check.add("customers", None, "the table has no rows: there are no customers to build "
+                                     "features or labels for")
     customers = typed.get("customers")
     if customers is not None and not any(p.table == "customers" for p in check.problems):
         _check_references(customers, typed, check)
     if check.problems:
         raise ContractError(check.problems)
     return typed
+
+
+def _check_not_after(table: Table, frame: pd.DataFrame, as_of: pd.Timestamp | None,
+                     now: pd.Timestamp, check: _Checker) -> None:
+    """Every timestamp and date no later than the as-of date, and none in the future."""
+    for col in table.columns:
+        if col.kind not in ("timestamp", "date") or col.name not in frame.columns:
+            continue
+        values = frame[col.name]
+        show = list(dict.fromkeys(["customer_id", col.name]))
+        future = (values > now).fillna(False).to_numpy(bool)
+        check.add(table.name, col.name, f"timestamps in the future (after now, "
+                  f"{now:%Y-%m-%d %H:%M} UTC): refused, they would count churn horizons that "
+                  "have not happened as observed; fix the extract", frame, future, show)
+        if as_of is not None:
+            late = ((values > as_of).fillna(False).to_numpy(bool)) & ~future
+            check.add(table.name, col.name, f"timestamps after the data's as-of date {as_of}: "
+                      "refused, the data cannot hold events from after it was extracted; fix "
+                      "the extract or the as-of date", frame, late, show)
 
 
 def _check_references(customers: pd.DataFrame, typed: dict[str, pd.DataFrame],

@@ -16,6 +16,9 @@ from features.crm import CrmData
 log = logging.getLogger(__name__)
 
 DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".db")
+# a declared as-of date this long after the latest event is suspicious: labels would count the
+# days in between as observed with no activity (churn), so it is logged as a warning
+QUIET_BEFORE_AS_OF = pd.Timedelta(days=7)
 
 
 def read_tables(source: str | Path) -> dict[str, pd.DataFrame]:
@@ -71,11 +74,18 @@ def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
         con.close()
 
 
-def load_crm(source: str | Path) -> CrmData:
-    """Read and validate a source; raises :class:`ContractError` on any breach."""
-    from features.contract import validate
+def load_crm(source: str | Path, as_of=None) -> CrmData:
+    """Read and validate a source; raises :class:`ContractError` on any breach (a timestamp
+    after ``as_of``, the moment the data was extracted, or after the current time is one)."""
+    from features.contract import parse_as_of, validate
 
-    return CrmData.from_tables(validate(read_tables(source)))
+    as_of = parse_as_of(as_of)
+    crm = CrmData.from_tables(validate(read_tables(source), as_of=as_of))
+    if as_of is not None and as_of - crm.data_end > QUIET_BEFORE_AS_OF:
+        log.warning("the latest event in %s is %s, %d days before its as-of date %s: labels count "
+                    "those days as observed with no activity; check that the extract is complete",
+                    source, crm.data_end, (as_of - crm.data_end).days, as_of)
+    return crm
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:

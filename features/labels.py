@@ -9,7 +9,9 @@ At cutoff ``t`` with horizon ``h``:
   who signed up before ``t`` and whose ``cancel_date`` is empty or after ``t``; the label is 1 when
   ``cancel_date`` falls in ``(t, t + h]``.
 
-A label is missing (NaN) when the data does not reach ``t + h``: the outcome is not known yet.
+A label is missing (NaN) when the data does not reach ``t + h``: the outcome is not known yet. The
+data's end is its declared as-of date, else its latest timestamp (which the contract keeps out of
+the future), so no label ever comes from a horizon that has not been observed in full.
 """
 
 from __future__ import annotations
@@ -21,6 +23,25 @@ from features.config import LabelConfig
 from features.events import DAY_NS, SortedEvents
 
 
+def horizon_end(cutoff, config: LabelConfig) -> pd.Timestamp:
+    """The end of the label horizon of ``cutoff``: the outcome is known once the data reaches it."""
+    return pd.Timestamp(cutoff) + pd.Timedelta(days=config.horizon_days)
+
+
+def is_observed(cutoff, config: LabelConfig, data_end) -> bool:
+    """Whether the whole horizon ``(cutoff, cutoff + horizon]`` lies within the data."""
+    return horizon_end(cutoff, config) <= pd.Timestamp(data_end)
+
+
+def population_rule(config: LabelConfig) -> str:
+    """Who is in the population at a cutoff, in words (for messages)."""
+    if config.definition == "noncontractual":
+        return (f"signed up before the cutoff, have not cancelled by it and ordered in the "
+                f"{config.horizon_days} days before it")
+    return (f"are contract customers ({config.contract_flag}, when the column exists), signed up "
+            "before the cutoff and have not cancelled by it")
+
+
 def population_and_label(customers: pd.DataFrame, orders: SortedEvents, cutoff: pd.Timestamp,
                          config: LabelConfig, data_end: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
     """Return (in_population, label) arrays aligned with ``customers``' rows."""
@@ -30,7 +51,7 @@ def population_and_label(customers: pd.DataFrame, orders: SortedEvents, cutoff: 
     cancel = _times(customers, "cancel_date")
     not_cancelled = (cancel == np.iinfo(np.int64).min) | (cancel > t)
     population = (signup < t) & not_cancelled
-    complete = pd.Timestamp(data_end).value >= t + h
+    complete = is_observed(cutoff, config, data_end)
     if config.definition == "noncontractual":
         recent = np.bincount(orders.codes[(orders.ts >= t - h) & (orders.ts < t)],
                              minlength=len(customers))

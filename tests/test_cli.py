@@ -256,3 +256,64 @@ def test_train_passes_the_catalogue_to_the_event_path(local_tracking, sample_dir
     assert seen["catalogue"] is not None and seen["catalogue"].ids == ["call_back"]
     assert runner.invoke(app, [*EVENT_TRAIN, "--data", str(sample_dir)]).exit_code == 0
     assert seen["catalogue"] is None, "without --catalogue the pipeline uses its default"
+
+
+# --- issue #17: no label from the future, nothing trained without MLflow ----------------------
+
+def _sample_with_a_2099_order(sample_dir: Path, folder: Path) -> Path:
+    import shutil
+
+    shutil.copytree(sample_dir, folder, ignore=shutil.ignore_patterns("_truth"))
+    orders = pd.read_parquet(folder / "orders.parquet")
+    extra = orders.iloc[[0]].assign(order_ts=pd.Timestamp("2099-01-01"), order_id="o-2099")
+    pd.concat([orders, extra], ignore_index=True).to_parquet(folder / "orders.parquet",
+                                                             index=False)
+    return folder
+
+
+def test_train_refuses_an_order_from_2099_and_registers_nothing(local_tracking, sample_dir):
+    """The issue's case: the 2099 order used to label the latest cutoff (40% churn), make it the
+    hold-out and register a challenger on it."""
+    crm = _sample_with_a_2099_order(sample_dir, local_tracking / "crm")
+    run = runner.invoke(app, ["train", "--data", str(crm), "--cutoff", "2025-04-01", "--cutoff",
+                              "2025-07-01", "--cutoff", "2025-10-01", "--cutoff", "2025-12-01"])
+    assert run.exit_code == 2, run.output
+    assert "orders.order_ts: timestamps in the future" in run.output, run.output
+    assert "2099-01-01" in run.output
+    assert not (local_tracking / "mlflow.db").exists(), "a run or a model was recorded"
+
+
+def test_train_on_an_empty_population_is_a_named_error(local_tracking, sample_dir):
+    run = runner.invoke(app, ["train", "--data", str(sample_dir), "--cutoff", "2020-01-01",
+                              "--cutoff", "2020-06-01"])
+    assert run.exit_code == 2, run.output
+    assert "no customer is in the population at any cutoff" in run.output, run.output
+
+
+@pytest.mark.parametrize("command", ["events", "table", "promote"])
+def test_train_fails_in_one_line_when_mlflow_is_unreachable(tmp_path, sample_dir, command):
+    """A real closed loopback port, through the real command: one line naming the server, exit 1
+    (the job failed; the input is fine), no traceback, no minutes of retries."""
+    import sys
+
+    from tests.conftest import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"  # bound then released: nothing listens there
+    table = tmp_path / "customers.csv"
+    pd.DataFrame({"id": range(200), "x": np.arange(200) % 7, "churned": np.arange(200) % 2}) \
+        .to_csv(table, index=False)
+    args = {"events": ["train", "--data", str(sample_dir), "--cutoff", "2025-01-01", "--cutoff",
+                       "2025-04-01"],
+            "table": ["train", "--table", str(table), "--id", "id", "--label", "churned"],
+            "promote": ["promote"]}[command]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT)}
+    for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
+        env.pop(name, None)  # the command's own bounds, not ones this test process set
+    result = subprocess.run([sys.executable, "-c", "from churn.cli import main; main()", *args],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: the MLflow tracking server {uri} is unreachable "
+                               "(connection refused)"), lines[0]
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()

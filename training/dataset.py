@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureSet
+from features.config import LabelConfig
+from features.labels import horizon_end, is_observed, population_rule
 from features.spec import CATEGORY, FeatureSpec, column_spec, kind_of
 from scoring.scorer import encode_frame
 from training.config import TrainConfig
@@ -71,6 +73,11 @@ def _split_by_customer(ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def from_feature_set(fs: FeatureSet, config: TrainConfig) -> TrainingData:
+    labels = fs.label_config or LabelConfig()
+    if fs.frame.empty:
+        raise TrainingInputError(
+            "the feature set has no rows: no customer is in the population at any cutoff (the "
+            f"{labels.definition} population is customers who {population_rule(labels)})")
     frame = fs.frame[fs.frame["label"].notna()].reset_index(drop=True)
     dropped = len(fs.frame) - len(frame)
     if dropped:
@@ -80,8 +87,10 @@ def from_feature_set(fs: FeatureSet, config: TrainConfig) -> TrainingData:
         raise TrainingInputError(
             f"need at least {config.holdout_cutoffs + 1} cutoffs with complete labels (training "
             f"plus {config.holdout_cutoffs} out-of-time hold-out); got "
-            f"{[str(pd.Timestamp(c).date()) for c in cutoffs] or 'none'}")
+            f"{[str(pd.Timestamp(c).date()) for c in cutoffs] or 'none'}"
+            + _unlabelled_note(fs, labels))
     holdout_from = cutoffs[-config.holdout_cutoffs]
+    _check_observed(cutoffs, holdout_from, labels, fs.data_end)
     rng = np.random.default_rng(config.seed)
     part = _split_by_customer(frame["customer_id"].to_numpy(), rng)
     part[(frame["cutoff"] >= holdout_from).to_numpy()] = HOLDOUT
@@ -92,6 +101,35 @@ def from_feature_set(fs: FeatureSet, config: TrainConfig) -> TrainingData:
     x = encode_frame(frame, features, kinds, categories)
     return TrainingData(features, kinds, categories, list(fs.specs), frame, "customer_id", x, y,
                         part, "events")
+
+
+def _unlabelled_note(fs: FeatureSet, labels: LabelConfig) -> str:
+    """Why cutoffs have no labels, when it is because the data ends before their horizon."""
+    unlabelled = sorted(set(fs.frame["cutoff"].unique()) - set(
+        fs.frame.loc[fs.frame["label"].notna(), "cutoff"].unique()))
+    if not unlabelled or fs.data_end is None or pd.isna(fs.data_end):
+        return ""
+    first = pd.Timestamp(unlabelled[0])
+    return (f"; cutoff {first.date()} and later are not labelled: the {labels.horizon_days}-day "
+            f"horizon of {first.date()} ends {horizon_end(first, labels)}, after the data's end "
+            f"{pd.Timestamp(fs.data_end)}")
+
+
+def _check_observed(cutoffs: list, holdout_from, labels: LabelConfig, data_end) -> None:
+    """Refuse labels from a horizon the data does not cover in full (a feature set built with a
+    wrong data end, or by other code): above all on the hold-out, which decides promotion."""
+    if data_end is None or pd.isna(data_end):
+        log.warning("the feature set does not record the data's end; its labels are trusted as "
+                    "they are")
+        return
+    for cutoff in sorted(cutoffs, reverse=True):
+        if not is_observed(cutoff, labels, data_end):
+            role = "hold-out cutoff" if cutoff >= holdout_from else "cutoff"
+            raise TrainingInputError(
+                f"{role} {pd.Timestamp(cutoff).date()} is not fully observed: its "
+                f"{labels.horizon_days}-day label horizon ends {horizon_end(cutoff, labels)} but "
+                f"the data ends {pd.Timestamp(data_end)}; its labels cannot be known yet (use "
+                "an earlier cutoff or data that reaches the horizon's end)")
 
 
 def parse_label(values: pd.Series, column: str) -> np.ndarray:

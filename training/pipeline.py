@@ -27,7 +27,7 @@ from training.dataset import HOLDOUT, TrainingData, from_feature_set, from_table
 from training.model_card import model_card
 from training.outcome import TrainOutcome, fit_and_evaluate
 from training.plots import evaluation_plots
-from training.tracking import clean_metrics, log_frame, log_model
+from training.tracking import check_tracking, clean_metrics, log_frame, log_model
 from training.uplift import campaign_data, fit_uplift
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def train_on_events(crm: CrmData, cutoffs: list[pd.Timestamp], features: Feature
                     labels: LabelConfig, config: TrainConfig, tune_trials: int = 0,
                     plots_dir: Path | None = None, catalogue: Catalogue | None = None
                     ) -> TrainResult:
+    check_tracking()  # fail in seconds when MLflow is down, before the features are built
     fs = build_feature_set(crm, cutoffs, features, labels)
     return train_on_feature_set(fs, crm.fingerprint(), features, config, tune_trials, plots_dir,
                                 crm=crm, catalogue=catalogue)
@@ -132,6 +133,7 @@ def _log_qini(data, held_out: dict[str, np.ndarray], plots_dir: Path | None) -> 
 def train_on_table(path: Path, frame: pd.DataFrame, id_column: str, label_column: str,
                    config: TrainConfig, time_column: str | None = None, tune_trials: int = 0,
                    plots_dir: Path | None = None) -> TrainResult:
+    check_tracking()  # fail in seconds when MLflow is down, before the model is fitted
     data = from_table(frame, id_column, label_column, config, time_column, source_name=path.name)
     params = {"source": "table", "table": path.name, "id_column": id_column,
               "label_column": label_column, "time_column": time_column or "",

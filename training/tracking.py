@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -10,10 +12,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from features.spec import CATEGORY
 from scoring.artifact import SCORER_ARTIFACT, UPLIFT_ARTIFACT, ChurnPyfunc
+from scoring.model_store import use_tracking
 from scoring.offers.uplift import UpliftModels
 from scoring.scorer import ChurnScorer
 
@@ -22,6 +26,49 @@ log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION = "challenger", "champion"
 PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas>=3", "numpy>=2", "scikit-learn==1.9.1",
                     "mlflow==3.17.2"]
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow tracking server cannot be reached: training stops before it starts."""
+
+
+def check_tracking(uri: str | None = None) -> str:
+    """Point MLflow at the tracking server (bounded timeouts and retries, as the service uses) and
+    make sure it answers, so that training fails in seconds, before any data is read or model
+    fitted, rather than after. Returns the URI; raises :class:`TrackingUnavailableError`."""
+    uri = use_tracking(uri)
+    if not uri.startswith(("http://", "https://")):
+        return uri  # a local store (SQLite, files): nothing to reach
+    try:
+        with _quiet_retries():
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except (MlflowException, OSError) as exc:
+        raise TrackingUnavailableError(
+            f"the MLflow tracking server {uri} is unreachable ({_reason(exc)}); nothing was "
+            "done: start it or point MLFLOW_TRACKING_URI at a running one") from exc
+    return uri
+
+
+@contextlib.contextmanager
+def _quiet_retries():
+    """urllib3 logs a warning per retry; the probe reports the outcome in one line instead."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if errno:
+        return errno.group(1).strip().lower()
+    if "timed out" in text.lower():
+        return "no answer in time"
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def model_input_frame(scorer: ChurnScorer, frame: pd.DataFrame) -> pd.DataFrame:

@@ -7,9 +7,15 @@ from typing import Annotated
 
 import typer
 
-from churn.cli import VerboseOpt, _setup, handles_bad_input
+from churn.cli import ConfigOpt, VerboseOpt, _setup, handles_bad_input
 
 app = typer.Typer(help="Sample data and data-contract checks.", no_args_is_help=True)
+
+AsOfOpt = Annotated[str | None, typer.Option(
+    "--as-of", help="When the data was extracted (YYYY-MM-DD or an ISO timestamp; default: the "
+                    "config's data.as_of): a timestamp after it (or after now) is refused, and a "
+                    "cutoff is labelled only if its horizon ends by it (else by the data's latest "
+                    "timestamp).")]
 
 
 @app.command("generate")
@@ -36,14 +42,20 @@ def data_generate(
 @handles_bad_input
 def data_validate(
     source: Annotated[Path, typer.Argument(help="Folder of Parquet/CSV files or a DuckDB file.")],
+    as_of: AsOfOpt = None,
+    config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Check a data source against the contract; exit 2 with every problem listed."""
+    from churn.settings import resolve_as_of
     from features.io import load_crm
 
-    _setup(verbose, None)
-    crm = load_crm(source)
+    settings = _setup(verbose, config)
+    declared = resolve_as_of(settings, as_of)
+    crm = load_crm(source, as_of=declared)
     typer.echo(f"{source}: the data meets the contract")
     for name, frame in crm.tables().items():
         typer.echo(f"  {name:<12} {len(frame):>12,} rows")
-    typer.echo(f"  data ends    {crm.data_end}")
+    typer.echo(f"  latest event {crm.data_end}")
+    typer.echo(f"  data ends    {declared if declared is not None else crm.data_end}"
+               f"{' (as-of date)' if declared is not None else ' (latest event)'}")

@@ -20,6 +20,7 @@ from churn.cli import (
     _spark_options,
     handles_bad_input,
 )
+from churn.commands.data import AsOfOpt
 
 app = typer.Typer(help="Point-in-time features and labels.", no_args_is_help=True)
 
@@ -38,22 +39,27 @@ def features_build(
     spark_conf: SparkConfOpt = None,
     spark_buckets: SparkBucketsOpt = None,
     ship_code: ShipCodeOpt = True,
+    as_of: AsOfOpt = None,
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Point-in-time features and churn labels at each cutoff, stacked into one training set."""
-    from features.build import write_feature_set
+    from churn.settings import resolve_as_of
+    from features.build import require_rows, write_feature_set
     from jobs.storage import check_writable, location, staged_output
 
     settings = _setup(verbose, config)
     labels = _label_config(settings, horizon_days, definition)
+    declared = resolve_as_of(settings, as_of)
     cutoffs = _dates(cutoff)
     target = location(out)
     if target.suffix != ".parquet":
         raise ValueError(f"feature sets are written as .parquet, got {target.name}")
     check_writable(target)
     fs = _feature_set(engine, data, cutoffs, settings.features, labels,
-                      _spark_options(spark_master, spark_conf, spark_buckets, ship_code))
+                      _spark_options(spark_master, spark_conf, spark_buckets, ship_code),
+                      declared)
+    require_rows(fs, cutoffs)
     with staged_output(target) as local_out:
         write_feature_set(fs, local_out)
     frame = fs.frame
@@ -65,11 +71,16 @@ def features_build(
         typer.echo(f"  {c.date()}  {len(group):>9,} customers  churn {rate}")
 
 
-def _feature_set(engine: str, data: str, cutoffs, features, labels, spark):
-    """The feature set built by the chosen engine (the same numbers either way)."""
+def _feature_set(engine: str, data: str, cutoffs, features, labels, spark, as_of=None):
+    """The feature set built by the chosen engine (the same numbers either way); ``as_of`` (the
+    declared extraction time) bounds the timestamps and is the data's end for the labels."""
     if engine == "spark":
         from jobs.spark_features import spark_feature_set
 
+        if as_of is not None:
+            raise ValueError("--as-of (or data.as_of) is not supported by --engine spark yet: "
+                             "the Spark build judges labels against the data's latest timestamp; "
+                             "use --engine local")
         return spark_feature_set(data, cutoffs, features, labels, spark=spark)
     if engine == "local":
         from features.build import build_feature_set
@@ -77,8 +88,8 @@ def _feature_set(engine: str, data: str, cutoffs, features, labels, spark):
         from jobs.storage import local_copy, location
 
         with local_copy(location(data)) as folder:
-            crm = load_crm(folder)
-        return build_feature_set(crm, cutoffs, features, labels)
+            crm = load_crm(folder, as_of=as_of)
+        return build_feature_set(crm, cutoffs, features, labels, data_end=as_of)
     raise ValueError("--engine must be local or spark")
 
 
@@ -89,16 +100,18 @@ def features_materialize(
     cutoff: Annotated[str, typer.Option(help="Features as of this date (usually today).")],
     store: Annotated[Path, typer.Option(help="The online store file (SQLite).")] = Path(
         "online_store.sqlite"),
+    as_of: AsOfOpt = None,
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Write every customer's latest features into the online store the service reads."""
+    from churn.settings import resolve_as_of
     from features.build import build_feature_set
     from features.io import load_crm
     from features.store import SQLiteStore, materialize
 
     settings = _setup(verbose, config)
-    crm = load_crm(data)
+    crm = load_crm(data, as_of=resolve_as_of(settings, as_of))
     fs = build_feature_set(crm, _dates([cutoff]), settings.features, settings.labels,
                            population_only=False)
     fs.frame["cutoff"] = fs.frame["cutoff"].astype("datetime64[ns]")

@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from churn.cli import ConfigOpt, VerboseOpt, _dates, _label_config, _setup, handles_bad_input
-from churn.settings import Settings
+from churn.cli import (
+    EXIT_JOB_FAILED,
+    ConfigOpt,
+    VerboseOpt,
+    _dates,
+    _fail,
+    _label_config,
+    _setup,
+    handles_bad_input,
+)
+from churn.commands.data import AsOfOpt
+from churn.settings import Settings, resolve_as_of
 
 app = typer.Typer()
 
 
+def handles_tracking_failures(fn):
+    """MLflow down or failing: one line naming the tracking server and exit code 1 (the job
+    failed; the input may be fine), never minutes of retries and a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from mlflow.exceptions import MlflowException
+
+        from scoring.model_store import tracking_uri
+        from training.tracking import TrackingUnavailableError
+
+        try:
+            return fn(*args, **kwargs)
+        except TrackingUnavailableError as exc:
+            _fail(str(exc), EXIT_JOB_FAILED)
+        except MlflowException as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+            _fail(f"MLflow at {tracking_uri()} failed: {first}", EXIT_JOB_FAILED)
+
+    return wrapper
+
+
 @app.command("train")
 @handles_bad_input
+@handles_tracking_failures
 def train(
     data: Annotated[Path | None, typer.Option(help="CRM data source (event path).")] = None,
     cutoff: Annotated[list[str] | None, typer.Option(
@@ -36,11 +69,14 @@ def train(
         help="Offer catalogue YAML whose offers' effects are learnt from past campaigns "
              "(event path only; default: the built-in catalogue).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object last.")] = False,
+    as_of: AsOfOpt = None,
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Train a calibrated LightGBM churn model, log it to MLflow and register a challenger."""
     import json
+
+    from training.tracking import check_tracking
 
     settings = _setup(verbose, config)
     tconfig = _training_config(settings, experiment, model_name)
@@ -53,14 +89,20 @@ def train(
         if not cutoff or len(cutoff) < 2:
             raise ValueError("--data needs at least two --cutoff dates (train and hold-out)")
         labels = _label_config(settings, horizon_days, definition)
+        declared = resolve_as_of(settings, as_of)
+        check_tracking()  # MLflow down: fail in seconds, before the data is read
         result = _train_on_events(data, cutoff, settings, labels, tconfig, tune_trials, plots,
-                                  catalogue)
+                                  catalogue, declared)
     else:
         if not id or not label:
             raise ValueError("--table needs --id and --label")
         if catalogue is not None:
             raise ValueError("--catalogue is for the event path (--data): a table has no past "
                              "campaigns to learn offer effects from")
+        if as_of is not None:
+            raise ValueError("--as-of is for the event path (--data): a table's labels are "
+                             "given, not judged against the data's end")
+        check_tracking()  # MLflow down: fail in seconds, before the table is read
         result = _train_on_table(table, id, label, tconfig, time_col, tune_trials, plots)
     _report(result)
     if as_json:
@@ -73,15 +115,30 @@ def _training_config(settings: Settings, experiment: str | None, model_name: str
 
 
 def _train_on_events(data: Path, cutoff: list[str], settings: Settings, labels, tconfig,
-                     tune_trials: int, plots: Path | None, catalogue: Path | None):
+                     tune_trials: int, plots: Path | None, catalogue: Path | None, as_of=None):
     """The event path; the catalogue is read before the data, so a bad one fails fast."""
     from features.io import load_crm
     from scoring.offers.catalogue import load_catalogue
-    from training.pipeline import train_on_events
 
     offers = load_catalogue(catalogue) if catalogue is not None else None
-    return train_on_events(load_crm(data), _dates(cutoff), settings.features, labels, tconfig,
-                           tune_trials, plots, catalogue=offers)
+    return _events_result(load_crm(data, as_of=as_of), _dates(cutoff), settings.features, labels,
+                          tconfig, tune_trials, plots, offers, as_of)
+
+
+def _events_result(crm, cutoffs, features, labels, tconfig, tune_trials=0, plots=None,
+                   catalogue=None, as_of=None):
+    """Train on the events; with a declared as-of date, labels are judged against it (the data's
+    end) rather than against the latest timestamp in the data."""
+    from training import pipeline
+
+    if as_of is None:
+        return pipeline.train_on_events(crm, cutoffs, features, labels, tconfig, tune_trials,
+                                        plots, catalogue=catalogue)
+    from features.build import build_feature_set
+
+    fs = build_feature_set(crm, cutoffs, features, labels, data_end=as_of)
+    return pipeline.train_on_feature_set(fs, crm.fingerprint(), features, tconfig, tune_trials,
+                                         plots, crm=crm, catalogue=catalogue)
 
 
 def _train_on_table(table: Path, id: str, label: str, tconfig, time_col: str | None,
@@ -110,6 +167,7 @@ def _report(result) -> None:
 
 @app.command("retrain")
 @handles_bad_input
+@handles_tracking_failures
 def retrain(
     data: Annotated[Path, typer.Option(help="CRM data source, with the newest events.")],
     cutoff: Annotated[list[str], typer.Option(
@@ -117,19 +175,23 @@ def retrain(
     force: Annotated[bool, typer.Option(help="Promote even if worse (recorded).")] = False,
     plots: Annotated[Path, typer.Option(help="Where the comparison plot goes.")] = Path(
         "retrain-plots"),
+    as_of: AsOfOpt = None,
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Features on new cutoffs, a challenger, the comparison with the champion, the gate."""
     from features.io import load_crm
-    from training.pipeline import train_on_events
     from training.registry import PromotionError, compare
+    from training.tracking import check_tracking
 
     settings = _setup(verbose, config)
     t = settings.training
     if len(cutoff) < 2:
         raise ValueError("--cutoff is needed at least twice (train and hold-out)")
-    result = train_on_events(load_crm(data), _dates(cutoff), settings.features, settings.labels, t)
+    declared = resolve_as_of(settings, as_of)
+    check_tracking()  # MLflow down: fail in seconds, before the data is read
+    result = _events_result(load_crm(data, as_of=declared), _dates(cutoff), settings.features,
+                            settings.labels, t, as_of=declared)
     typer.echo(f"challenger {result.model_uri} trained ({result.verdict})")
     try:
         table = compare(t.model_name, plots)
@@ -148,7 +210,9 @@ def _gate(model_name: str, t, force: bool) -> None:
     """Run the promotion gate, say what it decided; exit 1 when it refused."""
     from training.registry import PromotionError
     from training.registry import promote as run_promotion
+    from training.tracking import check_tracking
 
+    check_tracking()
     try:
         result = run_promotion(model_name, t.primary_metric, t.promotion_tolerance, force)
     except PromotionError as exc:
@@ -161,6 +225,7 @@ def _gate(model_name: str, t, force: bool) -> None:
 
 @app.command("promote")
 @handles_bad_input
+@handles_tracking_failures
 def promote(
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
     force: Annotated[bool, typer.Option(help="Promote even if worse (recorded).")] = False,
