@@ -14,6 +14,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from packaging.requirements import Requirement
 
 from scoring.artifact import (
     MODEL_CODE,
@@ -52,12 +53,14 @@ def read_constraints(path: Path = CONSTRAINTS) -> dict[str, str]:
     return pins
 
 
-def model_requirements(packages=MODEL_PACKAGES, constraints: Path = CONSTRAINTS) -> list[str]:
-    """The logged model's requirements: its packages at the versions of constraints.txt, and the
-    whole of constraints.txt as the model's own constraints file (MLflow copies it into the model
-    and its requirements.txt says ``-c constraints.txt``), so what those packages pull in is
-    pinned too. From an installed copy without constraints.txt: the installed versions (which
-    ``pip install -c constraints.txt`` made the same)."""
+def model_requirements(folder: Path, packages=MODEL_PACKAGES,
+                       constraints: Path = CONSTRAINTS) -> list[str]:
+    """The logged model's requirements: its packages at the versions of constraints.txt, plus a
+    constraints file (written in ``folder``; MLflow copies it into the model and its
+    requirements.txt says ``-c constraints.txt``) with the pins of everything those packages
+    pull in, so the model's environment is the one it was trained in. From an installed copy
+    without constraints.txt: the installed versions (which ``pip install -c constraints.txt``
+    made the same)."""
     if not constraints.exists():
         log.warning("no %s: the model's requirements are the installed versions", constraints.name)
         return [f"{p}=={importlib.metadata.version(p)}" for p in packages]
@@ -65,7 +68,31 @@ def model_requirements(packages=MODEL_PACKAGES, constraints: Path = CONSTRAINTS)
     missing = [p for p in packages if canonical(p) not in pins]
     if missing:
         raise ValueError(f"{constraints} has no pin for {', '.join(missing)}")
-    return [f"{p}=={pins[canonical(p)]}" for p in packages] + [f"-c {constraints}"]
+    needed = sorted(n for n in dependency_closure(packages) if n in pins)
+    own = folder / "constraints.txt"
+    own.write_text("".join(f"{n}=={pins[n]}\n" for n in needed))
+    return [f"{p}=={pins[canonical(p)]}" for p in packages] + [f"-c {own}"]
+
+
+def dependency_closure(packages) -> set[str]:
+    """The distributions ``packages`` need, theirs included, as installed here (extras left
+    out, platform markers evaluated); canonical names."""
+    seen: set[str] = set()
+    todo = list(packages)
+    while todo:
+        name = canonical(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for line in requires:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
 
 
 def _code_copy(folder: Path) -> list[str]:
@@ -94,7 +121,7 @@ def log_model(scorer: ChurnScorer, example: pd.DataFrame, model_name: str,
         info = mlflow.pyfunc.log_model(
             name="model", python_model=ChurnPyfunc(), artifacts=artifacts,
             code_paths=_code_copy(Path(tmp) / "code"), signature=model_signature(scorer),
-            input_example=example, pip_requirements=model_requirements(),
+            input_example=example, pip_requirements=model_requirements(Path(tmp)),
             registered_model_name=model_name)
     version = str(info.registered_model_version)
     MlflowClient().set_registered_model_alias(model_name, CHALLENGER, version)
