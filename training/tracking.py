@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.metadata
 import logging
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,10 +16,17 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from packaging.requirements import Requirement
 
-from features.spec import CATEGORY
-from scoring.artifact import SCORER_ARTIFACT, UPLIFT_ARTIFACT, ChurnPyfunc
+from scoring.artifact import (
+    MODEL_CODE,
+    MODEL_PACKAGES,
+    SCORER_ARTIFACT,
+    UPLIFT_ARTIFACT,
+    ChurnPyfunc,
+    model_input_frame,  # noqa: F401 - re-exported: callers prepare model input from here
+    model_signature,
+)
 from scoring.model_store import use_tracking
 from scoring.offers.uplift import UpliftModels
 from scoring.scorer import ChurnScorer
@@ -24,8 +34,13 @@ from scoring.scorer import ChurnScorer
 log = logging.getLogger(__name__)
 
 CHALLENGER, CHAMPION = "challenger", "champion"
-PIP_REQUIREMENTS = ["lightgbm==4.7.0", "pandas>=3", "numpy>=2", "scikit-learn==1.9.1",
-                    "mlflow==3.17.2"]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONSTRAINTS = PROJECT_ROOT / "constraints.txt"  # the one pin list (exact versions)
+
+
+def canonical(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 class TrackingUnavailableError(RuntimeError):
@@ -71,34 +86,89 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def model_input_frame(scorer: ChurnScorer, frame: pd.DataFrame) -> pd.DataFrame:
-    """The feature columns as the pyfunc signature expects: float64 numbers, object strings."""
-    out = {}
-    for name, kind in zip(scorer.features, scorer.kinds, strict=True):
-        values = frame[name]
-        if kind == CATEGORY:
-            out[name] = values.astype("object").where(values.notna(), None)
-        else:
-            out[name] = pd.to_numeric(values.astype("float64") if pd.api.types.is_bool_dtype(values)
-                                      else values, errors="coerce").astype("float64")
-    return pd.DataFrame(out, index=frame.index)
+def read_constraints(path: Path = CONSTRAINTS) -> dict[str, str]:
+    """``name==version`` lines of a constraints file: canonical name -> version."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        if not sep or not version.strip():
+            raise ValueError(f"{path}: {line!r} is not an exact pin (name==version)")
+        pins[canonical(name.strip())] = version.strip()
+    return pins
+
+
+def model_requirements(folder: Path, packages=MODEL_PACKAGES,
+                       constraints: Path = CONSTRAINTS) -> list[str]:
+    """The logged model's requirements: its packages at the versions of constraints.txt, plus a
+    constraints file (written in ``folder``; MLflow copies it into the model and its
+    requirements.txt says ``-c constraints.txt``) with the pins of everything those packages
+    pull in, so the model's environment is the one it was trained in. From an installed copy
+    without constraints.txt: the installed versions (which ``pip install -c constraints.txt``
+    made the same)."""
+    if not constraints.exists():
+        log.warning("no %s: the model's requirements are the installed versions", constraints.name)
+        return [f"{p}=={importlib.metadata.version(p)}" for p in packages]
+    pins = read_constraints(constraints)
+    missing = [p for p in packages if canonical(p) not in pins]
+    if missing:
+        raise ValueError(f"{constraints} has no pin for {', '.join(missing)}")
+    needed = sorted(n for n in dependency_closure(packages) if n in pins)
+    own = folder / "constraints.txt"
+    own.write_text("".join(f"{n}=={pins[n]}\n" for n in needed))
+    return [f"{p}=={pins[canonical(p)]}" for p in packages] + [f"-c {own}"]
+
+
+def dependency_closure(packages) -> set[str]:
+    """The distributions ``packages`` need, theirs included, as installed here (extras left
+    out, platform markers evaluated); canonical names."""
+    seen: set[str] = set()
+    todo = list(packages)
+    while todo:
+        name = canonical(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for line in requires:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
+
+
+def _code_copy(folder: Path) -> list[str]:
+    """The model's own code (``MODEL_CODE``), copied without caches, for ``code_paths``."""
+    paths = []
+    for package in MODEL_CODE:
+        source = Path(importlib.import_module(package).__file__).parent
+        target = folder / package
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        paths.append(str(target))
+    return paths
 
 
 def log_model(scorer: ChurnScorer, example: pd.DataFrame, model_name: str,
               uplift: UpliftModels | None = None) -> tuple[str, str]:
-    """Log the pyfunc (scorer and uplift models inside) with signature and input example, and
-    register a version. Returns (model_uri, version); the alias ``challenger`` points at it.
+    """Log the pyfunc (scorer and uplift models inside, its code, pinned requirements, signature
+    and input example) and register a version. Returns (model_uri, version); the alias
+    ``challenger`` points at it. The model loads where only MLflow and its requirements are
+    installed (``pip install -r requirements.txt`` from the model's folder).
     """
     example = model_input_frame(scorer, example.head(5))
-    output = pd.DataFrame({"churn_probability": scorer.predict_frame(example)})
-    signature = infer_signature(example, output)
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = {SCORER_ARTIFACT: str(scorer.save(Path(tmp) / SCORER_ARTIFACT))}
         if uplift is not None:
             artifacts[UPLIFT_ARTIFACT] = str(uplift.save(Path(tmp) / UPLIFT_ARTIFACT))
         info = mlflow.pyfunc.log_model(
             name="model", python_model=ChurnPyfunc(), artifacts=artifacts,
-            signature=signature, input_example=example, pip_requirements=PIP_REQUIREMENTS,
+            code_paths=_code_copy(Path(tmp) / "code"), signature=model_signature(scorer),
+            input_example=example, pip_requirements=model_requirements(Path(tmp)),
             registered_model_name=model_name)
     version = str(info.registered_model_version)
     MlflowClient().set_registered_model_alias(model_name, CHALLENGER, version)
