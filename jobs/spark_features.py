@@ -17,7 +17,7 @@ import pandas as pd
 
 from features.build import FeatureSet, build_feature_set, resolve_config
 from features.config import FeatureConfig, LabelConfig
-from features.contract import TABLES, ContractError, Problem, validate
+from features.contract import TABLES, ContractError, Problem, parse_as_of, validate
 from features.crm import CrmData
 from features.io import read_tables
 from jobs.spark_session import SparkOptions, spark_errors, spark_session
@@ -103,27 +103,29 @@ def to_spark_pandas(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _read_on_driver(source: Location) -> CrmData:
+def _read_on_driver(source: Location, as_of=None) -> CrmData:
     """The whole source read and checked on the driver (the contract, the data's end, the event
     vocabulary and the fingerprint come from it); a folder is the only source Spark reads."""
     with local_copy(source) as path:
         if not path.is_dir():
             raise ContractError([Problem(source.uri, None, "the Spark engine reads a folder of "
                                          "Parquet/CSV files (not a DuckDB file)")])
-        return CrmData.from_tables(validate(read_tables(path)))
+        return CrmData.from_tables(validate(read_tables(path), as_of=as_of))
 
 
 def spark_feature_frame(source: str | Path | Location, cutoffs: list[pd.Timestamp],
                         features: FeatureConfig, labels: LabelConfig,
                         population_only: bool = True,
-                        spark: SparkOptions | str | None = "local[*]"):
+                        spark: SparkOptions | str | None = "local[*]", as_of=None):
     """A Spark DataFrame of (customer_id, cutoff, features..., label), built bucket by bucket,
-    and the source as read on the driver."""
+    and the source as read on the driver. ``as_of`` (the declared extraction time) bounds the
+    timestamps and is the data's end for the labels, as in the local build."""
     options = SparkOptions.of(spark)
     session = spark_session(options)
     source = location(source)
-    local = _read_on_driver(source)
-    data_end = local.data_end
+    as_of = parse_as_of(as_of)
+    local = _read_on_driver(source, as_of)
+    data_end = as_of if as_of is not None else local.data_end
     features = resolve_config(local, cutoffs, features)  # one vocabulary for every bucket
     probe_ids = local.customers["customer_id"].head(50)
     probe = build_feature_set(local.subset(probe_ids), cutoffs, features, labels,
@@ -135,7 +137,7 @@ def spark_feature_frame(source: str | Path | Location, cutoffs: list[pd.Timestam
     long, columns = _long_frame(session, source, buckets)
 
     def build(pdf: pd.DataFrame) -> pd.DataFrame:
-        crm = CrmData.from_tables(validate(_bucket_tables(pdf, columns)))
+        crm = CrmData.from_tables(validate(_bucket_tables(pdf, columns), as_of=as_of))
         frame = build_feature_set(crm, cutoffs, features, labels, population_only,
                                   data_end=data_end).frame
         return to_spark_pandas(frame.reindex(columns=order))
@@ -149,9 +151,10 @@ def spark_feature_frame(source: str | Path | Location, cutoffs: list[pd.Timestam
 
 def spark_feature_set(source, cutoffs, features: FeatureConfig, labels: LabelConfig,
                       population_only: bool = True,
-                      spark: SparkOptions | str | None = "local[*]") -> FeatureSet:
+                      spark: SparkOptions | str | None = "local[*]", as_of=None) -> FeatureSet:
     """Like ``build_feature_set`` but computed on Spark, collected as one FeatureSet."""
-    frame, local = spark_feature_frame(source, cutoffs, features, labels, population_only, spark)
+    frame, local = spark_feature_frame(source, cutoffs, features, labels, population_only, spark,
+                                       as_of)
     features = resolve_config(local, cutoffs, features)
     specs = build_feature_set(local.subset(local.customers["customer_id"].head(50)), cutoffs,
                               features, labels, population_only=False).specs
@@ -162,4 +165,6 @@ def spark_feature_set(source, cutoffs, features: FeatureConfig, labels: LabelCon
         if spec.kind == "category":
             result[spec.name] = result[spec.name].astype("str")
     result["customer_id"] = result["customer_id"].astype("str")
-    return FeatureSet(result, specs, labels, features)
+    as_of = parse_as_of(as_of)
+    return FeatureSet(result, specs, labels, features,
+                      as_of if as_of is not None else local.data_end)

@@ -77,11 +77,7 @@ def _feature_set(engine: str, data: str, cutoffs, features, labels, spark, as_of
     if engine == "spark":
         from jobs.spark_features import spark_feature_set
 
-        if as_of is not None:
-            raise ValueError("--as-of (or data.as_of) is not supported by --engine spark yet: "
-                             "the Spark build judges labels against the data's latest timestamp; "
-                             "use --engine local")
-        return spark_feature_set(data, cutoffs, features, labels, spark=spark)
+        return spark_feature_set(data, cutoffs, features, labels, spark=spark, as_of=as_of)
     if engine == "local":
         from features.build import build_feature_set
         from features.io import load_crm

@@ -40,6 +40,29 @@ def test_spark_features_equal_local_features(spark, sample_dir, sample_crm):
             assert np.allclose(x, y, rtol=0, atol=1e-9, equal_nan=True), col
 
 
+def test_spark_features_with_an_as_of_date_equal_local_features(spark, sample_dir, sample_crm):
+    """A declared as-of date is the data's end for the labels on both engines: a cutoff whose
+    horizon ends after the last event but before the as-of date is labelled, the same way."""
+    from features.io import load_crm
+    from jobs.spark_features import spark_feature_set
+
+    as_of = (sample_crm.data_end + pd.Timedelta(days=2)).normalize()
+    late = (as_of - pd.Timedelta(days=LabelConfig().horizon_days)).normalize()
+    assert late + pd.Timedelta(days=LabelConfig().horizon_days) > sample_crm.data_end
+    cutoffs = [CUTOFFS[-1], late]
+    remote = spark_feature_set(sample_dir, cutoffs, FeatureConfig(), LabelConfig(),
+                               spark="local[2]", as_of=as_of)
+    local = build_feature_set(load_crm(sample_dir, as_of=as_of), cutoffs, FeatureConfig(),
+                              LabelConfig(), data_end=as_of)
+    assert remote.data_end == local.data_end == as_of
+    a = remote.frame.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
+    b = local.frame.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
+    assert list(a["customer_id"]) == list(b["customer_id"])
+    labels = a.loc[a["cutoff"] == late, "label"]
+    assert labels.notna().all() and len(labels) > 100  # labelled only thanks to the as-of date
+    assert np.array_equal(a["label"].to_numpy(float), b["label"].to_numpy(float), equal_nan=True)
+
+
 def test_spark_scoring_equals_local_scoring(spark, served, sample_dir, monkeypatch, tmp_path):
     from churn.settings import Settings
     from jobs.batch import BatchConfig
