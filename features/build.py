@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from features.config import FeatureConfig, LabelConfig
 from features.crm import CrmData
+from features.errors import BadInput
 from features.events import DAY_NS, SortedEvents
 from features.families import FeatureSink
 from features.families.activity import add_activity, choose_vocabulary
@@ -131,7 +132,7 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
     of customers passes the source's, so that every partition agrees.
     """
     if not cutoffs:
-        raise ValueError("at least one cutoff is needed")
+        raise BadInput("at least one cutoff is needed")
     prepared = PreparedCrm(crm)
     config = resolve_config(prepared, cutoffs, config, label_config.horizon_days)
     if data_end is not None:
@@ -187,7 +188,7 @@ def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
     """Parquet with the feature metadata in the file's key-value metadata; written atomically."""
     path = Path(path)
     if path.suffix.lower() != ".parquet":
-        raise ValueError(f"feature sets are written as .parquet, got {path.name}")
+        raise BadInput(f"feature sets are written as .parquet, got {path.name}")
     table = pa.Table.from_pandas(fs.frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[b"churn.features"] = specs_to_json(fs.specs).encode()
@@ -206,7 +207,7 @@ def read_feature_set(path: str | Path) -> FeatureSet:
     table = pq.read_table(path)
     meta = table.schema.metadata or {}
     if b"churn.features" not in meta:
-        raise ValueError(f"{path} is not a feature set written by `churn features build` "
+        raise BadInput(f"{path} is not a feature set written by `churn features build` "
                          "(no feature metadata)")
     specs = specs_from_json(meta[b"churn.features"].decode())
     labels = (LabelConfig(**json.loads(meta[b"churn.labels"])) if b"churn.labels" in meta

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.errors import BadInput
 from features.schema import REQUIRED_TABLES, SURVEY_SCALES, TABLES, Column, Kind, Table
 
 __all__ = ["REQUIRED_TABLES", "SURVEY_SCALES", "TABLES", "Column", "ContractError", "Kind",
@@ -34,7 +35,7 @@ class Problem:
         return f"{where}: {self.what}{count}{examples}"
 
 
-class ContractError(ValueError):
+class ContractError(BadInput):
     """The input breaks the data contract. ``problems`` lists each breach."""
 
     def __init__(self, problems: list[Problem]):

@@ -19,6 +19,7 @@ from features.build import FeatureSet, build_feature_set, resolve_config
 from features.config import FeatureConfig, LabelConfig
 from features.contract import TABLES, ContractError, Problem, validate
 from features.crm import CrmData
+from features.errors import BadInput
 from features.io import read_tables
 from jobs.spark_session import SparkOptions, spark_errors, spark_session
 from jobs.storage import Location, list_files, local_copy, location
@@ -34,7 +35,7 @@ def bucket_count(customers: int, cores: int, buckets: int | None = None) -> int:
     """Customer buckets: as asked, else one per 50,000 customers and at least two per core."""
     if buckets is not None:
         if buckets < 1:
-            raise ValueError("--spark-buckets must be at least 1")
+            raise BadInput("--spark-buckets must be at least 1")
         return buckets
     return max(2 * cores, math.ceil(customers / CUSTOMERS_PER_BUCKET), 1)
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureSet
+from features.errors import BadInput
 from features.spec import CATEGORY, FeatureSpec, column_spec, kind_of
 from scoring.scorer import encode_frame
 from training.config import TrainConfig
@@ -26,7 +27,7 @@ _TRUE = {"1", "1.0", "true", "t", "yes", "y"}
 _FALSE = {"0", "0.0", "false", "f", "no", "n"}
 
 
-class TrainingInputError(ValueError):
+class TrainingInputError(BadInput):
     """The training input cannot be used as it is; the message says why and where."""
 
 
