@@ -30,6 +30,7 @@ from features.families.support import add_support
 from features.families.voice import add_voice
 from features.io import write_atomic
 from features.labels import population_and_label
+from features.progress import bar
 from features.spec import CATEGORY, NUMBER, FeatureSpec, column_spec, kind_of, specs_from_json, specs_to_json
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,8 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
     if data_end is not None:
         prepared.data_end = pd.Timestamp(data_end)
     frames, specs = [], None
-    for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
+    for cutoff in bar(sorted(pd.Timestamp(c) for c in cutoffs), desc="building features",
+                      unit="cutoff"):
         sink = compute_features(prepared, cutoff, config)
         population, label = population_and_label(prepared.customers, prepared.orders, cutoff,
                                                   label_config, prepared.data_end)

@@ -55,11 +55,12 @@ def enabled() -> bool:
     return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 
-def bar(total: int | None = None, desc: str = "", unit: str = "it", **kwargs) -> tqdm:
-    """A progress bar on standard error; a silent one (same methods, no output) when bars are
-    off, so callers never test for it."""
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled(),
-                dynamic_ncols=True, mininterval=0.5, leave=False, **kwargs)
+def bar(iterable=None, *, total: int | None = None, desc: str = "", unit: str = "it",
+        **kwargs) -> tqdm:
+    """A progress bar on standard error over ``iterable`` (or updated by hand up to ``total``);
+    a silent one (same methods, no output) when bars are off, so callers never test for it."""
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr,
+                disable=not enabled(), dynamic_ncols=True, mininterval=0.5, **kwargs)
 
 
 @contextlib.contextmanager
