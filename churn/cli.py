@@ -8,17 +8,20 @@ registration of the command groups.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
+import traceback
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from churn.settings import Settings, SettingsError, load_settings
+from churn.settings import Settings, load_settings
+from features.errors import BadInput
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
@@ -30,6 +33,9 @@ app = typer.Typer(help="Customer churn prediction: find the customers about to l
 
 EXIT_JOB_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_OS_ERROR = 74  # EX_IOERR: the system refused (permission, disk full, ...): one line, path and reason
+EXIT_INTERNAL = 70  # EX_SOFTWARE: our bug, reported as one
+DIST_NAME = "churn-service"  # the project's name in pyproject.toml
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress (to stderr).")]
@@ -46,33 +52,93 @@ ShipCodeOpt = Annotated[bool, typer.Option(
     help="Ship this project's code to the Spark executors (off: they must have it installed).")]
 
 
+class _Run:
+    """The global options of this invocation (``churn --debug --quiet ...``)."""
+
+    debug = False
+    quiet = False
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"{DIST_NAME} {version(DIST_NAME)}")
+        except PackageNotFoundError:
+            typer.echo(f"{DIST_NAME} (not installed: no package metadata)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="On an error, print the full traceback.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress bars and no summary lines (stderr). Bars show only on "
+                              "a terminal anyway; CHURN_PROGRESS=1 forces them on.")] = False,
+) -> None:
+    from features.progress import set_quiet
+
+    _Run.debug, _Run.quiet = debug, quiet
+    set_quiet(quiet)
+
+
 def _setup(verbose: bool, config: Path | None) -> Settings:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return load_settings(config)
 
 
+@contextlib.contextmanager
+def summary(what: str, unit: str = "rows"):
+    """Time a long job; at its end one summary line on stderr (rows, time, peak memory), unless
+    ``--quiet``. The body sets ``.rows``."""
+    from features.progress import measured
+
+    with measured(what, unit) as job:
+        yield job
+    if not _Run.quiet:
+        typer.echo(job.line(), err=True)
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    if _Run.debug:
+        traceback.print_exc(file=sys.stderr)
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def handles_bad_input(fn):
-    """Turn contract, settings and input errors into a clear message and exit code 2, a cluster
-    or Spark job failure into one line and exit code 1."""
-    from features.contract import ContractError
+    """Errors as a user should meet them: bad input (:class:`~features.errors.BadInput` and its
+    domain errors, a missing file) is a message and exit 2; a cluster or Spark job failure one line
+    and exit 1; a refusal of the system (permission, disk full) the path and reason, exit 3;
+    anything else is our bug: one line, exit 70, the traceback under ``--debug``."""
     from jobs.spark_session import SparkJobError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ContractError as exc:
-            _fail(str(exc))
-        except (SettingsError, ValueError, FileNotFoundError) as exc:
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own exits and usage errors (Exit is a RuntimeError)
+        except (BadInput, FileNotFoundError) as exc:
             _fail(str(exc))
         except SparkJobError as exc:
             _fail(str(exc), EXIT_JOB_FAILED)
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else "?"
+            _fail(f"{where}: {exc.strerror or _one_line(exc)}", EXIT_OS_ERROR)
+        except Exception as exc:  # noqa: BLE001 - the last resort: our bug, said as such
+            _fail(f"internal error (a bug): {_one_line(exc)}; run with --debug for the "
+                  "traceback, please report it", EXIT_INTERNAL)
 
     return wrapper
 
@@ -83,7 +149,7 @@ def _dates(values: list[str]) -> list[date]:
         try:
             out.append(date.fromisoformat(v))
         except ValueError as exc:
-            raise ValueError(f"--cutoff {v!r} is not a date (YYYY-MM-DD)") from exc
+            raise BadInput(f"--cutoff {v!r} is not a date (YYYY-MM-DD)") from exc
     return out
 
 
@@ -96,25 +162,26 @@ def _spark_options(master: str | None, conf: list[str] | None, buckets: int | No
     for item in conf or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--spark-conf {item!r} is not KEY=VALUE")
+            raise BadInput(f"--spark-conf {item!r} is not KEY=VALUE")
         pairs.append((key.strip(), value.strip()))
     python = dict(pairs).get("spark.pyspark.python")
     return SparkOptions(master=master, conf=tuple(pairs), python=python, ship_code=ship_code,
                         buckets=buckets)
 
 
-def _label_config(settings: Settings, horizon_days: int | None, definition: str | None):
+def _label_config(settings: Settings, horizon_days: int | None, definition=None):
     """The settings' label definition with the command-line overrides applied (and checked)."""
     from pydantic import ValidationError
 
+    from churn.options import value
     from features.config import LabelConfig
 
-    overrides = {k: v for k, v in (("horizon_days", horizon_days), ("definition", definition))
+    overrides = {k: v for k, v in (("horizon_days", horizon_days), ("definition", value(definition)))
                  if v is not None}
     try:
         return LabelConfig(**{**settings.labels.model_dump(), **overrides})
     except ValidationError as exc:
-        raise ValueError("; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}"
+        raise BadInput("; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}"
                                    for e in exc.errors())) from exc
 
 

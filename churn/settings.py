@@ -9,12 +9,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.config import FeatureConfig, LabelConfig
+from features.errors import BadInput
 from jobs.monitoring import MonitorConfig
 from scoring.bands import RiskBands
 from training.config import TrainConfig
 
 
-class SettingsError(ValueError):
+class SettingsError(BadInput):
     pass
 
 

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from features.config import FeatureConfig, LabelConfig
 from features.contract import ContractError, Problem
 from features.crm import CrmData
+from features.errors import BadInput
 from features.events import DAY_NS, SortedEvents
 from features.families import FeatureSink
 from features.families.activity import add_activity, choose_vocabulary
@@ -30,6 +31,7 @@ from features.families.support import add_support
 from features.families.voice import add_voice
 from features.io import write_atomic
 from features.labels import horizon_end, is_observed, population_and_label, population_rule
+from features.progress import bar
 from features.spec import CATEGORY, NUMBER, FeatureSpec, column_spec, kind_of, specs_from_json, specs_to_json
 
 log = logging.getLogger(__name__)
@@ -134,13 +136,14 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
     is labelled. A partition of customers passes the source's, so that every partition agrees.
     """
     if not cutoffs:
-        raise ValueError("at least one cutoff is needed")
+        raise BadInput("at least one cutoff is needed")
     prepared = PreparedCrm(crm)
     config = resolve_config(prepared, cutoffs, config, label_config.horizon_days)
     if data_end is not None:
         prepared.data_end = pd.Timestamp(data_end)
     frames, specs = [], None
-    for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
+    for cutoff in bar(sorted(pd.Timestamp(c) for c in cutoffs), desc="building features",
+                      unit="cutoff"):
         sink = compute_features(prepared, cutoff, config)
         population, label = population_and_label(prepared.customers, prepared.orders, cutoff,
                                                   label_config, prepared.data_end)
@@ -206,7 +209,7 @@ def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
     """Parquet with the feature metadata in the file's key-value metadata; written atomically."""
     path = Path(path)
     if path.suffix.lower() != ".parquet":
-        raise ValueError(f"feature sets are written as .parquet, got {path.name}")
+        raise BadInput(f"feature sets are written as .parquet, got {path.name}")
     table = pa.Table.from_pandas(fs.frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[b"churn.features"] = specs_to_json(fs.specs).encode()
@@ -227,7 +230,7 @@ def read_feature_set(path: str | Path) -> FeatureSet:
     table = pq.read_table(path)
     meta = table.schema.metadata or {}
     if b"churn.features" not in meta:
-        raise ValueError(f"{path} is not a feature set written by `churn features build` "
+        raise BadInput(f"{path} is not a feature set written by `churn features build` "
                          "(no feature metadata)")
     specs = specs_from_json(meta[b"churn.features"].decode())
     labels = (LabelConfig(**json.loads(meta[b"churn.labels"])) if b"churn.labels" in meta

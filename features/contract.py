@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.errors import BadInput
 from features.schema import REQUIRED_TABLES, SURVEY_SCALES, TABLES, Column, Kind, Table
 
 __all__ = ["REQUIRED_TABLES", "SURVEY_SCALES", "TABLES", "Column", "ContractError", "Kind",
@@ -39,7 +40,7 @@ class Problem:
         return f"{where}: {self.what}{count}{examples}"
 
 
-class ContractError(ValueError):
+class ContractError(BadInput):
     """The input breaks the data contract. ``problems`` lists each breach."""
 
     def __init__(self, problems: list[Problem]):

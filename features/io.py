@@ -12,6 +12,7 @@ import pandas as pd
 
 from features.contract import TABLES, ContractError, Problem
 from features.crm import CrmData
+from features.errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
-        raise ValueError(f"output must end in .parquet or .csv, got {path.name}")
+        raise BadInput(f"output must end in .parquet or .csv, got {path.name}")
     if suffix == ".parquet":
         return write_atomic(path, lambda p: frame.to_parquet(p, index=False))
     return write_atomic(path, lambda p: frame.to_csv(p, index=False))
@@ -133,4 +134,4 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path, low_memory=False)
-    raise ValueError(f"{path.name}: expected a .parquet or .csv file")
+    raise BadInput(f"{path.name}: expected a .parquet or .csv file")

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from features.errors import BadInput
 from features.io import write_atomic
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ STORE_FORMAT = "churn-online-store/1"
 COLUMNS = ("customer_id", "as_of", "payload")
 
 
-class StoreError(ValueError):
+class StoreError(BadInput):
     """A store file that cannot be served: missing, not a store, or damaged."""
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.errors import BadInput
 from features.io import write_atomic, write_frame
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
@@ -31,7 +32,7 @@ OUTPUT_COLUMNS = ["customer_id", "churn_probability", "risk_band", "reasons", "o
                   "model_version", "cutoff", "scored_at"]
 
 
-class BatchError(ValueError):
+class BatchError(BadInput):
     pass
 
 

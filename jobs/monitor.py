@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from features.config import LabelConfig
 from features.contract import ContractError
+from features.errors import BadInput
 from features.events import SortedEvents
 from features.io import load_crm, read_frame
 from features.labels import population_and_label
@@ -43,7 +44,7 @@ class MonitorResult:
 
 def reference_frame(model: LoadedModel) -> pd.DataFrame:
     if not model.run_id:
-        raise ValueError("the model has no training run to take the reference data from")
+        raise BadInput("the model has no training run to take the reference data from")
     return load_holdout(model.run_id)
 
 
@@ -52,7 +53,7 @@ def matured_labels(scored: pd.DataFrame, data: Path, label: LabelConfig) -> pd.D
     crm = load_crm(data)
     cutoff = pd.Timestamp(scored["cutoff"].iloc[0])
     if crm.data_end < cutoff + pd.Timedelta(days=label.horizon_days):
-        raise ValueError(f"the labels of the {cutoff.date()} scoring have not matured: the data "
+        raise BadInput(f"the labels of the {cutoff.date()} scoring have not matured: the data "
                          f"ends {crm.data_end.date()}, the horizon ends "
                          f"{(cutoff + pd.Timedelta(days=label.horizon_days)).date()}")
     customers = crm.customers.reset_index(drop=True)
@@ -73,7 +74,7 @@ def run_monitor(model: LoadedModel, features: Path, report: Path, config: Monito
     current = read_frame(features)
     missing = [f for f in scorer.features if f not in current.columns]
     if len(missing) == len(scorer.features):
-        raise ValueError(f"{features.name} has none of the model's features "
+        raise BadInput(f"{features.name} has none of the model's features "
                          f"(e.g. {scorer.features[:3]})")
     reference = reference_frame(model)
     ref_scores = scorer.predict_frame(reference)
@@ -85,11 +86,11 @@ def run_monitor(model: LoadedModel, features: Path, report: Path, config: Monito
     back, holdout, back_data, offer_table = None, None, None, None
     if scored is not None:
         if data is None:
-            raise ValueError("--scored needs --data (the raw CRM data the labels come from)")
+            raise BadInput("--scored needs --data (the raw CRM data the labels come from)")
         label = LabelConfig(**scorer.meta.get("label", {}))
         matured = matured_labels(read_frame(scored), data, label)
         if matured.empty:
-            raise ValueError("none of the scored customers is in the population at its cutoff")
+            raise BadInput("none of the scored customers is in the population at its cutoff")
         y, p = matured["label"].to_numpy(float), matured["churn_probability"].to_numpy(float)
         back, back_data = backtest(y, p), (y, p)
         crm_offers = load_crm(data).offers

@@ -13,17 +13,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 from features.io import write_atomic  # noqa: E402
-from jobs.monitoring import DriftReport  # noqa: E402
+from jobs.monitoring import DriftReport, category_shares  # noqa: E402
 
 
-def _png(fig) -> str:
+def _png(fig, alt: str = "") -> str:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    return "<img src='data:image/png;base64," + base64.b64encode(buf.getvalue()).decode() + "'/>"
+    return (f"<img alt='{html.escape(alt, quote=True)}' src='data:image/png;base64,"
+            + base64.b64encode(buf.getvalue()).decode() + "'/>")
 
 
 def _psi_bars(report: DriftReport, config) -> str:
@@ -39,20 +41,47 @@ def _psi_bars(report: DriftReport, config) -> str:
     return _png(fig)
 
 
-def _overlays(reference: pd.DataFrame, current: pd.DataFrame, names: list[str]) -> str:
+CATEGORIES_SHOWN = 12  # the rest of a categorical feature's categories are drawn as <other>
+
+
+def overlay_figure(reference: pd.Series, current: pd.Series, name: str, kind: str):
+    """One feature, reference vs. new: the two histograms of a number, the category shares side
+    by side for a category (a categorical feature has no histogram)."""
+    if kind == "category":
+        return _category_figure(category_shares(reference, current, top=CATEGORIES_SHOWN), name)
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    r = pd.to_numeric(reference, errors="coerce").dropna()
+    c = pd.to_numeric(current, errors="coerce").dropna()
+    if len(r) and len(c):
+        lo, hi = np.nanpercentile(np.r_[r, c], [1, 99])
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
+        ax.hist(r, bins=bins, alpha=0.5, density=True, label="reference")
+        ax.hist(c, bins=bins, alpha=0.5, density=True, label="new")
+        ax.legend()
+    ax.set_title(name)
+    return fig
+
+
+def _category_figure(shares: pd.DataFrame, name: str):
+    """Horizontal bars, two per category (reference above new), the largest category on top."""
+    n = len(shares)
+    fig, ax = plt.subplots(figsize=(4.5, max(3.0, 0.35 * n + 1.2)))
+    y = np.arange(n)[::-1]
+    height = 0.4
+    ax.barh(y + height / 2, shares["reference"], height, label="reference")
+    ax.barh(y - height / 2, shares["new"], height, label="new")
+    ax.set_yticks(y, [str(c) for c in shares.index])
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set(xlabel="share of customers", title=name)
+    ax.legend()
+    return fig
+
+
+def _overlays(reference: pd.DataFrame, current: pd.DataFrame, drifted: pd.DataFrame) -> str:
     out = []
-    for name in names[:6]:
-        fig, ax = plt.subplots(figsize=(4.5, 3))
-        r = pd.to_numeric(reference[name], errors="coerce").dropna()
-        c = pd.to_numeric(current[name], errors="coerce").dropna()
-        if len(r) and len(c):
-            lo, hi = np.nanpercentile(np.r_[r, c], [1, 99])
-            bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
-            ax.hist(r, bins=bins, alpha=0.5, density=True, label="reference")
-            ax.hist(c, bins=bins, alpha=0.5, density=True, label="new")
-            ax.legend()
-        ax.set_title(name)
-        out.append(_png(fig))
+    for name, kind in drifted[["feature", "kind"]].head(6).itertuples(index=False):
+        fig = overlay_figure(reference[name], current[name], name, kind)
+        out.append(_png(fig, alt=f"{name}: reference vs. new"))
     return "".join(out)
 
 
@@ -93,7 +122,7 @@ def write_report(path: Path, title: str, report: DriftReport, reference: pd.Data
         "".join(f"<li class='warn'>{html.escape(w)}</li>" for w in report.warnings[:20])
     bands = "".join(f"<tr><td>{b}</td><td>{report.bands_ref[b]:.1%}</td>"
                     f"<td>{report.bands_cur[b]:.1%}</td></tr>" for b in report.bands_ref)
-    drifted = report.features.dropna(subset=["psi"])["feature"].tolist()
+    drifted = report.features.dropna(subset=["psi"])
     parts = [f"<h1>{html.escape(title)}: {status}</h1>",
              f"<p>{len(report.alerts)} alerts, {len(report.warnings)} warnings; score PSI "
              f"{report.score_psi:.3f}</p><ul>{items}</ul>",

@@ -54,13 +54,34 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     return _psi_from_shares(shares(ref, ref_ok, len(ref)), shares(cur, cur_ok, len(cur)))
 
 
-def psi_categorical(reference: pd.Series, current: pd.Series) -> float:
-    ref = reference.astype("str").fillna("<missing>")
-    cur = current.astype("str").fillna("<missing>")
+MISSING, OTHER = "<missing>", "<other>"
+
+
+def category_shares(reference: pd.Series, current: pd.Series, top: int | None = None
+                    ) -> pd.DataFrame:
+    """Each category's share of the reference and of the new data, side by side (columns
+    ``reference`` and ``new``, one row per category; missing values are the category
+    ``<missing>``). With ``top``, the ``top - 1`` categories with the largest share on either side
+    are kept, in that order, and the rest summed as ``<other>``."""
+    ref = reference.astype("str").fillna(MISSING)
+    cur = current.astype("str").fillna(MISSING)
     cats = sorted(set(ref.unique()) | set(cur.unique()))
-    r = ref.value_counts(normalize=True).reindex(cats, fill_value=0).to_numpy()
-    c = cur.value_counts(normalize=True).reindex(cats, fill_value=0).to_numpy()
-    return _psi_from_shares(r, c)
+    table = pd.DataFrame({"reference": ref.value_counts(normalize=True).reindex(cats, fill_value=0),
+                          "new": cur.value_counts(normalize=True).reindex(cats, fill_value=0)},
+                         index=pd.Index(cats, name="category")).astype(float)
+    if top is None:
+        return table
+    order = table.max(axis=1).sort_values(ascending=False, kind="stable").index
+    if len(order) <= top:
+        return table.loc[order]
+    keep = order[:top - 1]
+    rest = table.drop(index=keep).sum().to_frame(OTHER).T
+    return pd.concat([table.loc[keep], rest]).rename_axis("category")
+
+
+def psi_categorical(reference: pd.Series, current: pd.Series) -> float:
+    shares = category_shares(reference, current)
+    return _psi_from_shares(shares["reference"].to_numpy(), shares["new"].to_numpy())
 
 
 def _psi_from_shares(r: np.ndarray, c: np.ndarray) -> float:
@@ -70,7 +91,7 @@ def _psi_from_shares(r: np.ndarray, c: np.ndarray) -> float:
 
 @dataclass
 class DriftReport:
-    features: pd.DataFrame  # feature, psi, missing_ref, missing_cur, missing_change, status
+    features: pd.DataFrame  # feature, kind, psi, missing_ref, missing_cur, missing_change, status
     score_psi: float
     bands_ref: dict[str, float]
     bands_cur: dict[str, float]
@@ -84,7 +105,7 @@ def drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str], k
     rows = []
     for name, kind in zip(features, kinds, strict=True):
         if name not in current.columns:
-            rows.append((name, np.nan, np.nan, np.nan, np.nan, "missing column"))
+            rows.append((name, kind, np.nan, np.nan, np.nan, np.nan, "missing column"))
             continue
         ref, cur = reference[name], current[name]
         value = psi_categorical(ref, cur) if kind == "category" else \
@@ -94,8 +115,8 @@ def drift(reference: pd.DataFrame, current: pd.DataFrame, features: list[str], k
         change = abs(m_cur - m_ref)
         status = ("alert" if value >= config.psi_alert or change >= config.missing_alert
                   else "warn" if value >= config.psi_warn else "ok")
-        rows.append((name, value, m_ref, m_cur, change, status))
-    table = pd.DataFrame(rows, columns=["feature", "psi", "missing_ref", "missing_cur",
+        rows.append((name, kind, value, m_ref, m_cur, change, status))
+    table = pd.DataFrame(rows, columns=["feature", "kind", "psi", "missing_ref", "missing_cur",
                                         "missing_change", "status"]) \
         .sort_values("psi", ascending=False, na_position="first").reset_index(drop=True)
     score_psi = psi(ref_scores, cur_scores, config.bins)

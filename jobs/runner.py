@@ -33,7 +33,7 @@ def load_model(uri: str) -> LoadedModel:
     try:
         return load_scorer(uri)
     except Exception as exc:  # noqa: BLE001 - a wrong URI is bad input, not a crash
-        raise ValueError(f"cannot load model {uri}: {exc}") from exc
+        raise BatchError(f"cannot load model {uri}: {exc}") from exc
 
 
 def run_scoring_job(model_uri: str, out, config: BatchConfig, settings, *,

@@ -8,9 +8,11 @@ The contract checks run inside each bucket too: all of a customer's rows are in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +21,9 @@ from features.build import FeatureSet, build_feature_set, resolve_config
 from features.config import FeatureConfig, LabelConfig
 from features.contract import TABLES, ContractError, Problem, parse_as_of, validate
 from features.crm import CrmData
+from features.errors import BadInput
 from features.io import read_tables
+from features.progress import polled
 from jobs.spark_session import SparkOptions, spark_errors, spark_session
 from jobs.storage import Location, list_files, local_copy, location
 
@@ -34,9 +38,36 @@ def bucket_count(customers: int, cores: int, buckets: int | None = None) -> int:
     """Customer buckets: as asked, else one per 50,000 customers and at least two per core."""
     if buckets is not None:
         if buckets < 1:
-            raise ValueError("--spark-buckets must be at least 1")
+            raise BadInput("--spark-buckets must be at least 1")
         return buckets
     return max(2 * cores, math.ceil(customers / CUSTOMERS_PER_BUCKET), 1)
+
+
+@contextlib.contextmanager
+def spark_task_progress(session, desc: str):
+    """A bar over the tasks of the Spark jobs the body starts (in its own job group), polled from
+    Spark's status tracker: the buckets are computed on the executors, the bar follows them."""
+    sc = session.sparkContext
+    group = f"churn-{uuid.uuid4().hex[:12]}"
+    sc.setJobGroup(group, desc)
+
+    def tasks() -> tuple[int, int] | None:
+        tracker = sc.statusTracker()
+        done = total = 0
+        for job_id in tracker.getJobIdsForGroup(group):
+            job = tracker.getJobInfo(job_id)
+            for stage_id in job.stageIds if job is not None else ():
+                stage = tracker.getStageInfo(stage_id)
+                if stage is not None:
+                    done, total = done + stage.numCompletedTasks, total + stage.numTasks
+        return (done, total) if total else None
+
+    try:
+        with polled(tasks, desc, unit="task"):
+            yield
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
 
 
 def _spark_type(dtype) -> str:
@@ -158,7 +189,8 @@ def spark_feature_set(source, cutoffs, features: FeatureConfig, labels: LabelCon
     features = resolve_config(local, cutoffs, features)
     specs = build_feature_set(local.subset(local.customers["customer_id"].head(50)), cutoffs,
                               features, labels, population_only=False).specs
-    with spark_errors("the Spark feature build"):
+    with spark_errors("the Spark feature build"), spark_task_progress(
+            frame.sparkSession, "building features on Spark"):
         result = frame.toPandas()
     result = result.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
     for spec in specs:

@@ -28,11 +28,13 @@ from urllib.parse import unquote, urlparse
 
 import pyarrow.fs as pafs
 
+from features.errors import BadInput
+
 ARROW_SCHEMES = {"s3a": "s3", "s3n": "s3"}  # Spark's (Hadoop's) name -> pyarrow's name
 _FILESYSTEMS: dict[str, pafs.FileSystem] = {}  # one client per store and process
 
 
-class StorageError(ValueError):
+class StorageError(BadInput):
     """A location that cannot be opened, read or written (a one-line message)."""
 
 

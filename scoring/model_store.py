@@ -12,6 +12,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
+from features.errors import BadInput
 from scoring.artifact import HOLDOUT_ARTIFACT, SCORER_ARTIFACT, UPLIFT_ARTIFACT
 from scoring.offers.uplift import UpliftModels
 from scoring.scorer import ChurnScorer
@@ -118,7 +119,7 @@ def download_scorer(model_uri: str, dst: str | Path | None = None,
                                                 str(dst) if dst else None, tracking_uri=tracking,
                                                 registry_uri=tracking)
     if not (Path(local) / "artifacts" / SCORER_ARTIFACT / "scorer.json").exists():
-        raise ValueError(f"{model_uri} is not a churn model logged by `churn train`")
+        raise BadInput(f"{model_uri} is not a churn model logged by `churn train`")
     run_id = client.get_model_version(name, version).run_id if name else None
     loaded = read_scorer(Path(local) / "artifacts", fixed_uri, name, version, run_id)
     log.info("loaded %s (version %s)", model_uri, version)

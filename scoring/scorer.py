@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import FeatureConfig
+from features.errors import BadInput
 from features.numeric import logit, sigmoid
 from features.spec import CATEGORY, FeatureSpec
 from scoring.linear import LinearPart
@@ -26,7 +27,7 @@ from scoring.paths import PathExplainer
 PATH, SHAP = "path", "shap"  # how feature contributions are computed (see scoring/paths.py)
 
 
-class ScoringInputError(ValueError):
+class ScoringInputError(BadInput):
     """The input cannot be scored by this model (missing columns, wrong values)."""
 
 

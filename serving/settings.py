@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from features.errors import BadInput
 from scoring.bands import RiskBands
 from scoring.offers.value import ValueConfig
 
@@ -14,7 +15,7 @@ MIN_KEY_CHARS = 32
 NEW_KEY_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
-class ServeSettingsError(ValueError):
+class ServeSettingsError(BadInput):
     pass
 
 

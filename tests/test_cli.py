@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -317,3 +318,164 @@ def test_train_fails_in_one_line_when_mlflow_is_unreachable(tmp_path, sample_dir
     assert lines[0].startswith(f"error: the MLflow tracking server {uri} is unreachable "
                                "(connection refused)"), lines[0]
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+# --- errors: bad input is the user's, anything else is our bug --------------------------------
+
+def _generate_raises(monkeypatch, exc: BaseException) -> None:
+    """`churn data generate` hits ``exc`` inside the library (a simulated bug or OS refusal)."""
+    def broken(spec):
+        raise exc
+
+    monkeypatch.setattr("features.sample.generate", broken)
+
+
+def test_an_internal_error_is_reported_as_a_bug_not_as_bad_input(tmp_path, monkeypatch):
+    _generate_raises(monkeypatch, ValueError("operands could not be broadcast\nsecond line"))
+    run = runner.invoke(app, ["data", "generate", "--out", str(tmp_path / "s")])
+    assert run.exit_code == 70, run.output
+    assert ("error: internal error (a bug): ValueError: operands could not be broadcast; run "
+            "with --debug for the traceback, please report it") in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and "second line" not in run.stderr
+    debug = runner.invoke(app, ["--debug", "data", "generate", "--out", str(tmp_path / "s")])
+    assert debug.exit_code == 70, debug.output
+    assert "Traceback (most recent call last)" in debug.stderr and "def broken" not in debug.stderr
+    assert "in broken" in debug.stderr, "the traceback reaches the failing frame"
+
+
+def test_bad_input_is_exit_2_and_shows_a_traceback_only_under_debug(tmp_path):
+    args = ["data", "generate", "--customers", "0", "--out", str(tmp_path / "s")]
+    run = runner.invoke(app, args)
+    assert run.exit_code == 2 and "error: --customers must be at least 1" in run.stderr, run.output
+    assert "Traceback" not in run.stderr and "internal error" not in run.stderr
+    assert "Traceback" in runner.invoke(app, ["--debug", *args]).stderr
+
+
+def test_every_domain_error_is_bad_input():
+    from churn.settings import SettingsError
+    from features.btyd.base import BtydFitError
+    from features.contract import ContractError
+    from features.errors import BadInput
+    from features.store import StoreError
+    from jobs.batch_output import BatchError
+    from jobs.storage import StorageError
+    from scoring.offers.catalogue import CatalogueError
+    from scoring.scorer import ScoringInputError
+    from serving.settings import ServeSettingsError
+    from training.dataset import TrainingInputError
+
+    for error in (ContractError, StorageError, BatchError, TrainingInputError, StoreError,
+                  BtydFitError, SettingsError, ScoringInputError, CatalogueError,
+                  ServeSettingsError):
+        assert issubclass(error, BadInput), error
+
+
+def test_an_os_refusal_names_the_path_and_the_reason(tmp_path, monkeypatch):
+    import errno
+
+    _generate_raises(monkeypatch, PermissionError(errno.EACCES, "Permission denied",
+                                                  "/srv/crm/orders.parquet"))
+    run = runner.invoke(app, ["data", "generate", "--out", str(tmp_path / "s")])
+    assert run.exit_code == 74, run.output
+    assert "error: /srv/crm/orders.parquet: Permission denied" in run.stderr, run.stderr
+
+
+def test_a_missing_input_file_is_bad_input(tmp_path):
+    run = runner.invoke(app, ["train", "--table", str(tmp_path / "nope.parquet"), "--id", "a",
+                              "--label", "b"])
+    assert run.exit_code == 2, run.output
+    assert "nope.parquet" in run.stderr and "internal error" not in run.stderr
+
+
+# --- version and choices ------------------------------------------------------------------------
+
+def test_version_comes_from_the_package_metadata():
+    import tomllib
+    from importlib.metadata import version
+
+    name = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    run = runner.invoke(app, ["--version"])
+    assert run.exit_code == 0, run.output
+    assert run.stdout.strip() == f"{name} {version(name)}"
+
+
+@pytest.mark.parametrize("args, option, choices", [
+    (["features", "build", "--engine", "spork"], "--engine", ("local", "spark")),
+    (["features", "build", "--definition", "sometimes"], "--definition",
+     ("noncontractual", "contractual")),
+    (["train", "--definition", "sometimes"], "--definition", ("noncontractual", "contractual")),
+], ids=["engine", "definition", "train definition"])
+def test_choices_are_listed_in_help_and_a_wrong_one_is_a_usage_error(tmp_path, args, option,
+                                                                     choices):
+    command = args[:2] if args[0] == "features" else args[:1]
+    base = ["--data", str(tmp_path), "--cutoff", "2025-01-01", "--out", str(tmp_path / "o.parquet")]
+    run = runner.invoke(app, [*args, *(base if args[0] == "features" else [])])
+    assert run.exit_code == 2, run.output
+    assert f"Invalid value for '{option}'" in run.stderr, run.stderr
+    assert all(repr(c) in run.stderr for c in choices), run.stderr
+    assert not (tmp_path / "o.parquet").exists()
+    shown = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "250"})
+    assert "|".join(choices) in shown.stdout, shown.stdout
+
+
+# --- progress bars and summary lines ------------------------------------------------------------
+
+SMALL_SAMPLE = ["data", "generate", "--customers", "300", "--months", "6"]
+
+
+def test_progress_shows_when_forced_and_a_summary_line_ends_the_job(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURN_PROGRESS", "1")  # stderr is not a terminal under the runner
+    run = runner.invoke(app, [*SMALL_SAMPLE, "--out", str(tmp_path / "s")])
+    assert run.exit_code == 0, run.output
+    assert "simulating the sample CRM" in run.stderr and "6/6" in run.stderr, run.stderr
+    assert "writing the sample CRM" in run.stderr
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in (tmp_path / "s").rglob("*.parquet"))
+    summary = [line for line in run.stderr.splitlines() if line.startswith("data generate:")]
+    assert len(summary) == 1, run.stderr
+    assert f"data generate: {rows:,} rows in " in summary[0] and "peak memory" in summary[0]
+    assert "simulating" not in run.stdout and "data generate:" not in run.stdout, \
+        "bars and summaries go to stderr, results to stdout"
+
+
+def test_no_bars_on_a_non_terminal_and_nothing_on_stderr_with_quiet(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHURN_PROGRESS", raising=False)
+    plain = runner.invoke(app, [*SMALL_SAMPLE, "--out", str(tmp_path / "a")])
+    assert plain.exit_code == 0, plain.output
+    assert "simulating" not in plain.stderr and "data generate:" in plain.stderr
+    monkeypatch.setenv("CHURN_PROGRESS", "1")
+    quiet = runner.invoke(app, ["--quiet", *SMALL_SAMPLE, "--out", str(tmp_path / "b")])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == "", quiet.stderr
+    assert "wrote" in quiet.stdout
+
+
+def test_feature_build_and_training_show_progress(tmp_path, sample_dir, local_tracking,
+                                                  monkeypatch):
+    monkeypatch.setenv("CHURN_PROGRESS", "1")
+    out = tmp_path / "fs.parquet"
+    run = runner.invoke(app, ["features", "build", "--data", str(sample_dir), "--cutoff",
+                              "2025-01-01", "--cutoff", "2025-04-01", "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "building features" in run.stderr and "2/2" in run.stderr, run.stderr
+    rows = pq.ParquetFile(out).metadata.num_rows
+    assert f"features build (local): {rows:,} rows in " in run.stderr, run.stderr
+    _customers(400, seed=0).to_parquet(tmp_path / "train.parquet", index=False)
+    trained = runner.invoke(app, ["train", "--table", str(tmp_path / "train.parquet"), "--id",
+                                  "cid", "--label", "churned", "--tune-trials", "2"])
+    assert trained.exit_code == 0, trained.output
+    assert "tuning" in trained.stderr and "2/2" in trained.stderr, trained.stderr
+    assert "training" in trained.stderr and "calibration" in trained.stderr, trained.stderr
+    assert [line for line in trained.stderr.splitlines() if line.startswith("train: ")]
+
+
+@pytest.mark.slow
+def test_the_spark_feature_build_shows_its_tasks(tmp_path, sample_dir, monkeypatch):
+    monkeypatch.setenv("CHURN_PROGRESS", "1")
+    out = tmp_path / "fs.parquet"
+    run = runner.invoke(app, ["features", "build", "--engine", "spark", "--spark-master",
+                              "local[2]", "--spark-buckets", "4", "--data", str(sample_dir),
+                              "--cutoff", "2025-01-01", "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "building features on Spark" in run.stderr and "task" in run.stderr, run.stderr[-3000:]
+    rows = pq.ParquetFile(out).metadata.num_rows
+    assert f"features build (spark): {rows:,} rows in " in run.stderr

@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.build import FeatureSet
 from features.config import LabelConfig
+from features.errors import BadInput
 from features.labels import horizon_end, is_observed, population_rule
 from features.spec import CATEGORY, FeatureSpec, column_spec, kind_of
 from scoring.scorer import encode_frame
@@ -28,7 +29,7 @@ _TRUE = {"1", "1.0", "true", "t", "yes", "y"}
 _FALSE = {"0", "0.0", "false", "f", "no", "n"}
 
 
-class TrainingInputError(ValueError):
+class TrainingInputError(BadInput):
     """The training input cannot be used as it is; the message says why and where."""
 
 

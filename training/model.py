@@ -12,6 +12,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from features.numeric import logit, sigmoid
+from features.progress import bar
 from features.spec import CATEGORY
 from scoring.scorer import Calibrator, ChurnScorer
 from training.config import LightGBMConfig, TrainConfig
@@ -68,7 +69,12 @@ def _tune(data: TrainingData, config: TrainConfig, trials: int) -> dict:
 
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=config.seed))
-    study.optimize(objective, n_trials=trials)
+    with bar(total=trials, desc="tuning", unit="trial") as progress:
+        def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            progress.set_postfix_str(f"best AUC {study.best_value:.4f}", refresh=False)
+            progress.update()
+
+        study.optimize(objective, n_trials=trials, callbacks=[advance])
     log.info("tuning: best cross-validated AUC %.4f after %d trials", study.best_value, trials)
     return study.best_params
 
@@ -84,6 +90,16 @@ def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> Calibrator:
     return Calibrator("sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
 
 
+FIT_STEPS = ("cross-validation", "refit on all training rows", "calibration")
+
+
+def _step(progress, done: int) -> None:
+    """Mark ``done`` steps of the fit as finished and name the next one."""
+    progress.update(done - progress.n)
+    if done < len(FIT_STEPS):
+        progress.set_postfix_str(FIT_STEPS[done])
+
+
 def fit_churn_model(data: TrainingData, config: TrainConfig, tune_trials: int = 0,
                     meta: dict | None = None) -> tuple[ChurnScorer, FitInfo]:
     """Settings and family chosen by cross-validation on the training rows (LightGBM, a linear
@@ -92,18 +108,23 @@ def fit_churn_model(data: TrainingData, config: TrainConfig, tune_trials: int = 
     train_rows = np.flatnonzero(data.part != HOLDOUT)
     override = _tune(data, config, tune_trials) if tune_trials > 0 else {}
     params = _params(cfg, config.seed, data.y[train_rows], **override)
-    sel = select(data, params, cfg.max_rounds, cfg.early_stopping_rounds, config.cv_folds,
-                 config.seed, linear=config.linear_candidate)
-    cats = [j for j, k in enumerate(data.kinds) if k == CATEGORY]
-    train = lgb.Dataset(data.x[train_rows], data.y[train_rows], feature_name=data.features,
-                        categorical_feature=cats)
-    params = sel.tree_params
-    booster = lgb.train({k: v for k, v in params.items() if k != "metric"}, train,
-                        num_boost_round=sel.rounds)
-    linear = (fit_linear(data, train_rows, sel.linear_c, sel.linear_transform)
-              if sel.tree_weight < 1 else None)
-    calibrator = fit_calibrator(sigmoid(sel.oof_margin), data.y[sel.oof_rows],
-                                config.calibration)
+    with bar(total=len(FIT_STEPS), desc="training", unit="step") as progress:
+        progress.set_postfix_str(FIT_STEPS[0])
+        sel = select(data, params, cfg.max_rounds, cfg.early_stopping_rounds, config.cv_folds,
+                     config.seed, linear=config.linear_candidate)
+        _step(progress, 1)
+        cats = [j for j, k in enumerate(data.kinds) if k == CATEGORY]
+        train = lgb.Dataset(data.x[train_rows], data.y[train_rows], feature_name=data.features,
+                            categorical_feature=cats)
+        params = sel.tree_params
+        booster = lgb.train({k: v for k, v in params.items() if k != "metric"}, train,
+                            num_boost_round=sel.rounds)
+        linear = (fit_linear(data, train_rows, sel.linear_c, sel.linear_transform)
+                  if sel.tree_weight < 1 else None)
+        _step(progress, 2)
+        calibrator = fit_calibrator(sigmoid(sel.oof_margin), data.y[sel.oof_rows],
+                                    config.calibration)
+        _step(progress, 3)
     scorer = ChurnScorer(data.features, data.kinds, data.categories, booster, calibrator,
                          data.specs, dict(meta or {}, best_rounds=sel.rounds,
                                           contribution_method=config.contribution_method,

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from features.spec import CATEGORY
 from scoring.linear import LinearDesign, LinearPart
-from training.dataset import HOLDOUT, TrainingData
+from training.dataset import HOLDOUT, TrainingData, TrainingInputError
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def select(data: TrainingData, params: dict, max_rounds: int, early_stopping: in
     folds = [f for f in folds if len(np.unique(data.y[f.valid])) == 2 and
              len(np.unique(data.y[f.train])) == 2]
     if not folds:
-        raise ValueError("no cross-validation fold holds both classes: more data is needed")
+        raise TrainingInputError("no cross-validation fold holds both classes: more data is needed")
     oof_rows = np.concatenate([f.valid for f in folds])
     y = data.y[oof_rows]
     candidates = {"configured": params}

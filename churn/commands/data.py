@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from churn.cli import ConfigOpt, VerboseOpt, _setup, handles_bad_input
+from churn.cli import ConfigOpt, VerboseOpt, _setup, handles_bad_input, summary
 
 app = typer.Typer(help="Sample data and data-contract checks.", no_args_is_help=True)
 
@@ -32,7 +32,9 @@ def data_generate(
     from features.sample import SampleSpec, generate, write_sample
 
     _setup(verbose, None)
-    counts = write_sample(generate(SampleSpec(customers, months, seed, start)), out)
+    with summary("data generate") as job:
+        counts = write_sample(generate(SampleSpec(customers, months, seed, start)), out)
+        job.rows = sum(counts.values())
     typer.echo(f"wrote {out}/")
     for name, rows in counts.items():
         typer.echo(f"  {name:<28} {rows:>12,} rows")

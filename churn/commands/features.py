@@ -19,8 +19,11 @@ from churn.cli import (
     _setup,
     _spark_options,
     handles_bad_input,
+    summary,
 )
 from churn.commands.data import AsOfOpt
+from churn.options import ChurnDefinition, Engine
+from features.errors import BadInput
 
 app = typer.Typer(help="Point-in-time features and labels.", no_args_is_help=True)
 
@@ -32,9 +35,9 @@ def features_build(
     cutoff: Annotated[list[str], typer.Option(help="Cutoff date (repeat for several).")],
     out: Annotated[str, typer.Option(help="Output Parquet file (a path or a URI).")],
     horizon_days: Annotated[int | None, typer.Option(help="Label horizon in days.")] = None,
-    definition: Annotated[str | None, typer.Option(
+    definition: Annotated[ChurnDefinition | None, typer.Option(
         help="noncontractual (no order in the horizon) or contractual (cancel_date in it).")] = None,
-    engine: Annotated[str, typer.Option(help="local (pandas) or spark.")] = "local",
+    engine: Annotated[Engine, typer.Option(help="local (pandas) or spark.")] = Engine.local,
     spark_master: SparkMasterOpt = None,
     spark_conf: SparkConfOpt = None,
     spark_buckets: SparkBucketsOpt = None,
@@ -54,14 +57,16 @@ def features_build(
     cutoffs = _dates(cutoff)
     target = location(out)
     if target.suffix != ".parquet":
-        raise ValueError(f"feature sets are written as .parquet, got {target.name}")
+        raise BadInput(f"feature sets are written as .parquet, got {target.name}")
     check_writable(target)
-    fs = _feature_set(engine, data, cutoffs, settings.features, labels,
-                      _spark_options(spark_master, spark_conf, spark_buckets, ship_code),
-                      declared)
-    require_rows(fs, cutoffs)
-    with staged_output(target) as local_out:
-        write_feature_set(fs, local_out)
+    with summary(f"features build ({engine.value})") as job:
+        fs = _feature_set(engine, data, cutoffs, settings.features, labels,
+                          _spark_options(spark_master, spark_conf, spark_buckets, ship_code),
+                          declared)
+        require_rows(fs, cutoffs)
+        with staged_output(target) as local_out:
+            write_feature_set(fs, local_out)
+        job.rows = len(fs.frame)
     frame = fs.frame
     typer.echo(f"wrote {out}: {len(frame):,} rows, {len(fs.specs)} features, "
                f"{len(cutoffs)} cutoffs ({labels.definition}, {labels.horizon_days}-day horizon)")
@@ -71,22 +76,20 @@ def features_build(
         typer.echo(f"  {c.date()}  {len(group):>9,} customers  churn {rate}")
 
 
-def _feature_set(engine: str, data: str, cutoffs, features, labels, spark, as_of=None):
+def _feature_set(engine: Engine, data: str, cutoffs, features, labels, spark, as_of=None):
     """The feature set built by the chosen engine (the same numbers either way); ``as_of`` (the
     declared extraction time) bounds the timestamps and is the data's end for the labels."""
-    if engine == "spark":
+    if engine is Engine.spark:
         from jobs.spark_features import spark_feature_set
 
         return spark_feature_set(data, cutoffs, features, labels, spark=spark, as_of=as_of)
-    if engine == "local":
-        from features.build import build_feature_set
-        from features.io import load_crm
-        from jobs.storage import local_copy, location
+    from features.build import build_feature_set
+    from features.io import load_crm
+    from jobs.storage import local_copy, location
 
-        with local_copy(location(data)) as folder:
-            crm = load_crm(folder, as_of=as_of)
-        return build_feature_set(crm, cutoffs, features, labels, data_end=as_of)
-    raise ValueError("--engine must be local or spark")
+    with local_copy(location(data)) as folder:
+        crm = load_crm(folder, as_of=as_of)
+    return build_feature_set(crm, cutoffs, features, labels, data_end=as_of)
 
 
 @app.command("materialize")
@@ -107,11 +110,12 @@ def features_materialize(
     from features.store import SQLiteStore, materialize
 
     settings = _setup(verbose, config)
-    crm = load_crm(data, as_of=resolve_as_of(settings, as_of))
-    fs = build_feature_set(crm, _dates([cutoff]), settings.features, settings.labels,
-                           population_only=False)
-    fs.frame["cutoff"] = fs.frame["cutoff"].astype("datetime64[ns]")
-    n = materialize(fs.frame, fs.feature_names, store)
+    with summary("features materialize") as job:
+        crm = load_crm(data, as_of=resolve_as_of(settings, as_of))
+        fs = build_feature_set(crm, _dates([cutoff]), settings.features, settings.labels,
+                               population_only=False)
+        fs.frame["cutoff"] = fs.frame["cutoff"].astype("datetime64[ns]")
+        n = job.rows = materialize(fs.frame, fs.feature_names, store)
     written = SQLiteStore(store)  # read back: the stamp a running service will report
     typer.echo(f"wrote {store}: {n:,} customers, {len(fs.specs)} features as of {cutoff} "
                f"(version {written.stamp.version})")

@@ -33,13 +33,10 @@ def serve(
     import subprocess
 
     from features.store import SQLiteStore
-    from serving.settings import ServeSettings, ServeSettingsError
+    from serving.settings import ServeSettings
 
     env = _server_env(_setup(verbose, config), model, store, api_key_file, workers)
-    try:
-        settings = ServeSettings.from_env(env)
-    except ServeSettingsError as exc:
-        raise ValueError(str(exc)) from exc
+    settings = ServeSettings.from_env(env)  # a ServeSettingsError is bad input (exit 2)
     opened = SQLiteStore(settings.store)  # refuses a missing, foreign or damaged file
     stamp = opened.stamp
     opened.close()

@@ -17,9 +17,12 @@ from churn.cli import (
     _label_config,
     _setup,
     handles_bad_input,
+    summary,
 )
 from churn.commands.data import AsOfOpt
+from churn.options import ChurnDefinition
 from churn.settings import Settings, resolve_as_of
+from features.errors import BadInput
 
 app = typer.Typer()
 
@@ -53,7 +56,7 @@ def train(
     cutoff: Annotated[list[str] | None, typer.Option(
         help="Cutoff date, repeat for several; the latest complete one is the hold-out.")] = None,
     horizon_days: Annotated[int | None, typer.Option(help="Label horizon in days.")] = None,
-    definition: Annotated[str | None, typer.Option(
+    definition: Annotated[ChurnDefinition | None, typer.Option(
         help="noncontractual or contractual churn.")] = None,
     table: Annotated[Path | None, typer.Option(
         help="A customer table with a label (table path), Parquet or CSV.")] = None,
@@ -81,29 +84,31 @@ def train(
     settings = _setup(verbose, config)
     tconfig = _training_config(settings, experiment, model_name)
     if (data is None) == (table is None):
-        raise ValueError("give either --data with --cutoff (event path) or --table with --id and "
+        raise BadInput("give either --data with --cutoff (event path) or --table with --id and "
                          "--label (table path)")
     if tune_trials < 0:
-        raise ValueError("--tune-trials must be 0 or more")
+        raise BadInput("--tune-trials must be 0 or more")
     if data is not None:
         if not cutoff or len(cutoff) < 2:
-            raise ValueError("--data needs at least two --cutoff dates (train and hold-out)")
+            raise BadInput("--data needs at least two --cutoff dates (train and hold-out)")
         labels = _label_config(settings, horizon_days, definition)
         declared = resolve_as_of(settings, as_of)
         check_tracking()  # MLflow down: fail in seconds, before the data is read
-        result = _train_on_events(data, cutoff, settings, labels, tconfig, tune_trials, plots,
-                                  catalogue, declared)
+        with summary("train"):
+            result = _train_on_events(data, cutoff, settings, labels, tconfig, tune_trials, plots,
+                                      catalogue, declared)
     else:
         if not id or not label:
-            raise ValueError("--table needs --id and --label")
+            raise BadInput("--table needs --id and --label")
         if catalogue is not None:
-            raise ValueError("--catalogue is for the event path (--data): a table has no past "
+            raise BadInput("--catalogue is for the event path (--data): a table has no past "
                              "campaigns to learn offer effects from")
         if as_of is not None:
-            raise ValueError("--as-of is for the event path (--data): a table's labels are "
-                             "given, not judged against the data's end")
+            raise BadInput("--as-of is for the event path (--data): a table's labels are "
+                           "given, not judged against the data's end")
         check_tracking()  # MLflow down: fail in seconds, before the table is read
-        result = _train_on_table(table, id, label, tconfig, time_col, tune_trials, plots)
+        with summary("train"):
+            result = _train_on_table(table, id, label, tconfig, time_col, tune_trials, plots)
     _report(result)
     if as_json:
         typer.echo(json.dumps(result.summary()))
@@ -149,7 +154,7 @@ def _train_on_table(table: Path, id: str, label: str, tconfig, time_col: str | N
     try:
         frame = read_frame(table)
     except Exception as exc:  # noqa: BLE001 - unreadable files are bad input
-        raise ValueError(f"cannot read {table}: {exc}") from exc
+        raise BadInput(f"cannot read {table}: {exc}") from exc
     return train_on_table(table, frame, id, label, tconfig, time_col, tune_trials, plots)
 
 
@@ -187,11 +192,12 @@ def retrain(
     settings = _setup(verbose, config)
     t = settings.training
     if len(cutoff) < 2:
-        raise ValueError("--cutoff is needed at least twice (train and hold-out)")
+        raise BadInput("--cutoff is needed at least twice (train and hold-out)")
     declared = resolve_as_of(settings, as_of)
     check_tracking()  # MLflow down: fail in seconds, before the data is read
-    result = _events_result(load_crm(data, as_of=declared), _dates(cutoff), settings.features,
-                            settings.labels, t, as_of=declared)
+    with summary("retrain"):
+        result = _events_result(load_crm(data, as_of=declared), _dates(cutoff),
+                                settings.features, settings.labels, t, as_of=declared)
     typer.echo(f"challenger {result.model_uri} trained ({result.verdict})")
     try:
         table = compare(t.model_name, plots)
@@ -201,7 +207,7 @@ def retrain(
             typer.echo(f"  {name:<28}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['brier']:>8.4f}"
                        f"{m['calibration_error']:>10.4f}{m['lift_top10']:>10.2f}")
     except PromotionError as exc:
-        raise ValueError(str(exc)) from exc
+        raise BadInput(str(exc)) from exc
     typer.echo(f"  ROC and calibration of both: {plots / 'comparison.png'}")
     _gate(t.model_name, t, force)
 
@@ -216,7 +222,7 @@ def _gate(model_name: str, t, force: bool) -> None:
     try:
         result = run_promotion(model_name, t.primary_metric, t.promotion_tolerance, force)
     except PromotionError as exc:
-        raise ValueError(str(exc)) from exc
+        raise BadInput(str(exc)) from exc
     verb = "promoted" if result.promoted else "NOT promoted"
     typer.echo(f"version {result.challenger_version} {verb}: {result.reason}")
     if not result.promoted and "already" not in result.reason:

@@ -9,6 +9,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import minimize
 
+from features.errors import BadInput
+
 log = logging.getLogger(__name__)
 
 DAY_SNAP = 1e-9  # days; see _calendar_day
@@ -27,7 +29,7 @@ class BtydConfig(BaseModel):
     min_repeat_buyers: int = Field(5, gt=0, description="fewer repeat buyers: no fit, NaN features")
 
 
-class BtydFitError(ValueError):
+class BtydFitError(BadInput):
     """The data cannot identify the model's parameters."""
 
 

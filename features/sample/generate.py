@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.errors import BadInput
+from features.progress import bar
 from features.sample.churn import end_month, start_month
 from features.sample.customers import customer_columns, draw_customers, initial_state
 from features.sample.engagement import ENGAGEMENT_TYPES, engagement_events
@@ -45,9 +47,9 @@ class SampleSpec:
 
     def __post_init__(self):
         if self.customers < 1:
-            raise ValueError("--customers must be at least 1")
+            raise BadInput("--customers must be at least 1")
         if self.months < 6:
-            raise ValueError("--months must be at least 6 (features look back, labels forward)")
+            raise BadInput("--months must be at least 6 (features look back, labels forward)")
 
 
 @dataclass
@@ -72,7 +74,7 @@ def generate(spec: SampleSpec) -> SampleData:
     orders, tickets, surveys, engagement, offers = Events(), Events(), Events(), Events(), Events()
     churn_probability = Events()
 
-    for m in range(spec.months):
+    for m in bar(range(spec.months), desc="simulating the sample CRM", unit="month"):
         month = start_month(rng, people, state, cal, m, churn_probability)
         support = support_tickets(rng, people, month, tickets)
         send_surveys(rng, people, state, month, support, surveys)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from features.progress import bar
 from features.sample import mechanics as mx
 from features.sample.generate import ENGAGEMENT_TYPES, SampleData
 
@@ -119,9 +120,12 @@ def write_sample(sample: SampleData, out: str | Path) -> dict[str, int]:
     counts = {}
     try:
         (tmp / "_truth").mkdir()
-        for name, table in iter_tables(sample):
-            pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
-            counts[name] = table.num_rows
+        with bar(desc="writing the sample CRM", unit="table") as progress:
+            for name, table in iter_tables(sample):
+                progress.set_postfix_str(name, refresh=False)
+                pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
+                counts[name] = table.num_rows
+                progress.update()
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old")

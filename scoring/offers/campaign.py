@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from features.errors import BadInput
 from scoring.offers.catalogue import Catalogue
 from scoring.offers.policy import NO_OFFER, Options
 
@@ -148,7 +149,7 @@ def allocate_exact(opts: Options, catalogue: Catalogue, budget: float) -> Plan:
 
 def allocate(opts: Options, catalogue: Catalogue, budget: float, method: str = "greedy") -> Plan:
     if budget < 0:
-        raise ValueError("the campaign budget must be zero or more")
+        raise BadInput("the campaign budget must be zero or more")
     if method == "greedy":
         return allocate_greedy(opts, catalogue, budget)
     if method == "exact":

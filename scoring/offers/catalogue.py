@@ -9,6 +9,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.errors import BadInput
+
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.yaml")
 Reason = Literal["support", "price", "engagement", "any"]  # the churn reasons an offer addresses
 # the feature families behind each churn reason (customer attributes always count)
@@ -17,7 +19,7 @@ REASON_FAMILIES = {"price": ("rfm",), "support": ("support", "voice"),
 ALWAYS_FAMILIES = ("static",)
 
 
-class CatalogueError(ValueError):
+class CatalogueError(BadInput):
     pass
 
 
