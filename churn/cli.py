@@ -30,6 +30,7 @@ app = typer.Typer(help="Customer churn prediction: find the customers about to l
 
 EXIT_JOB_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_IO = 3  # the disk is full, a path cannot be written, ...: the input may be fine
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress (to stderr).")]
@@ -59,7 +60,8 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 def handles_bad_input(fn):
     """Turn contract, settings and input errors into a clear message and exit code 2, a cluster
-    or Spark job failure into one line and exit code 1."""
+    or Spark job failure into one line and exit code 1, an I/O error (disk full, ...) into one
+    line and exit code 3."""
     from features.contract import ContractError
     from jobs.spark_session import SparkJobError
 
@@ -73,6 +75,11 @@ def handles_bad_input(fn):
             _fail(str(exc))
         except SparkJobError as exc:
             _fail(str(exc), EXIT_JOB_FAILED)
+        except OSError as exc:  # after FileNotFoundError (bad input): disk full, permissions
+            where = f" on {exc.filename}" if exc.filename else ""
+            what = exc.strerror or " ".join(str(exc).split())
+            _fail(f"I/O error{where}: {what}" + (f" (errno {exc.errno})" if exc.errno else ""),
+                  EXIT_IO)
 
     return wrapper
 

@@ -2,15 +2,24 @@
 
 Both engines (local chunks and Spark partitions) stage their scored rows as Parquet and hand a
 ``ScoredRows`` here; ``finish`` counts the quarantine, chooses the offers over the whole base and
-writes output, quarantine and manifest. Rows in = rows out + rows quarantined, always; the output
-file appears last, by a rename, so its presence means the job completed.
+writes output, quarantine and manifest. Rows in = rows out + rows quarantined, always.
+
+Committing: output, quarantine and manifest are written whole under temporary names, with a
+"pending" manifest naming them; then the output is renamed into place, then the quarantine, then
+the manifest. A kill before the output's rename leaves the previous output and manifest untouched
+(the pending manifest does not match the output and is dropped); a kill after it is rolled
+forward by ``recover`` (the pending manifest matches the output: the renames are finished), which
+the next job and every reader (``read_committed``) run first. So a reader sees the old pair or the
+new pair, never a manifest naming a model that did not write the output beside it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +29,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.io import write_atomic, write_frame
+from features.io import write_atomic
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 from scoring.offers.campaign import allocate
 from scoring.offers.policy import NO_OFFER, Options, best_offers
+
+log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = ["customer_id", "churn_probability", "risk_band", "reasons", "offer_id",
                   "offer_expected_net_value", "offer_churn_reduction", "model_name",
@@ -57,6 +68,7 @@ class BatchSummary:
     spend: float = 0.0
     expected_value_saved: float = 0.0
     expected_net_value: float = 0.0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)  # rows per reason
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -125,6 +137,9 @@ def account_quarantine(summary: BatchSummary, quarantine: list[pd.DataFrame],
     """Count the quarantined rows; fail (before anything is written) over the allowed share."""
     summary.rows_quarantined = int(sum(len(q) for q in quarantine))
     summary.rows_scored = summary.rows_in - summary.rows_quarantined
+    summary.quarantine_reasons = ({str(k): int(v) for k, v in
+                                   pd.concat(quarantine)["reason"].value_counts().items()}
+                                  if quarantine else {})
     share = summary.rows_quarantined / max(summary.rows_in, 1)
     if share > config.max_quarantine_share:
         raise BatchError(f"{summary.rows_quarantined} of {summary.rows_in} rows ({share:.1%}) "
@@ -208,13 +223,86 @@ def _summarise(core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
     summary.expected_value_saved = summary.expected_net_value + summary.spend
 
 
+PAUSE_ENV = "CHURN_BATCH_PAUSE_AT"  # a test hook: pause at a named commit step (see _checkpoint)
+
+
+def _checkpoint(step: str) -> None:
+    """Pause at ``step`` when ``CHURN_BATCH_PAUSE_AT`` names it, so that a test can kill the job
+    there (``CHURN_BATCH_PAUSE_SECONDS``, default 600). Does nothing otherwise."""
+    if os.environ.get(PAUSE_ENV) == step:
+        log.warning("paused at %s", step)
+        time.sleep(float(os.environ.get("CHURN_BATCH_PAUSE_SECONDS", "600")))
+
+
+def companion_paths(out: Path) -> tuple[Path, Path, Path]:
+    """The quarantine, manifest and pending-manifest paths of an output."""
+    return (out.with_name(out.stem + ".quarantine" + out.suffix),
+            out.with_name(out.stem + ".manifest.json"),
+            out.with_name(f".{out.stem}.manifest.json.pending"))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover(out: Path) -> None:
+    """Finish or drop a commit a killed job left half done (see the module's docstring)."""
+    out = Path(out)
+    qpath, mpath, pending = companion_paths(out)
+    if not pending.exists():
+        return
+    try:
+        manifest = json.loads(pending.read_text())
+        staged = {k: out.with_name(v) for k, v in manifest.pop("staged").items()}
+    except (ValueError, KeyError):
+        pending.unlink(missing_ok=True)
+        return
+    if out.exists() and fingerprint_file(out) == manifest["output_sha256"]:
+        if staged["quarantine"].exists():
+            os.replace(staged["quarantine"], qpath)
+        write_atomic(mpath, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+        log.warning("%s: finished the commit of a job killed half-way (model %s version %s)",
+                    out.name, manifest.get("model_name"), manifest.get("model_version"))
+    for path in staged.values():
+        path.unlink(missing_ok=True)
+    pending.unlink(missing_ok=True)
+
+
+def clean_stale(out: Path) -> None:
+    """Recover a half-done commit, then remove what killed jobs left behind."""
+    recover(out)
+    for stale in Path(out).parent.glob(f".{Path(out).name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def read_committed(out: Path) -> dict | None:
+    """The manifest of the committed output ``out``, or None when there is no committed pair
+    (no output, no manifest, or a manifest that does not describe the output beside it)."""
+    out = Path(out)
+    recover(out)
+    _, mpath, _ = companion_paths(out)
+    if not (out.exists() and mpath.exists()):
+        return None
+    manifest = json.loads(mpath.read_text())
+    if manifest.get("output_sha256") != fingerprint_file(out):
+        return None
+    return manifest
+
+
 def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
                   net_value: np.ndarray, out: Path, config: BatchConfig) -> None:
-    """Output, quarantine and manifest: quarantine and manifest first, the output renamed last."""
-    final_tmp = out.with_name(f".{out.name}.{os.getpid()}.final.tmp")
-    qpath = out.with_name(out.stem + ".quarantine" + out.suffix)
-    mpath = out.with_name(out.stem + ".manifest.json")
+    """Output, quarantine and manifest, committed output first and manifest last (see the
+    module's docstring)."""
+    tag = f"{os.getpid()}"
+    final_tmp = out.with_name(f".{out.name}.{tag}.final.tmp")
+    q_tmp = out.with_name(f".{out.name}.{tag}.quarantine.tmp")
+    qpath, mpath, pending = companion_paths(out)
     summary = scored.summary
+    replaced = False
     try:
         rows_out = _write_rows(model, core, scored, choice, net_value, final_tmp,
                                out.suffix.lower(), config)
@@ -223,16 +311,41 @@ def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, cho
             raise BatchError(f"row accounting failed: {summary.rows_in} in, {rows_out} out, "
                              f"{summary.rows_quarantined} quarantined")
         quarantine = (pd.concat(scored.quarantine, ignore_index=True) if scored.quarantine
-                      else pd.DataFrame(columns=[config.id_column, "reason"]))
+                      else pd.DataFrame({config.id_column: pd.Series(dtype=str),
+                                         "cutoff": pd.Series(dtype=str),
+                                         "reason": pd.Series(dtype=str)}))
+        if out.suffix.lower() == ".parquet":
+            quarantine.to_parquet(q_tmp, index=False)
+        else:
+            quarantine.to_csv(q_tmp, index=False)
+        for path in (final_tmp, q_tmp):
+            _fsync(path)
         manifest = {"output": out.name, "rows_in": summary.rows_in, "rows_out": rows_out,
                     "rows_quarantined": summary.rows_quarantined,
+                    "quarantine_reasons": summary.quarantine_reasons,
                     "model_name": model.name, "model_version": model.version,
                     "input_fingerprint": scored.fingerprint,
                     "output_sha256": fingerprint_file(final_tmp),
+                    "quarantine_sha256": fingerprint_file(q_tmp),
                     "scored_at": scored.scored_at, "chunk_size": config.chunk_size,
                     "campaign_budget": config.campaign_budget, "summary": summary.as_dict()}
-        write_frame(quarantine, qpath)
-        write_atomic(mpath, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+        staged = {"output": final_tmp.name, "quarantine": q_tmp.name}
+        write_atomic(pending, lambda tmp: _write_synced(tmp, {**manifest, "staged": staged}))
+        _checkpoint("staged")
         os.replace(final_tmp, out)
+        replaced = True
+        _checkpoint("output")
+        os.replace(q_tmp, qpath)
+        write_atomic(mpath, lambda tmp: _write_synced(tmp, manifest))
+        pending.unlink(missing_ok=True)
     finally:
-        final_tmp.unlink(missing_ok=True)
+        if not replaced:  # the previous pair is untouched: drop everything of this job
+            for path in (final_tmp, q_tmp, pending):
+                path.unlink(missing_ok=True)
+        # else a failure after the output's rename leaves the pending manifest and the staged
+        # quarantine for recover(), which the next job and every reader run first
+
+
+def _write_synced(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=1))
+    _fsync(path)

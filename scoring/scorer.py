@@ -20,6 +20,7 @@ import pandas as pd
 from features.config import FeatureConfig
 from features.numeric import logit, sigmoid
 from features.spec import CATEGORY, FeatureSpec
+from scoring.limits import LIMITS_META, MARGIN, Limits, training_ranges, with_limits
 from scoring.linear import LinearPart
 from scoring.paths import PathExplainer
 
@@ -95,6 +96,7 @@ class ChurnScorer:
         self._spec = {s.name: s for s in self.specs}
         self._position = {name: i for i, name in enumerate(self.features)}
         self._explainer: PathExplainer | None = None
+        self._limits: Limits | None = None
         method = self.meta.get("contribution_method", PATH)
         if method not in (PATH, SHAP):
             raise ValueError(f"contribution_method must be {PATH!r} or {SHAP!r}, got {method!r}")
@@ -198,6 +200,13 @@ class ChurnScorer:
         recorded = self.meta.get("features_config")
         return FeatureConfig(**recorded) if recorded else default
 
+    @property
+    def limits(self) -> Limits:
+        """The values this model accepts (see ``scoring.limits``)."""
+        if self._limits is None:
+            self._limits = Limits.of(self.features, self.kinds, self.specs)
+        return self._limits
+
     def spec(self, name: str) -> FeatureSpec:
         return self._spec[name]
 
@@ -215,9 +224,14 @@ class ChurnScorer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(folder / "booster.txt"))
+        specs, meta = self.specs, self.meta
+        if LIMITS_META not in meta:  # freshly trained: record the values it accepts
+            specs = with_limits(specs, training_ranges(self.booster))
+            meta = {**meta, LIMITS_META: {"recorded": True, "margin": MARGIN,
+                                          "source": "unit rules and the training range"}}
         spec = {"features": self.features, "kinds": self.kinds, "categories": self.categories,
-                "calibrator": asdict(self.calibrator), "specs": [asdict(s) for s in self.specs],
-                "meta": self.meta, "tree_weight": self.tree_weight,
+                "calibrator": asdict(self.calibrator), "specs": [asdict(s) for s in specs],
+                "meta": meta, "tree_weight": self.tree_weight,
                 "linear": self.linear.as_dict() if self.linear is not None else None}
         (folder / "scorer.json").write_text(json.dumps(spec, indent=1, default=str))
         return folder
@@ -226,6 +240,8 @@ class ChurnScorer:
     def load(cls, folder: str | Path) -> ChurnScorer:
         folder = Path(folder)
         spec = json.loads((folder / "scorer.json").read_text())
+        # a model saved before limits were recorded keeps only the unit rules, also when shipped
+        spec["meta"].setdefault(LIMITS_META, {"recorded": False})
         cal = spec["calibrator"]
         return cls(features=spec["features"], kinds=spec["kinds"], categories=spec["categories"],
                    booster=lgb.Booster(model_file=str(folder / "booster.txt")),
