@@ -98,10 +98,17 @@ class ScoredRows:
 def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
            config: BatchConfig) -> BatchSummary:
     """Count the quarantine (failing over the allowed share), choose offers, write everything."""
-    account_quarantine(scored.summary, scored.quarantine, config)
+    summary = scored.summary
+    account_quarantine(summary, scored.quarantine, config)
+    if summary.rows_in == 0:
+        log.warning("the input has no rows: writing an empty output and its manifest")
+    elif summary.rows_scored == 0:
+        log.warning("no row could be scored: all %d quarantined (%s); writing an empty output, "
+                    "the quarantine and the manifest", summary.rows_in,
+                    _reason_counts(scored.quarantine))
     choice, net_value = choose_offers(core, scored, config)
     write_outputs(model, core, scored, choice, net_value, out, config)
-    return scored.summary
+    return summary
 
 
 def fingerprint_file(path: Path) -> str:
