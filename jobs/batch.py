@@ -9,6 +9,7 @@ fails (and writes no output) when they exceed ``max_quarantine_share``. The end 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -210,7 +211,8 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
         return finish(model, core, scored, out, config)
     finally:
         if writer is not None:
-            writer.close()
+            with contextlib.suppress(OSError):  # e.g. the disk is full: the first error counts
+                writer.close()
         if bar:
             bar.close()
         stage.unlink(missing_ok=True)

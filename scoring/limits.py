@@ -5,13 +5,15 @@ count, a share, an amount or a duration, and a row is refused when every feature
 model would score a customer it knows nothing about). The ranges are part of the model's feature
 specification (``FeatureSpec.low`` / ``high``), recorded when a freshly trained model is saved:
 the unit's rule (counts, days and amounts >= 0; shares in [0, 1]) and the training range widened
-by ``MARGIN`` times its scale on each side, never narrower than the training range itself. A model
-saved before the limits existed loads as it is: only the unit's rule applies to it.
+by ``MARGIN`` times its scale on each side, never narrower than the training range itself. In the
+artifact they live in the model's meta (``meta["limits"]["ranges"]``), so the specs keep the shape
+older code reads; a model saved before the limits existed loads as it is, and only the unit's
+rule applies to it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -62,6 +64,34 @@ def with_limits(specs: list[FeatureSpec], ranges: dict[str, tuple[float, float]]
             high = min(high, max(unit_high, hi))
         out.append(replace(spec, low=float(low), high=float(high)))
     return out
+
+
+def record(specs: list[FeatureSpec], meta: dict, booster) -> tuple[list[dict], dict]:
+    """The specs and meta as a model artifact stores them: a freshly trained model (no limits
+    key in its meta yet) gets its limits recorded from its booster's training range."""
+    meta = dict(meta)
+    if LIMITS_META not in meta:
+        specs = with_limits(specs, training_ranges(booster))
+        meta[LIMITS_META] = {"recorded": True, "margin": MARGIN,
+                             "source": "unit rules and the training range"}
+    if meta[LIMITS_META].get("recorded"):
+        meta[LIMITS_META] = {**meta[LIMITS_META], "ranges": {
+            s.name: [s.low, s.high] for s in specs if (s.low, s.high) != (None, None)}}
+    fields = [{k: v for k, v in asdict(s).items() if k not in ("low", "high")} for s in specs]
+    return fields, meta
+
+
+def restore(fields: list[dict], meta: dict) -> list[FeatureSpec]:
+    """The specs of a stored model with their recorded limits (none for older models, whose
+    meta is marked so that saving them again, as the Spark engine does, invents none)."""
+    limits = meta.setdefault(LIMITS_META, {"recorded": False})
+    ranges = limits.get("ranges", {})
+    specs = []
+    for d in fields:
+        low, high = ranges.get(d["name"], (d.get("low"), d.get("high")))
+        specs.append(FeatureSpec(**{k: v for k, v in d.items() if k not in ("low", "high")},
+                                 low=low, high=high))
+    return specs
 
 
 def _num(v: float) -> str:

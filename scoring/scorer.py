@@ -20,7 +20,7 @@ import pandas as pd
 from features.config import FeatureConfig
 from features.numeric import logit, sigmoid
 from features.spec import CATEGORY, FeatureSpec
-from scoring.limits import LIMITS_META, MARGIN, Limits, training_ranges, with_limits
+from scoring.limits import Limits, record, restore
 from scoring.linear import LinearPart
 from scoring.paths import PathExplainer
 
@@ -224,14 +224,10 @@ class ChurnScorer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(folder / "booster.txt"))
-        specs, meta = self.specs, self.meta
-        if LIMITS_META not in meta:  # freshly trained: record the values it accepts
-            specs = with_limits(specs, training_ranges(self.booster))
-            meta = {**meta, LIMITS_META: {"recorded": True, "margin": MARGIN,
-                                          "source": "unit rules and the training range"}}
+        specs, meta = record(self.specs, self.meta, self.booster)  # with the values it accepts
         spec = {"features": self.features, "kinds": self.kinds, "categories": self.categories,
-                "calibrator": asdict(self.calibrator), "specs": [asdict(s) for s in specs],
-                "meta": meta, "tree_weight": self.tree_weight,
+                "calibrator": asdict(self.calibrator), "specs": specs, "meta": meta,
+                "tree_weight": self.tree_weight,
                 "linear": self.linear.as_dict() if self.linear is not None else None}
         (folder / "scorer.json").write_text(json.dumps(spec, indent=1, default=str))
         return folder
@@ -240,13 +236,11 @@ class ChurnScorer:
     def load(cls, folder: str | Path) -> ChurnScorer:
         folder = Path(folder)
         spec = json.loads((folder / "scorer.json").read_text())
-        # a model saved before limits were recorded keeps only the unit rules, also when shipped
-        spec["meta"].setdefault(LIMITS_META, {"recorded": False})
         cal = spec["calibrator"]
         return cls(features=spec["features"], kinds=spec["kinds"], categories=spec["categories"],
                    booster=lgb.Booster(model_file=str(folder / "booster.txt")),
                    calibrator=Calibrator(cal["kind"], tuple(cal["x"]), tuple(cal["y"]),
                                          cal["a"], cal["b"]),
-                   specs=[FeatureSpec(**s) for s in spec["specs"]], meta=spec["meta"],
+                   specs=restore(spec["specs"], spec["meta"]), meta=spec["meta"],
                    linear=LinearPart.from_dict(spec["linear"]) if spec.get("linear") else None,
                    tree_weight=float(spec.get("tree_weight", 1.0)))
