@@ -21,7 +21,7 @@ import pandas as pd
 
 from features.spec import CATEGORY, FeatureSpec
 
-MARGIN = 100.0  # the training range is widened by 100 times its scale on each side
+MARGIN = 1000.0  # the training range is widened by 1000 times its scale on each side: "far beyond"
 ALL_EMPTY = "every feature is empty"
 LIMITS_META = "limits"  # the model meta key saying whether (and how) limits were recorded
 
