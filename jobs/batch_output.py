@@ -4,22 +4,14 @@ Both engines (local chunks and Spark partitions) stage their scored rows as Parq
 ``ScoredRows`` here; ``finish`` counts the quarantine, chooses the offers over the whole base and
 writes output, quarantine and manifest. Rows in = rows out + rows quarantined, always.
 
-Committing: output, quarantine and manifest are written whole under temporary names, with a
-"pending" manifest naming them; then the output is renamed into place, then the quarantine, then
-the manifest. A kill before the output's rename leaves the previous output and manifest untouched
-(the pending manifest does not match the output and is dropped); a kill after it is rolled
-forward by ``recover`` (the pending manifest matches the output: the renames are finished), which
-the next job and every reader (``read_committed``) run first. So a reader sees the old pair or the
-new pair, never a manifest naming a model that did not write the output beside it.
+The files are committed by ``jobs.batch_commit``: output first, manifest last, and a kill at any
+point leaves the old pair or (once recovered) the new one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.io import write_atomic
+from jobs.batch_commit import clean_stale, commit, companion_paths, fingerprint_file, read_committed
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 from scoring.offers.campaign import allocate
@@ -109,14 +101,6 @@ def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
     choice, net_value = choose_offers(core, scored, config)
     write_outputs(model, core, scored, choice, net_value, out, config)
     return summary
-
-
-def fingerprint_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
@@ -230,86 +214,12 @@ def _summarise(core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
     summary.expected_value_saved = summary.expected_net_value + summary.spend
 
 
-PAUSE_ENV = "CHURN_BATCH_PAUSE_AT"  # a test hook: pause at a named commit step (see _checkpoint)
-
-
-def _checkpoint(step: str) -> None:
-    """Pause at ``step`` when ``CHURN_BATCH_PAUSE_AT`` names it, so that a test can kill the job
-    there (``CHURN_BATCH_PAUSE_SECONDS``, default 600). Does nothing otherwise."""
-    if os.environ.get(PAUSE_ENV) == step:
-        log.warning("paused at %s", step)
-        time.sleep(float(os.environ.get("CHURN_BATCH_PAUSE_SECONDS", "600")))
-
-
-def companion_paths(out: Path) -> tuple[Path, Path, Path]:
-    """The quarantine, manifest and pending-manifest paths of an output."""
-    return (out.with_name(out.stem + ".quarantine" + out.suffix),
-            out.with_name(out.stem + ".manifest.json"),
-            out.with_name(f".{out.stem}.manifest.json.pending"))
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def recover(out: Path) -> None:
-    """Finish or drop a commit a killed job left half done (see the module's docstring)."""
-    out = Path(out)
-    qpath, mpath, pending = companion_paths(out)
-    if not pending.exists():
-        return
-    try:
-        manifest = json.loads(pending.read_text())
-        staged = {k: out.with_name(v) for k, v in manifest.pop("staged").items()}
-    except (ValueError, KeyError):
-        pending.unlink(missing_ok=True)
-        return
-    if out.exists() and fingerprint_file(out) == manifest["output_sha256"]:
-        if staged["quarantine"].exists():
-            os.replace(staged["quarantine"], qpath)
-        write_atomic(mpath, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
-        log.warning("%s: finished the commit of a job killed half-way (model %s version %s)",
-                    out.name, manifest.get("model_name"), manifest.get("model_version"))
-    for path in staged.values():
-        path.unlink(missing_ok=True)
-    pending.unlink(missing_ok=True)
-
-
-def clean_stale(out: Path) -> None:
-    """Recover a half-done commit, then remove what killed jobs left behind."""
-    recover(out)
-    for stale in Path(out).parent.glob(f".{Path(out).name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-
-
-def read_committed(out: Path) -> dict | None:
-    """The manifest of the committed output ``out``, or None when there is no committed pair
-    (no output, no manifest, or a manifest that does not describe the output beside it)."""
-    out = Path(out)
-    recover(out)
-    _, mpath, _ = companion_paths(out)
-    if not (out.exists() and mpath.exists()):
-        return None
-    manifest = json.loads(mpath.read_text())
-    if manifest.get("output_sha256") != fingerprint_file(out):
-        return None
-    return manifest
-
-
 def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
                   net_value: np.ndarray, out: Path, config: BatchConfig) -> None:
-    """Output, quarantine and manifest, committed output first and manifest last (see the
-    module's docstring)."""
-    tag = f"{os.getpid()}"
-    final_tmp = out.with_name(f".{out.name}.{tag}.final.tmp")
-    q_tmp = out.with_name(f".{out.name}.{tag}.quarantine.tmp")
-    qpath, mpath, pending = companion_paths(out)
+    """Output, quarantine and manifest, written aside and committed (``jobs.batch_commit``)."""
+    final_tmp = out.with_name(f".{out.name}.{os.getpid()}.final.tmp")
+    q_tmp = out.with_name(f".{out.name}.{os.getpid()}.quarantine.tmp")
     summary = scored.summary
-    replaced = False
     try:
         rows_out = _write_rows(model, core, scored, choice, net_value, final_tmp,
                                out.suffix.lower(), config)
@@ -325,8 +235,6 @@ def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, cho
             quarantine.to_parquet(q_tmp, index=False)
         else:
             quarantine.to_csv(q_tmp, index=False)
-        for path in (final_tmp, q_tmp):
-            _fsync(path)
         manifest = {"output": out.name, "rows_in": summary.rows_in, "rows_out": rows_out,
                     "rows_quarantined": summary.rows_quarantined,
                     "quarantine_reasons": summary.quarantine_reasons,
@@ -336,23 +244,13 @@ def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, cho
                     "quarantine_sha256": fingerprint_file(q_tmp),
                     "scored_at": scored.scored_at, "chunk_size": config.chunk_size,
                     "campaign_budget": config.campaign_budget, "summary": summary.as_dict()}
-        staged = {"output": final_tmp.name, "quarantine": q_tmp.name}
-        write_atomic(pending, lambda tmp: _write_synced(tmp, {**manifest, "staged": staged}))
-        _checkpoint("staged")
-        os.replace(final_tmp, out)
-        replaced = True
-        _checkpoint("output")
-        os.replace(q_tmp, qpath)
-        write_atomic(mpath, lambda tmp: _write_synced(tmp, manifest))
-        pending.unlink(missing_ok=True)
+        commit(out, final_tmp, q_tmp, manifest)
     finally:
-        if not replaced:  # the previous pair is untouched: drop everything of this job
-            for path in (final_tmp, q_tmp, pending):
-                path.unlink(missing_ok=True)
-        # else a failure after the output's rename leaves the pending manifest and the staged
-        # quarantine for recover(), which the next job and every reader run first
+        if final_tmp.exists():  # not committed: the previous pair is untouched
+            final_tmp.unlink()
+            q_tmp.unlink(missing_ok=True)
+        # else the staged quarantine stays for recover() when the commit broke off half-way
 
 
-def _write_synced(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1))
-    _fsync(path)
+__all__ = ["BatchConfig", "BatchError", "BatchSummary", "ScoredRows", "finish", "clean_stale",
+           "companion_paths", "fingerprint_file", "read_committed", "stage_batches"]
