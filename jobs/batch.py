@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.spec import CATEGORY
+from jobs.batch_commit import writing_in
 from jobs.batch_output import (
     BatchConfig,
     BatchError,
@@ -200,13 +201,15 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
             scored.summary.rows_in += len(chunk)
             table = _score_and_stage(core, chunk, config, cutoff, scored, twice)
             if table is not None:
-                if writer is None:
-                    writer = pq.ParquetWriter(stage, table.schema)
-                writer.write_table(table)
+                with writing_in(out.parent):
+                    if writer is None:
+                        writer = pq.ParquetWriter(stage, table.schema)
+                    writer.write_table(table)
             if bar:
                 bar.update(len(chunk))
         if writer is not None:
-            writer.close()
+            with writing_in(out.parent):
+                writer.close()
             writer = None
         return finish(model, core, scored, out, config)
     finally:

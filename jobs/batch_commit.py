@@ -11,6 +11,7 @@ manifest naming a model that did not write the output beside it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -39,6 +40,18 @@ def companion_paths(out: Path) -> tuple[Path, Path, Path]:
     return (out.with_name(out.stem + ".quarantine" + out.suffix),
             out.with_name(out.stem + ".manifest.json"),
             out.with_name(f".{out.stem}.manifest.json.pending"))
+
+
+@contextlib.contextmanager
+def writing_in(folder: Path):
+    """I/O errors raised inside name ``folder`` when they name no file (pyarrow's do not), so
+    that a full disk says where it is full."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or isinstance(exc, FileNotFoundError):
+            raise
+        raise OSError(exc.errno, exc.strerror or " ".join(str(exc).split()), str(folder)) from exc
 
 
 def _checkpoint(step: str) -> None:

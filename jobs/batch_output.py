@@ -21,7 +21,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jobs.batch_commit import clean_stale, commit, companion_paths, fingerprint_file, read_committed
+from jobs.batch_commit import (
+    clean_stale,
+    commit,
+    companion_paths,
+    fingerprint_file,
+    read_committed,
+    writing_in,
+)
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 from scoring.offers.campaign import allocate
@@ -217,6 +224,12 @@ def _summarise(core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
 def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
                   net_value: np.ndarray, out: Path, config: BatchConfig) -> None:
     """Output, quarantine and manifest, written aside and committed (``jobs.batch_commit``)."""
+    with writing_in(out.parent):
+        _write_outputs(model, core, scored, choice, net_value, out, config)
+
+
+def _write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
+                   net_value: np.ndarray, out: Path, config: BatchConfig) -> None:
     final_tmp = out.with_name(f".{out.name}.{os.getpid()}.final.tmp")
     q_tmp = out.with_name(f".{out.name}.{os.getpid()}.quarantine.tmp")
     summary = scored.summary
