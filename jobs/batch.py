@@ -1,10 +1,14 @@
 """The batch scoring job: the whole base scored in chunks, offers allocated, nothing lost.
 
-Rows in = rows out + rows quarantined, always. Output and manifest appear atomically (written
-aside, then renamed); a killed job leaves no partial file under the final name, and a rerun writes
-the same rows. Rows that cannot be scored go to a quarantine file with a reason each; the job
-fails (and writes no output) when they exceed ``max_quarantine_share``. The end of the job
-(allocation and writing) is ``jobs.batch_output``, shared with the Spark engine.
+Rows in = rows out + rows quarantined, always, and the output does not depend on the chunk size:
+each row keeps its own cutoff, and every copy of a (customer, cutoff) key found more than once in
+the whole input is quarantined ("duplicate key"; a first pass reads the key columns only). Rows
+that cannot be scored (missing id, infinite values, values the model's specification forbids,
+every feature empty: ``scoring.limits``) go to a quarantine file with a reason each, counted per
+reason in the manifest; the job fails (and writes no output) when they exceed
+``max_quarantine_share``. An input with no rows, or none left to score, gives an empty output with
+its quarantine and manifest and a warning. The end of the job (allocation and writing, output
+committed before manifest) is ``jobs.batch_output``, shared with the Spark engine.
 """
 
 from __future__ import annotations
