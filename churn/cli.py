@@ -119,7 +119,7 @@ def _one_line(exc: BaseException) -> str:
 def handles_bad_input(fn):
     """Errors as a user should meet them: bad input (:class:`~features.errors.BadInput` and its
     domain errors, a missing file) is a message and exit 2; a cluster or Spark job failure one line
-    and exit 1; a refusal of the system (permission, disk full) the path and reason, exit 3;
+    and exit 1; a refusal of the system (permission, disk full) the path and reason, exit 74;
     anything else is our bug: one line, exit 70, the traceback under ``--debug``."""
     from jobs.spark_session import SparkJobError
 
@@ -133,9 +133,11 @@ def handles_bad_input(fn):
             _fail(str(exc))
         except SparkJobError as exc:
             _fail(str(exc), EXIT_JOB_FAILED)
-        except OSError as exc:
-            where = exc.filename if exc.filename is not None else "?"
-            _fail(f"{where}: {exc.strerror or _one_line(exc)}", EXIT_OS_ERROR)
+        except OSError as exc:  # after FileNotFoundError (bad input): disk full, permissions
+            where = f" on {exc.filename}" if exc.filename else ""
+            what = exc.strerror or _one_line(exc)
+            _fail(f"I/O error{where}: {what}" + (f" (errno {exc.errno})" if exc.errno else ""),
+                  EXIT_OS_ERROR)
         except Exception as exc:  # noqa: BLE001 - the last resort: our bug, said as such
             _fail(f"internal error (a bug): {_one_line(exc)}; run with --debug for the "
                   "traceback, please report it", EXIT_INTERNAL)

@@ -1,17 +1,21 @@
 """The batch scoring job: the whole base scored in chunks, offers allocated, nothing lost.
 
-Rows in = rows out + rows quarantined, always. Output and manifest appear atomically (written
-aside, then renamed); a killed job leaves no partial file under the final name, and a rerun writes
-the same rows. Rows that cannot be scored go to a quarantine file with a reason each; the job
-fails (and writes no output) when they exceed ``max_quarantine_share``. The end of the job
-(allocation and writing) is ``jobs.batch_output``, shared with the Spark engine.
+Rows in = rows out + rows quarantined, always, and the output does not depend on the chunk size:
+each row keeps its own cutoff, and every copy of a (customer, cutoff) key found more than once in
+the whole input is quarantined ("duplicate key"; a first pass reads the key columns only). Rows
+that cannot be scored (missing id, infinite values, values the model's specification forbids,
+every feature empty: ``scoring.limits``) go to a quarantine file with a reason each, counted per
+reason in the manifest; the job fails (and writes no output) when they exceed
+``max_quarantine_share``. An input with no rows, or none left to score, gives an empty output with
+its quarantine and manifest and a warning. The end of the job (allocation and writing, output
+committed before manifest) is ``jobs.batch_output``, shared with the Spark engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.spec import CATEGORY
+from jobs.batch_commit import writing_in
 from jobs.batch_output import (
     BatchConfig,
     BatchError,
     BatchSummary,
     ScoredRows,
+    clean_stale,
     fingerprint_file,
     finish,
 )
@@ -40,25 +46,56 @@ from scoring.scorer import PATH, ScoringInputError
 log = logging.getLogger(__name__)
 
 __all__ = ["BatchConfig", "BatchError", "BatchSummary", "run_batch", "score_table",
-           "score_chunk", "quarantine_mask"]
+           "score_chunk", "quarantine_mask", "duplicated_keys", "row_keys", "cutoff_text"]
 
 
 # --- the pure part: one chunk -------------------------------------------------------------------
+DUPLICATE_KEY = "duplicate key"  # every copy of a (customer, cutoff) key seen more than once
+CUTOFF = "cutoff"
+
+
+def cutoff_text(values: pd.Series) -> np.ndarray:
+    """Each row's cutoff as YYYY-MM-DD ("" when missing or not a date)."""
+    days = pd.to_datetime(values, errors="coerce", format="mixed")
+    return days.dt.strftime("%Y-%m-%d").fillna("").to_numpy(object)
+
+
+def row_keys(chunk: pd.DataFrame, config: BatchConfig) -> pd.Series:
+    """Each row's key: its id, and its cutoff when the table has one (None when the id is missing)."""
+    ids = chunk[config.id_column]
+    keys = ids.astype(str)
+    if CUTOFF in chunk.columns:
+        keys = keys + "@" + cutoff_text(chunk[CUTOFF])
+    return keys.where(ids.notna(), None)
+
+
 def quarantine_mask(core: ScoringCore, chunk: pd.DataFrame, x: np.ndarray,
-                    config: BatchConfig) -> np.ndarray:
-    """Per row, why it cannot be scored ("" when it can)."""
+                    config: BatchConfig, duplicated: np.ndarray | None = None) -> np.ndarray:
+    """Per row, why it cannot be scored ("" when it can). ``duplicated``: rows whose key occurs
+    more than once in the whole input (every copy is quarantined: which one is right is not ours
+    to guess)."""
     why = np.full(len(chunk), "", dtype=object)
     ids = chunk[config.id_column]
     why[ids.isna().to_numpy()] = f"{config.id_column} is missing"
+    if CUTOFF in chunk.columns:
+        why[(cutoff_text(chunk[CUTOFF]) == "") & (why == "")] = "cutoff is missing or not a date"
+    if duplicated is not None:
+        why[duplicated & (why == "")] = DUPLICATE_KEY
     finite = np.isfinite(x) | np.isnan(x)
     bad_num = ~finite.all(axis=1)
     why[bad_num & (why == "")] = "a feature is infinite"
+    scorer = core.model.scorer
+    booleans = scorer.limits.boolean_reasons(chunk)
+    is_bool = (booleans != "") & (why == "")
+    why[is_bool] = booleans[is_bool]
     if config.unknown_category == "quarantine":
-        scorer = core.model.scorer
         for j, (name, kind) in enumerate(zip(scorer.features, scorer.kinds, strict=True)):
             if kind == CATEGORY:
                 unseen = chunk[name].notna().to_numpy() & np.isnan(x[:, j])
                 why[unseen & (why == "")] = f"unknown category in {name}"
+    limits = scorer.limits.reasons(x)
+    outside = (limits != "") & (why == "")
+    why[outside] = limits[outside]
     return why
 
 
@@ -89,31 +126,58 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
 
 
 # --- the wiring: reading, writing, accounting ---------------------------------------------------
-def _chunks(source: pd.DataFrame | Path, size: int) -> Iterator[pd.DataFrame]:
+def _chunks(source: pd.DataFrame | Path, size: int, columns: list[str] | None = None
+            ) -> Iterator[pd.DataFrame]:
+    """The input in chunks of ``size`` rows (only ``columns`` when given: the same chunks, so a
+    CSV's types are inferred alike in every pass)."""
     if isinstance(source, pd.DataFrame):
-        for start in range(0, len(source), size):
-            yield source.iloc[start:start + size].reset_index(drop=True)
+        frame = source if columns is None else source[columns]
+        for start in range(0, len(frame), size):
+            yield frame.iloc[start:start + size].reset_index(drop=True)
         return
     path = Path(source)
     if path.suffix.lower() == ".parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=size):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=size, columns=columns):
             yield batch.to_pandas()
     else:
-        yield from pd.read_csv(path, chunksize=size, low_memory=False)
+        yield from pd.read_csv(path, chunksize=size, low_memory=False,
+                               usecols=None if columns is None else lambda c: c in columns)
+
+
+def _columns(source: pd.DataFrame | Path) -> list[str]:
+    if isinstance(source, pd.DataFrame):
+        return list(source.columns)
+    path = Path(source)
+    if path.suffix.lower() == ".parquet":
+        return list(pq.read_schema(path).names)
+    try:
+        return list(pd.read_csv(path, nrows=0).columns)
+    except pd.errors.EmptyDataError:
+        return []
+
+
+def duplicated_keys(source: pd.DataFrame | Path, config: BatchConfig) -> set[str]:
+    """The (customer, cutoff) keys found more than once in the whole input: a first pass over
+    the key columns only, so that every copy is quarantined whatever the chunking."""
+    columns = [c for c in (config.id_column, CUTOFF) if c in _columns(source)]
+    if config.id_column not in columns:
+        raise BatchError(f"the input has no {config.id_column!r} column")
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for chunk in _chunks(source, config.chunk_size, columns):
+        keys = row_keys(chunk, config).dropna()
+        twice.update(keys[keys.duplicated()])
+        repeated = keys[keys.isin(seen)]
+        twice.update(repeated)
+        seen.update(keys)
+    return twice
 
 
 def _progress(total: int | None):
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+    """The shared progress bar (a terminal only, off under --quiet, on with CHURN_PROGRESS=1)."""
+    from features.progress import bar
 
-    return tqdm(total=total, unit="rows", desc="scoring", file=sys.stderr)
-
-
-
-def _clean_stale(out: Path) -> None:
-    for stale in out.parent.glob(f".{out.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    return bar(total=total, desc="scoring", unit="rows")
 
 
 def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path, out: Path,
@@ -123,7 +187,10 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise BatchError(f"--out must end in .parquet or .csv, got {out.name}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(out)
+    clean_stale(out)
+    if not _columns(source):
+        raise BatchError("the input is empty: no columns, no rows")
+    twice = duplicated_keys(source, config)
     stage = out.with_name(f".{out.name}.{os.getpid()}.stage.tmp")
     scored = ScoredRows(stage, core.catalogue.costs, input_fingerprint,
                         datetime.now(UTC).replace(microsecond=0).isoformat())
@@ -134,39 +201,47 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
     try:
         for chunk in _chunks(source, config.chunk_size):
             scored.summary.rows_in += len(chunk)
-            table = _score_and_stage(core, chunk, config, cutoff, scored)
+            table = _score_and_stage(core, chunk, config, cutoff, scored, twice)
             if table is not None:
-                if writer is None:
-                    writer = pq.ParquetWriter(stage, table.schema)
-                writer.write_table(table)
+                with writing_in(out.parent):
+                    if writer is None:
+                        writer = pq.ParquetWriter(stage, table.schema)
+                    writer.write_table(table)
             if bar:
                 bar.update(len(chunk))
         if writer is not None:
-            writer.close()
+            with writing_in(out.parent):
+                writer.close()
             writer = None
         return finish(model, core, scored, out, config)
     finally:
         if writer is not None:
-            writer.close()
+            with contextlib.suppress(OSError):  # e.g. the disk is full: the first error counts
+                writer.close()
         if bar:
             bar.close()
         stage.unlink(missing_ok=True)
 
 
 def _score_and_stage(core: ScoringCore, chunk: pd.DataFrame, config: BatchConfig,
-                     cutoff: str | None, scored: ScoredRows) -> pa.Table | None:
+                     cutoff: str | None, scored: ScoredRows, twice: set[str] = frozenset()
+                     ) -> pa.Table | None:
     """Score one chunk: quarantined rows to ``scored.quarantine``, offer values to ``scored``,
-    the scored rows returned as a table to stage (None when no row could be scored)."""
+    the scored rows returned as a table to stage (None when no row could be scored). Each row
+    keeps its own cutoff (the table's column, else the job's)."""
     if config.id_column not in chunk.columns:
         raise BatchError(f"the input has no {config.id_column!r} column")
     try:
         x = core.model.scorer.matrix(chunk)
     except ScoringInputError as exc:
         raise BatchError(str(exc)) from exc
-    why = quarantine_mask(core, chunk, x, config)
+    duplicated = row_keys(chunk, config).isin(twice).to_numpy() if twice else None
+    why = quarantine_mask(core, chunk, x, config, duplicated)
     bad = why != ""
     if bad.any():
         q = chunk.loc[bad, [config.id_column]].copy()
+        if CUTOFF in chunk.columns:
+            q[CUTOFF] = cutoff_text(chunk.loc[bad, CUTOFF])
         q["reason"] = why[bad]
         scored.quarantine.append(q)
     good = ~bad
@@ -175,8 +250,8 @@ def _score_and_stage(core: ScoringCore, chunk: pd.DataFrame, config: BatchConfig
     cols, opts = score_chunk(core, x[good], config.top_reasons, config.reasons_min_band)
     frame = pd.DataFrame({"customer_id": chunk.loc[good, config.id_column].astype(str).to_numpy(),
                           **cols})
-    frame["cutoff"] = (str(pd.Timestamp(chunk.loc[good, "cutoff"].iloc[0]).date())
-                       if "cutoff" in chunk.columns else (cutoff or ""))
+    frame[CUTOFF] = (cutoff_text(chunk.loc[good, CUTOFF]) if CUTOFF in chunk.columns
+                     else np.full(int(good.sum()), cutoff or "", dtype=object))
     scored.add(cols["churn_probability"], opts.net, opts.reduction)
     return pa.Table.from_pandas(frame, preserve_index=False)
 

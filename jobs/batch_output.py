@@ -2,14 +2,15 @@
 
 Both engines (local chunks and Spark partitions) stage their scored rows as Parquet and hand a
 ``ScoredRows`` here; ``finish`` counts the quarantine, chooses the offers over the whole base and
-writes output, quarantine and manifest. Rows in = rows out + rows quarantined, always; the output
-file appears last, by a rename, so its presence means the job completed.
+writes output, quarantine and manifest. Rows in = rows out + rows quarantined, always.
+
+The files are committed by ``jobs.batch_commit``: output first, manifest last, and a kill at any
+point leaves the old pair or (once recovered) the new one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,11 +22,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.errors import BadInput
-from features.io import write_atomic, write_frame
+from jobs.batch_commit import (
+    clean_stale,
+    commit,
+    companion_paths,
+    fingerprint_file,
+    read_committed,
+    writing_in,
+)
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 from scoring.offers.campaign import allocate
 from scoring.offers.policy import NO_OFFER, Options, best_offers
+
+log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = ["customer_id", "churn_probability", "risk_band", "reasons", "offer_id",
                   "offer_expected_net_value", "offer_churn_reduction", "model_name",
@@ -58,6 +68,7 @@ class BatchSummary:
     spend: float = 0.0
     expected_value_saved: float = 0.0
     expected_net_value: float = 0.0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)  # rows per reason
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -87,18 +98,17 @@ class ScoredRows:
 def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
            config: BatchConfig) -> BatchSummary:
     """Count the quarantine (failing over the allowed share), choose offers, write everything."""
-    account_quarantine(scored.summary, scored.quarantine, config)
+    summary = scored.summary
+    account_quarantine(summary, scored.quarantine, config)
+    if summary.rows_in == 0:
+        log.warning("the input has no rows: writing an empty output and its manifest")
+    elif summary.rows_scored == 0:
+        log.warning("no row could be scored: all %d quarantined (%s); writing an empty output, "
+                    "the quarantine and the manifest", summary.rows_in,
+                    _reason_counts(scored.quarantine))
     choice, net_value = choose_offers(core, scored, config)
     write_outputs(model, core, scored, choice, net_value, out, config)
-    return scored.summary
-
-
-def fingerprint_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return summary
 
 
 def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
@@ -126,6 +136,9 @@ def account_quarantine(summary: BatchSummary, quarantine: list[pd.DataFrame],
     """Count the quarantined rows; fail (before anything is written) over the allowed share."""
     summary.rows_quarantined = int(sum(len(q) for q in quarantine))
     summary.rows_scored = summary.rows_in - summary.rows_quarantined
+    summary.quarantine_reasons = ({str(k): int(v) for k, v in
+                                   pd.concat(quarantine)["reason"].value_counts().items()}
+                                  if quarantine else {})
     share = summary.rows_quarantined / max(summary.rows_in, 1)
     if share > config.max_quarantine_share:
         raise BatchError(f"{summary.rows_quarantined} of {summary.rows_in} rows ({share:.1%}) "
@@ -211,10 +224,15 @@ def _summarise(core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
 
 def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
                   net_value: np.ndarray, out: Path, config: BatchConfig) -> None:
-    """Output, quarantine and manifest: quarantine and manifest first, the output renamed last."""
+    """Output, quarantine and manifest, written aside and committed (``jobs.batch_commit``)."""
+    with writing_in(out.parent):
+        _write_outputs(model, core, scored, choice, net_value, out, config)
+
+
+def _write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
+                   net_value: np.ndarray, out: Path, config: BatchConfig) -> None:
     final_tmp = out.with_name(f".{out.name}.{os.getpid()}.final.tmp")
-    qpath = out.with_name(out.stem + ".quarantine" + out.suffix)
-    mpath = out.with_name(out.stem + ".manifest.json")
+    q_tmp = out.with_name(f".{out.name}.{os.getpid()}.quarantine.tmp")
     summary = scored.summary
     try:
         rows_out = _write_rows(model, core, scored, choice, net_value, final_tmp,
@@ -224,16 +242,29 @@ def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, cho
             raise BatchError(f"row accounting failed: {summary.rows_in} in, {rows_out} out, "
                              f"{summary.rows_quarantined} quarantined")
         quarantine = (pd.concat(scored.quarantine, ignore_index=True) if scored.quarantine
-                      else pd.DataFrame(columns=[config.id_column, "reason"]))
+                      else pd.DataFrame({config.id_column: pd.Series(dtype=str),
+                                         "cutoff": pd.Series(dtype=str),
+                                         "reason": pd.Series(dtype=str)}))
+        if out.suffix.lower() == ".parquet":
+            quarantine.to_parquet(q_tmp, index=False)
+        else:
+            quarantine.to_csv(q_tmp, index=False)
         manifest = {"output": out.name, "rows_in": summary.rows_in, "rows_out": rows_out,
                     "rows_quarantined": summary.rows_quarantined,
+                    "quarantine_reasons": summary.quarantine_reasons,
                     "model_name": model.name, "model_version": model.version,
                     "input_fingerprint": scored.fingerprint,
                     "output_sha256": fingerprint_file(final_tmp),
+                    "quarantine_sha256": fingerprint_file(q_tmp),
                     "scored_at": scored.scored_at, "chunk_size": config.chunk_size,
                     "campaign_budget": config.campaign_budget, "summary": summary.as_dict()}
-        write_frame(quarantine, qpath)
-        write_atomic(mpath, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
-        os.replace(final_tmp, out)
+        commit(out, final_tmp, q_tmp, manifest)
     finally:
-        final_tmp.unlink(missing_ok=True)
+        if final_tmp.exists():  # not committed: the previous pair is untouched
+            final_tmp.unlink()
+            q_tmp.unlink(missing_ok=True)
+        # else the staged quarantine stays for recover() when the commit broke off half-way
+
+
+__all__ = ["BatchConfig", "BatchError", "BatchSummary", "ScoredRows", "finish", "clean_stale",
+           "companion_paths", "fingerprint_file", "read_committed", "stage_batches"]

@@ -21,8 +21,15 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from jobs.batch import quarantine_mask, score_chunk
-from jobs.batch_output import BatchConfig, BatchError, BatchSummary, ScoredRows, finish
+from jobs.batch import CUTOFF, cutoff_text, quarantine_mask, score_chunk
+from jobs.batch_output import (
+    BatchConfig,
+    BatchError,
+    BatchSummary,
+    ScoredRows,
+    clean_stale,
+    finish,
+)
 from jobs.spark_session import SparkOptions, spark_errors, spark_session
 from jobs.spark_ship import ship_model, worker_model
 from jobs.storage import Location, list_files, local_copy, location, remove_tree
@@ -32,7 +39,10 @@ from scoring.model_store import LoadedModel
 log = logging.getLogger(__name__)
 
 
-def _score_partition(archive, digest, name, version, core, config, cutoff_text, loads):
+COPIES = "__copies"  # rows sharing the row's (customer, cutoff) key, counted over the whole input
+
+
+def _score_partition(archive, digest, name, version, core, config, cutoff_day, loads):
     """The function each partition runs (a closure over what it needs, sent by value)."""
     catalogue, value, bands = core.catalogue, core.value, core.bands
     offer_ids = catalogue.ids
@@ -45,16 +55,17 @@ def _score_partition(archive, digest, name, version, core, config, cutoff_text, 
             if pdf.empty:
                 continue
             x = m.scorer.matrix(pdf)
-            why = quarantine_mask(worker_core, pdf, x, config)
-            good = why == ""
             n = len(pdf)
+            duplicated = (pdf[COPIES] > 1).to_numpy() if COPIES in pdf.columns else None
+            why = quarantine_mask(worker_core, pdf, x, config, duplicated)
+            good = why == ""
             out_frame = pd.DataFrame({
                 id_col: pdf[id_col].astype(object).where(pdf[id_col].notna(), None).astype(str)
                 .where(pdf[id_col].notna(), None).to_numpy(),
                 "churn_probability": np.full(n, np.nan), "risk_band": np.full(n, None, object),
                 "reasons": np.full(n, None, object),
-                "cutoff": (pd.to_datetime(pdf["cutoff"]).dt.date.astype(str).to_numpy()
-                           if "cutoff" in pdf.columns else np.full(n, cutoff_text, object)),
+                CUTOFF: (cutoff_text(pdf[CUTOFF]) if CUTOFF in pdf.columns
+                         else np.full(n, cutoff_day, object)),
                 "quarantine_reason": why})
             for o in offer_ids:
                 out_frame[f"net_{o}"] = -np.inf
@@ -112,15 +123,17 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
     session = spark_session(options)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)
     stage = stage or location(out.with_name(f".{out.name}.spark.tmp"))
     features = location(features) if features is not None else None
-    frame, fingerprint, cutoff_text = _input_frame(session, model, settings, features, data,
+    frame, fingerprint, cutoff_day = _input_frame(session, model, settings, features, data,
                                                    cutoff, options)
     if config.id_column not in frame.columns:
         raise BatchError(f"the input has no {config.id_column!r} column")
+    frame = _count_copies(frame, config.id_column)
     archive, digest = ship_model(session.sparkContext, model)
     fn, schema = _score_partition(archive, digest, model.name, model.version, core, config,
-                                  cutoff_text, loads)
+                                  cutoff_day, loads)
     remove_tree(stage)
     master = session.sparkContext.master
     try:
@@ -139,6 +152,18 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
         remove_tree(stage)
 
 
+def _count_copies(frame, id_column: str):
+    """Each row with the number of rows sharing its (customer, cutoff) key: every copy of a
+    duplicated key is quarantined, as in the local engine, whatever the partitioning."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    key = [F.col(f"`{id_column}`")]
+    if CUTOFF in frame.columns:
+        key.append(F.to_date(F.col(CUTOFF)))
+    return frame.withColumn(COPIES, F.count(F.lit(1)).over(Window.partitionBy(*key)))
+
+
 def _collect_and_finish(model, core, stage: Path, out: Path, config: BatchConfig,
                         fingerprint: str, offer_ids: list[str]) -> BatchSummary:
     """The single-machine step: gather every row's offer values, allocate, write atomically."""
@@ -151,7 +176,7 @@ def _collect_and_finish(model, core, stage: Path, out: Path, config: BatchConfig
         scored.summary.rows_in += len(pdf)
         bad = pdf["quarantine_reason"] != ""
         if bad.any():
-            scored.quarantine.append(pdf.loc[bad, [config.id_column, "quarantine_reason"]]
+            scored.quarantine.append(pdf.loc[bad, [config.id_column, CUTOFF, "quarantine_reason"]]
                                      .rename(columns={"quarantine_reason": "reason"}))
         good = pdf[~bad]
         scored.add(good["churn_probability"].to_numpy(float),

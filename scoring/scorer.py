@@ -21,6 +21,7 @@ from features.config import FeatureConfig
 from features.errors import BadInput
 from features.numeric import logit, sigmoid
 from features.spec import CATEGORY, FeatureSpec
+from scoring.limits import Limits, record, restore
 from scoring.linear import LinearPart
 from scoring.paths import PathExplainer
 
@@ -96,6 +97,7 @@ class ChurnScorer:
         self._spec = {s.name: s for s in self.specs}
         self._position = {name: i for i, name in enumerate(self.features)}
         self._explainer: PathExplainer | None = None
+        self._limits: Limits | None = None
         method = self.meta.get("contribution_method", PATH)
         if method not in (PATH, SHAP):
             raise ValueError(f"contribution_method must be {PATH!r} or {SHAP!r}, got {method!r}")
@@ -199,6 +201,13 @@ class ChurnScorer:
         recorded = self.meta.get("features_config")
         return FeatureConfig(**recorded) if recorded else default
 
+    @property
+    def limits(self) -> Limits:
+        """The values this model accepts (see ``scoring.limits``)."""
+        if self._limits is None:
+            self._limits = Limits.of(self.features, self.kinds, self.specs)
+        return self._limits
+
     def spec(self, name: str) -> FeatureSpec:
         return self._spec[name]
 
@@ -216,9 +225,10 @@ class ChurnScorer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(folder / "booster.txt"))
+        specs, meta = record(self.specs, self.meta, self.booster)  # with the values it accepts
         spec = {"features": self.features, "kinds": self.kinds, "categories": self.categories,
-                "calibrator": asdict(self.calibrator), "specs": [asdict(s) for s in self.specs],
-                "meta": self.meta, "tree_weight": self.tree_weight,
+                "calibrator": asdict(self.calibrator), "specs": specs, "meta": meta,
+                "tree_weight": self.tree_weight,
                 "linear": self.linear.as_dict() if self.linear is not None else None}
         (folder / "scorer.json").write_text(json.dumps(spec, indent=1, default=str))
         return folder
@@ -232,6 +242,6 @@ class ChurnScorer:
                    booster=lgb.Booster(model_file=str(folder / "booster.txt")),
                    calibrator=Calibrator(cal["kind"], tuple(cal["x"]), tuple(cal["y"]),
                                          cal["a"], cal["b"]),
-                   specs=[FeatureSpec(**s) for s in spec["specs"]], meta=spec["meta"],
+                   specs=restore(spec["specs"], spec["meta"]), meta=spec["meta"],
                    linear=LinearPart.from_dict(spec["linear"]) if spec.get("linear") else None,
                    tree_weight=float(spec.get("tree_weight", 1.0)))

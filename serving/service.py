@@ -184,6 +184,8 @@ class ChurnService:
             # the store may hold features this model does not use (another model's, or a wider
             # event vocabulary): only a client's own unknown names are an error
             x, problems = scorer.row(features, ignore_unknown=c.features is None)
+            # values the model's specification does not allow (scoring.limits): this item only
+            problems = problems or scorer.limits.item_problems(features, x)
             if problems:
                 results[i]["error"] = "; ".join(problems[:5])
                 continue

@@ -377,7 +377,7 @@ def test_an_os_refusal_names_the_path_and_the_reason(tmp_path, monkeypatch):
                                                   "/srv/crm/orders.parquet"))
     run = runner.invoke(app, ["data", "generate", "--out", str(tmp_path / "s")])
     assert run.exit_code == 74, run.output
-    assert "error: /srv/crm/orders.parquet: Permission denied" in run.stderr, run.stderr
+    assert "error: I/O error on /srv/crm/orders.parquet: Permission denied" in run.stderr, run.stderr
 
 
 def test_a_missing_input_file_is_bad_input(tmp_path):

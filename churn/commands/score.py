@@ -18,7 +18,10 @@ from churn.cli import (
     _setup,
     _spark_options,
     handles_bad_input,
+    summary,
 )
+from churn.options import Engine, ReasonsFrom, UnknownCategory
+from features.errors import BadInput
 
 app = typer.Typer()
 
@@ -41,15 +44,15 @@ def score(
         help="Allocate offers across the base within this budget.")] = None,
     chunk_size: Annotated[int, typer.Option(help="Rows per chunk (bounds memory).")] = 50_000,
     top_reasons: Annotated[int, typer.Option(help="Reasons per customer (0 = none).")] = 3,
-    reasons_for: Annotated[str, typer.Option(
+    reasons_for: Annotated[ReasonsFrom, typer.Option(
         help="Give reasons to every customer (low) or from this risk band up (medium, high): "
-             "reasons cost far more than scores.")] = "low",
+             "reasons cost far more than scores.")] = ReasonsFrom.low,
     max_quarantine_share: Annotated[float, typer.Option(
         help="Fail when more rows than this share cannot be scored.")] = 0.01,
-    unknown_category: Annotated[str, typer.Option(
-        help="missing (score it as missing) or quarantine.")] = "missing",
+    unknown_category: Annotated[UnknownCategory, typer.Option(
+        help="missing (score it as missing) or quarantine.")] = UnknownCategory.missing,
     catalogue: Annotated[Path | None, typer.Option(help="Offer catalogue YAML.")] = None,
-    engine: Annotated[str, typer.Option(help="local or spark.")] = "local",
+    engine: Annotated[Engine, typer.Option(help="local or spark.")] = Engine.local,
     spark_master: SparkMasterOpt = None,
     spark_conf: SparkConfOpt = None,
     spark_buckets: SparkBucketsOpt = None,
@@ -63,25 +66,26 @@ def score(
     from jobs.runner import run_scoring_job
 
     if (features is None) == (data is None):
-        raise ValueError("give either --features FILE (a feature table) or --data DIR with "
-                         "--cutoff DATE")
+        raise BadInput("give either --features FILE (a feature table) or --data DIR with "
+                       "--cutoff DATE")
     if data is not None and not cutoff:
-        raise ValueError("--data needs --cutoff")
-    if engine not in ("local", "spark"):
-        raise ValueError("--engine must be local or spark")
-    bconfig = _batch_config(chunk_size, top_reasons, reasons_for, max_quarantine_share,
-                            unknown_category, campaign_budget, id)
-    summary, loaded = run_scoring_job(
-        model, out, bconfig, settings, features=features, data=data,
-        cutoff=_dates([cutoff])[0] if cutoff else None, catalogue=catalogue, engine=engine,
-        spark=_spark_options(spark_master, spark_conf, spark_buckets, ship_code), track=track,
-        bands=settings.bands)
-    typer.echo(f"wrote {out}: {summary.rows_scored:,} customers scored by {loaded.uri}, "
-               f"{summary.rows_quarantined:,} quarantined (of {summary.rows_in:,} rows in)")
-    typer.echo(f"  expected churners {summary.expected_churners:,.0f}; offers "
-               + ", ".join(f"{k} {v:,}" for k, v in summary.offers.items())
-               + f"; spend {summary.spend:,.0f}; expected value saved "
-               f"{summary.expected_value_saved:,.0f} (net {summary.expected_net_value:,.0f})")
+        raise BadInput("--data needs --cutoff")
+    bconfig = _batch_config(chunk_size, top_reasons, reasons_for.value, max_quarantine_share,
+                            unknown_category.value, campaign_budget, id)
+    with summary(f"score ({engine.value})") as job:
+        done, loaded = run_scoring_job(
+            model, out, bconfig, settings, features=features, data=data,
+            cutoff=_dates([cutoff])[0] if cutoff else None, catalogue=catalogue,
+            engine=engine.value,
+            spark=_spark_options(spark_master, spark_conf, spark_buckets, ship_code), track=track,
+            bands=settings.bands)
+        job.rows = done.rows_in
+    typer.echo(f"wrote {out}: {done.rows_scored:,} customers scored by {loaded.uri}, "
+               f"{done.rows_quarantined:,} quarantined (of {done.rows_in:,} rows in)")
+    typer.echo(f"  expected churners {done.expected_churners:,.0f}; offers "
+               + ", ".join(f"{k} {v:,}" for k, v in done.offers.items())
+               + f"; spend {done.spend:,.0f}; expected value saved "
+               f"{done.expected_value_saved:,.0f} (net {done.expected_net_value:,.0f})")
 
 
 def _batch_config(chunk_size: int, top_reasons: int, reasons_for: str,
@@ -90,12 +94,8 @@ def _batch_config(chunk_size: int, top_reasons: int, reasons_for: str,
     """The batch job's options, checked."""
     from jobs.batch import BatchConfig
 
-    if unknown_category not in ("missing", "quarantine"):
-        raise ValueError("--unknown-category must be missing or quarantine")
-    if reasons_for not in ("low", "medium", "high"):
-        raise ValueError("--reasons-for must be low, medium or high")
     if chunk_size < 1 or not 0 <= max_quarantine_share <= 1:
-        raise ValueError("--chunk-size must be positive and --max-quarantine-share in 0..1")
+        raise BadInput("--chunk-size must be positive and --max-quarantine-share in 0..1")
     return BatchConfig(chunk_size=chunk_size, top_reasons=top_reasons,
                        reasons_min_band=reasons_for, max_quarantine_share=max_quarantine_share,
                        unknown_category=unknown_category, campaign_budget=campaign_budget,

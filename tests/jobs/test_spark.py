@@ -85,3 +85,55 @@ def test_spark_scoring_equals_local_scoring(spark, served, sample_dir, monkeypat
     assert (a["risk_band"] == b["risk_band"]).all()
     assert (a["offer_id"] == b["offer_id"]).all()
     assert np.allclose(a["offer_expected_net_value"], b["offer_expected_net_value"], atol=1e-9)
+
+
+def test_spark_keeps_each_rows_cutoff_and_quarantines_like_the_local_engine(spark, served,
+                                                                            feature_set,
+                                                                            monkeypatch,
+                                                                            tmp_path):
+    """A multi-cutoff feature file with a duplicated key and values the model's specification
+    forbids: both engines, at two chunk sizes, write the same rows with each row's own cutoff
+    and quarantine the same rows for the same reasons."""
+    from churn.settings import Settings
+    from jobs.batch import BatchConfig
+    from jobs.runner import run_scoring_job
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", served["MLFLOW_TRACKING_URI"])
+    table = (feature_set.frame.drop(columns=["label"]).sample(n=4000, random_state=5)
+             .reset_index(drop=True))
+    table = pd.concat([table, table.iloc[[7]]], ignore_index=True)  # a duplicated key
+    table["recency_days"] = table["recency_days"].astype(float)
+    table.loc[20, "recency_days"] = -4.0
+    table.loc[21, "email_open_rate_90d"] = 3.0
+    table.to_parquet(tmp_path / "features.parquet", index=False)
+    outs, quarantines = {}, {}
+    for engine, size in (("local", 300), ("local", 50_000), ("spark", 300)):
+        out = tmp_path / f"{engine}{size}.parquet"
+        summary, _ = run_scoring_job("models:/churn@champion", out, BatchConfig(chunk_size=size),
+                                     Settings(), features=tmp_path / "features.parquet",
+                                     engine=engine, spark="local[2]", track=False)
+        assert summary.rows_quarantined == 4 and summary.rows_in == len(table)
+        outs[engine, size] = (pd.read_parquet(out).drop(columns=["scored_at"])
+                              .sort_values(["customer_id", "cutoff"]).reset_index(drop=True))
+        quarantines[engine, size] = (pd.read_parquet(tmp_path / f"{engine}{size}.quarantine.parquet")
+                                     .sort_values(["customer_id", "cutoff", "reason"])
+                                     .reset_index(drop=True))
+    want = table.drop(index=[7, len(table) - 1, 20, 21])
+    want_keys = sorted(zip(want["customer_id"], want["cutoff"].dt.strftime("%Y-%m-%d"),
+                           strict=True))
+    for key, got in outs.items():
+        assert sorted(zip(got["customer_id"], got["cutoff"], strict=True)) == want_keys, key
+        pd.testing.assert_frame_equal(got.drop(columns=["churn_probability",
+                                                        "offer_expected_net_value",
+                                                        "offer_churn_reduction", "reasons"]),
+                                      outs["local", 300].drop(columns=[
+                                          "churn_probability", "offer_expected_net_value",
+                                          "offer_churn_reduction", "reasons"]),
+                                      check_dtype=False)
+        assert np.allclose(got["churn_probability"], outs["local", 300]["churn_probability"],
+                           rtol=0, atol=1e-9), key
+        pd.testing.assert_frame_equal(quarantines[key], quarantines["local", 300],
+                                      check_dtype=False)
+    assert sorted(quarantines["local", 300]["reason"]) == [
+        "duplicate key", "duplicate key", "email_open_rate_90d above the allowed maximum 1",
+        "recency_days below the allowed minimum 0"]
