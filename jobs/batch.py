@@ -207,8 +207,7 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
                     if writer is None:
                         writer = pq.ParquetWriter(stage, table.schema)
                     writer.write_table(table)
-            if bar:
-                bar.update(len(chunk))
+            bar.update(len(chunk))
         if writer is not None:
             with writing_in(out.parent):
                 writer.close()
@@ -218,8 +217,7 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
         if writer is not None:
             with contextlib.suppress(OSError):  # e.g. the disk is full: the first error counts
                 writer.close()
-        if bar:
-            bar.close()
+        bar.close()
         stage.unlink(missing_ok=True)
 
 
