@@ -211,9 +211,14 @@ def test_spark_udf_on_local_spark_gives_the_projects_probabilities(
 
     from jobs.spark_session import SparkOptions, spark_session, stop_session
 
-    monkeypatch.chdir(tmp_path)  # the workers' folder: the project must not be importable there
+    monkeypatch.chdir(tmp_path)
     try:
-        spark = spark_session(SparkOptions(master="local[2]", python=str(model_venv.python)))
+        # local Python workers start in the JVM's folder, which is the repository when an earlier
+        # test started the JVM: PYTHONSAFEPATH keeps that folder off their path, so the model's
+        # own code is all they can import
+        stop_session()
+        spark = spark_session(SparkOptions(master="local[2]", python=str(model_venv.python),
+                                           conf=(("spark.executorEnv.PYTHONSAFEPATH", "1"),)))
 
         def probe(_):
             import importlib.util
