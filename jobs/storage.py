@@ -7,8 +7,10 @@ driver maps one to the other.
 
 Outputs stay atomic on every store: a job writes its files into a local folder
 (``staged_output``), then ``publish`` copies each beside its destination under a hidden temporary
-name and moves it into place, the output file last. On a local disk the move is a rename; on an
-object store it is a copy and a delete, and the object appears whole or not at all.
+name and moves it into place: the output first, its manifest last, as on a local disk (so a
+manifest never names an output that was not written; a kill between the two leaves the new output
+beside the old manifest, whose output hash no longer matches). On a local disk the move is a
+rename; on an object store it is a copy and a delete, and the object appears whole or not at all.
 
 Tested here: local paths, ``file://`` URIs, and the remote code path on pyarrow's in-memory
 ``mock://`` filesystem. Not tested (no such service on the test machine): ``s3a://``,
@@ -147,7 +149,8 @@ def publish(local_file: Path, dest: Location) -> None:
 
 
 def output_files(out: Location) -> list[Location]:
-    """The files a batch job writes beside ``out``: quarantine and manifest first, output last."""
+    """The files a batch job writes beside ``out``: quarantine, manifest, then the output itself;
+    ``staged_output`` publishes the output first and the others after it, the manifest last."""
     stem = Path(out.name).stem
     return [out.sibling(f"{stem}.quarantine{out.suffix}"), out.sibling(f"{stem}.manifest.json"),
             out]
@@ -157,15 +160,16 @@ def output_files(out: Location) -> list[Location]:
 def staged_output(out: Location, also: list[Location] | None = None):
     """A local path to write ``out`` (and the files ``also``) to, published when the block ends.
 
-    A local destination is its own stage (the writers there are already atomic). Otherwise the
-    files go to a local temporary folder and are published in order, the last one last; a
+    A local destination is its own stage (the writers there are already atomic and commit the
+    output before the manifest). Otherwise the files go to a local temporary folder and are
+    published when the block ends: ``out`` first, then ``also`` in order (the manifest last); a
     failure inside the block publishes nothing."""
     if out.local is not None:
         yield out.local
         return
     with tempfile.TemporaryDirectory(prefix="churn-out-") as tmp:
         yield Path(tmp) / out.name
-        for dest in [*(also or []), out]:
+        for dest in [out, *(also or [])]:
             if (Path(tmp) / dest.name).exists():
                 publish(Path(tmp) / dest.name, dest)
 

@@ -60,6 +60,20 @@ def test_remote_outputs_appear_whole_and_last(tmp_path):
     assert sorted(names) == ["out.manifest.json", "out.parquet"]  # no temporary names left
 
 
+def test_remote_outputs_are_published_output_first_and_manifest_last(monkeypatch):
+    import jobs.storage as storage
+
+    published, real = [], storage.publish
+    monkeypatch.setattr(storage, "publish",
+                        lambda src, dest: (published.append(dest.name), real(src, dest)))
+    out = location("mock:///bucket/order/out.parquet")
+    with staged_output(out, also=output_files(out)[:-1]) as local:
+        pd.DataFrame({"a": [1]}).to_parquet(local, index=False)
+        pd.DataFrame({"a": [2]}).to_parquet(local.with_name("out.quarantine.parquet"), index=False)
+        local.with_name("out.manifest.json").write_text("{}")
+    assert published == ["out.parquet", "out.quarantine.parquet", "out.manifest.json"]
+
+
 def test_a_failed_job_publishes_nothing():
     out = location("mock:///bucket/failed/out.parquet")
     with pytest.raises(RuntimeError), staged_output(out) as local:
