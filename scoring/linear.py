@@ -8,6 +8,7 @@ contribution is exact: ``contributions`` feeds the reasons just like the trees' 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -37,24 +38,34 @@ class LinearPart:
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """rows x (features + 1): each feature's share of the margin (a number at its training
-        average, and not missing more often than usual, gives 0), the last column the intercept."""
+        average, and not missing more often than usual, gives 0), the last column the intercept.
+        Numbers are computed as one block (the same element-wise operations as one column at a
+        time, so the same values; a Python loop over ~180 columns cost 1.7 ms per request)."""
         out = np.zeros((len(x), len(self.kinds) + 1))
+        numbers, center, scale, weight, missing_weight, share = self._number_arrays
+        if len(numbers):
+            block = x[:, numbers]
+            missing = np.isnan(block)
+            z = np.where(missing, 0.0, (TRANSFORMS[self.transform](np.where(missing, 0.0, block))
+                                        - center) / scale)
+            out[:, numbers] = weight * z + missing_weight * (missing - share)
         for j, kind in enumerate(self.kinds):
+            if kind != CATEGORY:
+                continue
             column = x[:, j]
             missing = np.isnan(column)
-            if kind == CATEGORY:
-                w = np.asarray(self.category_weights[j] + (0.0,))
-                codes = np.where(missing, len(w) - 1, np.nan_to_num(column)).astype(int)
-                codes = np.where((codes < 0) | (codes >= len(w)), len(w) - 1, codes)
-                term = w[codes]
-            else:
-                z = np.where(missing, 0.0, (TRANSFORMS[self.transform](np.where(missing, 0.0, column))
-                                            - self.center[j]) / self.scale[j])
-                term = (self.weight[j] * z
-                        + self.missing_weight[j] * (missing - self.missing_share[j]))
-            out[:, j] = term
+            w = np.asarray(self.category_weights[j] + (0.0,))
+            codes = np.where(missing, len(w) - 1, np.nan_to_num(column)).astype(int)
+            codes = np.where((codes < 0) | (codes >= len(w)), len(w) - 1, codes)
+            out[:, j] = w[codes]
         out[:, -1] = self.intercept
         return out
+
+    @functools.cached_property
+    def _number_arrays(self) -> tuple[np.ndarray, ...]:
+        numbers = np.array([j for j, k in enumerate(self.kinds) if k != CATEGORY], dtype=int)
+        return (numbers, *(np.asarray(v, dtype=float)[numbers] for v in (
+            self.center, self.scale, self.weight, self.missing_weight, self.missing_share)))
 
     def margin(self, x: np.ndarray) -> np.ndarray:
         return self.contributions(x).sum(axis=1)
