@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+$(VENV)/.bench-installed: $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
 install: $(STAMP) ## create .venv with pinned dependencies (idempotent)
 
 demo: $(STAMP) ## generate a sample CRM, build features, train and register a champion
@@ -51,7 +55,7 @@ bench-quality: $(STAMP) ## model quality against peers on CDNOW (4 cutoffs), 6 p
 bench-train: $(STAMP) ## training speed on 500k rows x ~80 features, MLflow logging included
 	$(BIN)/python benchmarks/bench_train.py --customers 240000 --rows 600000
 
-bench-offers: $(STAMP) ## offer policy vs risk-only, random and oracle targeting
+bench-offers: $(VENV)/.bench-installed ## offer policy vs risk-only, random, causalml's uplift peers, yardstick and oracle
 	$(BIN)/python benchmarks/bench_offers.py
 
 bench-serve: $(STAMP) ## service vs a bare BentoML booster endpoint: five paired runs, median ratio and range
