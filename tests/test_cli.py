@@ -241,7 +241,7 @@ def test_train_passes_the_catalogue_to_the_event_path(local_tracking, sample_dir
     seen = {}
 
     def fake_train_on_events(crm, cutoffs, features, labels, config, tune_trials=0,
-                             plots_dir=None, catalogue=None):
+                             plots_dir=None, catalogue=None, data_end=None):
         seen["catalogue"] = catalogue
         metrics = dict.fromkeys(("roc_auc", "pr_auc", "brier", "calibration_error", "lift_top10",
                                  "capture_top10"), 0.5)
@@ -257,6 +257,25 @@ def test_train_passes_the_catalogue_to_the_event_path(local_tracking, sample_dir
     assert seen["catalogue"] is not None and seen["catalogue"].ids == ["call_back"]
     assert runner.invoke(app, [*EVENT_TRAIN, "--data", str(sample_dir)]).exit_code == 0
     assert seen["catalogue"] is None, "without --catalogue the pipeline uses its default"
+
+
+def test_train_judges_labels_against_the_declared_as_of_date(local_tracking, sample_dir,
+                                                              monkeypatch):
+    """`train --as-of` builds the features with the declared date as the data's end (the same
+    pipeline call as without it), so a horizon ending before it counts as observed."""
+    seen = {}
+
+    def capture(fs, *args, **kwargs):
+        seen["data_end"] = fs.data_end
+        raise SystemExit(0)
+
+    monkeypatch.setattr("training.pipeline.train_on_feature_set", capture)
+    args = ["train", "--data", str(sample_dir), "--cutoff", "2025-07-01", "--cutoff",
+            "2025-09-01"]
+    assert runner.invoke(app, [*args, "--as-of", "2026-03-01"]).exit_code == 0
+    assert seen["data_end"] == pd.Timestamp("2026-03-01")
+    assert runner.invoke(app, args).exit_code == 0
+    assert seen["data_end"] < pd.Timestamp("2026-03-01"), "without --as-of: the latest event"
 
 
 # --- issue #17: no label from the future, nothing trained without MLflow ----------------------

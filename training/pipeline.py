@@ -53,10 +53,12 @@ class TrainResult:
 
 def train_on_events(crm: CrmData, cutoffs: list[pd.Timestamp], features: FeatureConfig,
                     labels: LabelConfig, config: TrainConfig, tune_trials: int = 0,
-                    plots_dir: Path | None = None, catalogue: Catalogue | None = None
-                    ) -> TrainResult:
+                    plots_dir: Path | None = None, catalogue: Catalogue | None = None,
+                    data_end: pd.Timestamp | None = None) -> TrainResult:
+    """Build features on ``cutoffs`` and train; with ``data_end`` (a declared as-of date), labels
+    are judged against it rather than against the latest timestamp in the data."""
     check_tracking()  # fail in seconds when MLflow is down, before the features are built
-    fs = build_feature_set(crm, cutoffs, features, labels)
+    fs = build_feature_set(crm, cutoffs, features, labels, data_end=data_end)
     return train_on_feature_set(fs, crm.fingerprint(), features, config, tune_trials, plots_dir,
                                 crm=crm, catalogue=catalogue)
 

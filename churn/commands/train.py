@@ -136,14 +136,8 @@ def _events_result(crm, cutoffs, features, labels, tconfig, tune_trials=0, plots
     end) rather than against the latest timestamp in the data."""
     from training import pipeline
 
-    if as_of is None:
-        return pipeline.train_on_events(crm, cutoffs, features, labels, tconfig, tune_trials,
-                                        plots, catalogue=catalogue)
-    from features.build import build_feature_set
-
-    fs = build_feature_set(crm, cutoffs, features, labels, data_end=as_of)
-    return pipeline.train_on_feature_set(fs, crm.fingerprint(), features, tconfig, tune_trials,
-                                         plots, crm=crm, catalogue=catalogue)
+    return pipeline.train_on_events(crm, cutoffs, features, labels, tconfig, tune_trials, plots,
+                                    catalogue=catalogue, data_end=as_of)
 
 
 def _train_on_table(table: Path, id: str, label: str, tconfig, time_col: str | None,
