@@ -163,6 +163,12 @@ def design_campaign(opts: Options, eligible: np.ndarray, p_churn: np.ndarray,
     rows = []
     for j, oid in enumerate(ids):
         targeted = offer == j
+        if targeted.sum() == 1:  # one customer cannot be split into two arms: not sent
+            offer[targeted], treated[targeted], arm[targeted] = NO_OFFER, False, ""
+            rows.append({"offer_id": oid, "arm": POLICY, "status": state[j], "targeted": 0,
+                         "treated": 0, "hold_out": 0, "statement": "the policy picked one "
+                         "customer: too few to hold any out, not sent"})
+            continue
         k = hold_out_size(int(targeted.sum()), float(p[targeted].mean()) if targeted.any() else 0,
                           settings)
         idx = np.flatnonzero(targeted)

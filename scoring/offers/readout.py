@@ -125,7 +125,8 @@ def read_campaign(frame: pd.DataFrame, catalogue: Catalogue, min_effect: float =
         value = (float(g.loc[g["treated"], "customer_value"].mean())
                  if "customer_value" in g.columns else float("nan"))
         rows.append({"offer_id": str(oid), "treated": int(t.sum()), "hold_out": int((~t).sum()),
-                     "churn_treated": float(y[t].mean()), "churn_hold_out": float(y[~t].mean()),
+                     "churn_treated": float(y[t].mean()) if t.any() else float("nan"),
+                     "churn_hold_out": float(y[~t].mean()),
                      "realised_cut": cut, "cut_se": se, "ci_low": low, "ci_high": high,
                      "predicted_cut": predicted, "realised_net_per_offer": cut * value - cost,
                      "expected_net_per_offer": predicted * value - cost,
