@@ -9,8 +9,9 @@ that is enough for the cut the model expects.
 
 An offer whose effect is unproven (no learnt effect, a learnt effect the held-out campaigns did
 not vouch for, or a readout that left it unknown) is not sent by the policy: it gets a small
-randomised *test slice* of eligible customers instead, half treated and half held out, paid from
-``test_share`` of the budget. So it is neither dropped for ever nor sent to everyone.
+randomised *test slice* of eligible customers instead, half treated and half held out, no larger
+than the power calculation asks for, paid from ``test_share`` of the budget and from what the
+proven offers leave unspent. So it is neither dropped for ever nor sent to everyone.
 
 The assignment draws from one ``numpy`` generator seeded with ``seed``: the same inputs and seed
 give the same assignment (an audit reruns it).
@@ -155,6 +156,8 @@ def design_campaign(opts: Options, eligible: np.ndarray, p_churn: np.ndarray,
     net = np.where(np.array([s == PROVEN for s in state])[None, :], opts.net, -np.inf)
     policy_opts = Options(net, opts.reduction, opts.costs, opts.cooling)
     plan = allocate(policy_opts, catalogue, budget - test_budget, method)
+    if unproven.any():  # what the proven offers leave unspent may test the unproven ones
+        test_budget = budget - plan.spend
     offer = plan.offer.copy()
     treated = offer != NO_OFFER
     arm = np.where(treated, POLICY, "").astype(object)
@@ -182,7 +185,7 @@ def design_campaign(opts: Options, eligible: np.ndarray, p_churn: np.ndarray,
                                    settings))
     # test slices: unproven offers, the cheapest to read first, each within its share of the budget
     slices = [j for j in np.argsort(opts.costs, kind="stable") if unproven[j]]
-    for j in slices:
+    for done, j in enumerate(slices):
         oid = ids[j]
         free = np.flatnonzero(eligible[:, j] & (offer == NO_OFFER))
         if len(free) < 2:
@@ -193,7 +196,8 @@ def design_campaign(opts: Options, eligible: np.ndarray, p_churn: np.ndarray,
         per_arm = slice_size_per_arm(float(p[free].mean()), settings)
         cost = float(opts.costs[j])
         afford = int(test_budget / len(slices) // cost) if cost > 0 else len(free)
-        sent = min(per_arm, afford, len(free) // 2)
+        sent = min(per_arm, afford, len(free) // (2 * (len(slices) - done)))  # leave some for
+        #                                                          the slices still to come
         if sent < 1:
             rows.append({"offer_id": oid, "arm": TEST, "status": state[j], "targeted": 0,
                          "treated": 0, "hold_out": 0,

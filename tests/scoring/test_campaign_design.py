@@ -129,6 +129,8 @@ def test_the_seed_reproduces_the_assignment_and_is_recorded(world):
 
 
 def test_an_unproven_offer_gets_a_50_50_test_slice_not_the_policy_and_not_nothing(world):
+    """Paid from the test share and what the proven offers leave unspent; as large as the power
+    calculation asks at most; the slices share the eligible customers left."""
     catalogue, w, opts, ok = world
     status = {"discount_10": PROVEN, "service_call": UNKNOWN, "loyalty_bonus": DISPROVEN}
     d, budget = _design(world, status, test_share=0.1)
@@ -137,7 +139,9 @@ def test_an_unproven_offer_gets_a_50_50_test_slice_not_the_policy_and_not_nothin
     assert mine.any() and set(d.arm[mine]) == {TEST}
     assert (mine & d.treated).sum() == (mine & ~d.treated).sum()
     assert np.allclose(d.propensity[mine], 0.5) and ok[mine, j_unknown].all()
-    assert opts.costs[j_unknown] * (mine & d.treated).sum() <= 0.1 * budget + 1e-6
+    assert opts.costs[d.offer[d.treated]].sum() <= budget + 1e-6
+    assert (mine & d.treated).sum() <= slice_size_per_arm(0.5, DesignSettings()), \
+        "never larger than a test needs (the most any base rate needs)"
     assert not (d.offer == j_dis).any(), "a disproven offer is not sent"
     row = d.statements[d.statements["offer_id"] == "service_call"].iloc[0]
     assert row["arm"] == TEST and row["status"] == UNKNOWN
@@ -154,3 +158,12 @@ def test_a_negative_budget_is_refused(world):
     with pytest.raises(CampaignError, match="budget"):
         design_campaign(opts, ok, w.base, catalogue, -1.0, {}, DesignSettings(), 1)
     assert NO_OFFER in _design(world, {})[0].offer
+
+
+def test_with_nothing_proven_the_unspent_budget_pays_for_the_tests(world):
+    catalogue, w, opts, _ = world
+    d, budget = _design(world, {}, test_share=0.01)
+    assert not (d.arm == POLICY).any()
+    spend = opts.costs[d.offer[d.treated]].sum()
+    assert 0.01 * budget < spend <= budget
+    assert set(d.statements["arm"]) == {TEST}
