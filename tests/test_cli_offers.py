@@ -77,8 +77,11 @@ def test_a_past_campaign_of_the_sample_is_read_from_the_crm_data(tmp_path, sampl
 @pytest.mark.slow
 def test_plan_keeps_hold_outs_records_the_seed_and_judges_the_policies(local_tracking,
                                                                        sample_dir):
-    trained = runner.invoke(app, ["train", "--data", str(sample_dir), "--cutoff", "2024-10-01",
-                                  "--cutoff", "2025-01-01", "--cutoff", "2025-04-01"])
+    fast = local_tracking / "fast.yaml"  # a quick model: the plan, not the model, is tested
+    fast.write_text("training:\n  cv_folds: 2\n  linear_candidate: false\n  lightgbm:\n"
+                    "    learning_rate: 0.2\n    max_rounds: 200\n    early_stopping_rounds: 20\n")
+    trained = runner.invoke(app, ["train", "--data", str(sample_dir), "--cutoff", "2025-01-01",
+                                  "--cutoff", "2025-04-01", "--config", str(fast)])
     assert trained.exit_code == 0, trained.output
     out = local_tracking / "plan.parquet"
     args = ["offers", "plan", "--model", "models:/churn/1", "--data", str(sample_dir),
