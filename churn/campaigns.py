@@ -165,17 +165,16 @@ def read_sent_campaign(outcomes: Path | None, campaign: Path | None, data: Path 
                        min_effect: float, alpha: float, catalogue: Path | None,
                        settings) -> ReadoutResult:
     from features.io import read_frame
+    from jobs.monitoring import campaign_readout
     from scoring.offers.catalogue import load_catalogue
-    from scoring.offers.readout import evidence_table, read_campaign, uplift_calibration
+    from scoring.offers.readout import evidence_table
 
     cat = load_catalogue(catalogue)
     if outcomes is not None:
         frame, source = read_frame(outcomes), outcomes.name
     else:
         frame, source = campaign_outcomes(read_frame(campaign), data, settings, cat), campaign.name
-    table = read_campaign(frame, cat, min_effect, alpha, source)
-    calibration = (uplift_calibration(frame.assign(treated=frame["treated"].astype(bool)))
-                   if "predicted_churn_cut" in frame.columns else None)
+    table, calibration = campaign_readout(frame, cat, min_effect, alpha, source)
     cid = str(frame["campaign_id"].iloc[0]) if "campaign_id" in frame.columns else source
     sent = pd.to_datetime(frame["sent_ts"]).min() if "sent_ts" in frame.columns else None
     return ReadoutResult(table, calibration, evidence_table(table, cid, sent), cid)
