@@ -107,3 +107,18 @@ def test_plan_keeps_hold_outs_records_the_seed_and_judges_the_policies(local_tra
     runs = mlflow.search_runs(experiment_names=["churn-campaigns"])
     assert len(runs) == 1 and runs["params.assignment_seed"].iloc[0] == "17"
     assert "metrics.ope.current.dr.value" in runs.columns
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--out", "plan.txt"], "--out must end in .parquet or .csv"),
+    (["--out", "plan.csv", "--min-effect", "0"], "--min-effect"),
+    (["--out", "plan.csv", "--power", "1.5"], "--power"),
+    (["--out", "plan.csv", "--risk-offer", "free_phone"], "'free_phone' is not in the catalogue"),
+])
+def test_plan_refuses_bad_options_before_it_starts(tmp_path, sample_dir, extra, words):
+    run = runner.invoke(app, ["offers", "plan", "--data", str(sample_dir), "--budget", "100",
+                              "--no-track", *[str(tmp_path / e) if e.startswith("plan.") else e
+                                              for e in extra]])
+    assert run.exit_code == 2, run.output
+    assert words in run.stderr, run.stderr
+    assert not list(tmp_path.glob("plan.*")), "nothing is written"
