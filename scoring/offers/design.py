@@ -9,9 +9,10 @@ that is enough for the cut the model expects.
 
 An offer whose effect is unproven (no learnt effect, a learnt effect the held-out campaigns did
 not vouch for, or a readout that left it unknown) is not sent by the policy: it gets a small
-randomised *test slice* of eligible customers instead, half treated and half held out, no larger
-than the power calculation asks for, paid from ``test_share`` of the budget and from what the
-proven offers leave unspent. So it is neither dropped for ever nor sent to everyone.
+randomised *test slice* instead, half treated and half held out: the eligible customers its
+assumed effect says it pays for first, then other eligible ones, no larger than the
+power calculation asks for, within ``test_share`` of the budget. So it is neither dropped for ever
+nor sent to everyone.
 
 The assignment draws from one ``numpy`` generator seeded with ``seed``: the same inputs and seed
 give the same assignment (an audit reruns it).
@@ -156,8 +157,6 @@ def design_campaign(opts: Options, eligible: np.ndarray, p_churn: np.ndarray,
     net = np.where(np.array([s == PROVEN for s in state])[None, :], opts.net, -np.inf)
     policy_opts = Options(net, opts.reduction, opts.costs, opts.cooling)
     plan = allocate(policy_opts, catalogue, budget - test_budget, method)
-    if unproven.any():  # what the proven offers leave unspent may test the unproven ones
-        test_budget = budget - plan.spend
     offer = plan.offer.copy()
     treated = offer != NO_OFFER
     arm = np.where(treated, POLICY, "").astype(object)
@@ -188,6 +187,8 @@ def design_campaign(opts: Options, eligible: np.ndarray, p_churn: np.ndarray,
     for done, j in enumerate(slices):
         oid = ids[j]
         free = np.flatnonzero(eligible[:, j] & (offer == NO_OFFER))
+        pays = opts.net[free, j] > 0  # where it would be used, if it works: these come first
+        free = np.concatenate([rng.permutation(free[pays]), rng.permutation(free[~pays])])
         if len(free) < 2:
             rows.append({"offer_id": oid, "arm": TEST, "status": state[j], "targeted": 0,
                          "treated": 0, "hold_out": 0, "statement": "no eligible customer left "
@@ -203,7 +204,7 @@ def design_campaign(opts: Options, eligible: np.ndarray, p_churn: np.ndarray,
                          "treated": 0, "hold_out": 0,
                          "statement": f"the test budget ({test_budget:,.0f}) pays for no {oid}"})
             continue
-        chosen = rng.choice(free, size=2 * sent, replace=False)
+        chosen = rng.permutation(free[:2 * sent])  # then a random half is held out
         offer[chosen] = j
         arm[chosen] = TEST
         treated[chosen[:sent]] = True

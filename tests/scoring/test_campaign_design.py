@@ -129,8 +129,8 @@ def test_the_seed_reproduces_the_assignment_and_is_recorded(world):
 
 
 def test_an_unproven_offer_gets_a_50_50_test_slice_not_the_policy_and_not_nothing(world):
-    """Paid from the test share and what the proven offers leave unspent; as large as the power
-    calculation asks at most; the slices share the eligible customers left."""
+    """Paid from the test share; as large as the power calculation asks at most; the slices share
+    the eligible customers left."""
     catalogue, w, opts, ok = world
     status = {"discount_10": PROVEN, "service_call": UNKNOWN, "loyalty_bonus": DISPROVEN}
     d, budget = _design(world, status, test_share=0.1)
@@ -139,7 +139,7 @@ def test_an_unproven_offer_gets_a_50_50_test_slice_not_the_policy_and_not_nothin
     assert mine.any() and set(d.arm[mine]) == {TEST}
     assert (mine & d.treated).sum() == (mine & ~d.treated).sum()
     assert np.allclose(d.propensity[mine], 0.5) and ok[mine, j_unknown].all()
-    assert opts.costs[d.offer[d.treated]].sum() <= budget + 1e-6
+    assert opts.costs[j_unknown] * (mine & d.treated).sum() <= 0.1 * budget + 1e-6
     assert (mine & d.treated).sum() <= slice_size_per_arm(0.5, DesignSettings()), \
         "never larger than a test needs (the most any base rate needs)"
     assert not (d.offer == j_dis).any(), "a disproven offer is not sent"
@@ -160,10 +160,16 @@ def test_a_negative_budget_is_refused(world):
     assert NO_OFFER in _design(world, {})[0].offer
 
 
-def test_with_nothing_proven_the_unspent_budget_pays_for_the_tests(world):
+def test_with_nothing_proven_only_the_test_share_is_spent_where_the_offers_would_pay(world):
     catalogue, w, opts, _ = world
-    d, budget = _design(world, {}, test_share=0.01)
-    assert not (d.arm == POLICY).any()
-    spend = opts.costs[d.offer[d.treated]].sum()
-    assert 0.01 * budget < spend <= budget
-    assert set(d.statements["arm"]) == {TEST}
+    d, budget = _design(world, {}, test_share=0.1)
+    assert not (d.arm == POLICY).any() and set(d.statements["arm"]) == {TEST}
+    sent = d.offer[d.treated]
+    assert 0 < opts.costs[sent].sum() <= 0.1 * budget + 1e-6
+    ok = world[3]
+    for j in range(len(catalogue.ids)):
+        pays = opts.net[:, j] > 0
+        mine = d.offer == j
+        assert mine.any()
+        if (mine & ~pays).any():  # others only once no customer it would pay for is left
+            assert not (ok[:, j] & pays & ~d.selected).any(), catalogue.ids[j]
