@@ -168,9 +168,13 @@ def readout(
         write_readout_report(report, f"Campaign readout {result.campaign_id}", result.readout,
                              result.calibration)
     for _, r in result.readout.iterrows():
+        predicted = (f"predicted {r['predicted_cut']:+.3f}" if r["predicted_cut"] == r["predicted_cut"]
+                     else "no predicted cut recorded")
+        net = (f"net value realised {r['realised_net_value']:,.0f}"
+               if r["realised_net_value"] == r["realised_net_value"]
+               else "net value unknown (no customer_value recorded)")
         typer.echo(f"{r['offer_id']}: {r['verdict']}: churn cut {r['realised_cut']:+.3f} "
                    f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] ({r['treated']:,} sent, "
-                   f"{r['hold_out']:,} held out); predicted {r['predicted_cut']:+.3f}; net "
-                   f"value realised {r['realised_net_value']:,.0f}")
+                   f"{r['hold_out']:,} held out); {predicted}; {net}")
     typer.echo("wrote " + ", ".join(str(p) for p in (out, report) if p is not None)
                if out or report else "nothing written (no --out, no --report)")
