@@ -5,67 +5,28 @@ from __future__ import annotations
 from statistics import NormalDist
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from scoring.offers.campaign import allocate
 from scoring.offers.catalogue import load_catalogue
 from scoring.offers.design import CampaignError
 from scoring.offers.ope import (
     LoggedCampaigns,
-    action_rewards,
     estimate,
     judge_policies,
     logged_propensity,
-    rewards,
 )
-from scoring.offers.policy import NO_OFFER, options
-from tests.scoring.sample_truth import truth_world
+from tests.scoring.sample_truth import draw_log, ope_world, truth_world
 
 SEEDS = 40
 
 
-def _logging_probabilities(base: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """A non-uniform logging policy, as programmes run: valuable customers are more often sent an
-    offer, riskier ones more often the discount. Columns: nothing, then the catalogue's offers."""
-    v = pd.Series(value).rank(pct=True).to_numpy()
-    r = pd.Series(base).rank(pct=True).to_numpy()
-    none = 0.7 - 0.45 * v
-    discount = (1 - none) * (0.2 + 0.6 * r)
-    rest = (1 - none - discount) / 2
-    return np.column_stack([none, discount, rest, rest])
-
-
 @pytest.fixture(scope="module")
 def world(sample_dir):
-    catalogue = load_catalogue()
-    w = truth_world(sample_dir, catalogue)
-    costs = catalogue.costs
-    rng = np.random.default_rng(0)
-    noisy = w.effects + rng.normal(0, 0.01, w.effects.shape) - 0.05 * w.base[:, None]
-    c = w.customers()
-    budget = 0.1 * len(w.base) * 10.0
-    current = allocate(options(c, {o: noisy[:, j] for j, o in enumerate(catalogue.ids)},
-                               catalogue), catalogue, budget).offer
-    risk = np.full(len(w.base), NO_OFFER)
-    risk[np.argsort(-w.base)[: int(budget // costs[0])]] = 0
-    policies = {"current": current, "risk-only": risk,
-                "no offer": np.full(len(w.base), NO_OFFER)}
-    truth = {k: w.true_value(a, costs) for k, a in policies.items()}
-    # a deliberately rough reward model for DR: risk overstated by 30%, the noisy effects
-    q = action_rewards(np.clip(1.3 * w.base, 0, 1), noisy, w.value, costs)
-    return catalogue, w, policies, truth, q
+    return ope_world(truth_world(sample_dir, load_catalogue()), load_catalogue())
 
 
 def _log(world, seed: int) -> LoggedCampaigns:
-    catalogue, w, _, _, q = world
-    rng = np.random.default_rng(seed)
-    probs = _logging_probabilities(w.base, w.value)
-    draw = (rng.random(len(w.base))[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
-    action = draw - 1  # column 0 = nothing = NO_OFFER
-    y = w.outcome(rng, action)
-    return LoggedCampaigns(action, probs[np.arange(len(action)), draw],
-                           rewards(y, w.value, action, catalogue.costs), q)
+    return draw_log(world, seed)
 
 
 def test_the_estimates_interval_holds_the_true_value_in_most_seeds(world):
