@@ -189,12 +189,13 @@ def _label_config(settings: Settings, horizon_days: int | None, definition=None)
 
 # The command groups use the helpers above, so they are registered after them. Top-level commands
 # come first, then the named groups: the order `churn --help` lists them in.
-from churn.commands import data, demo, features, monitor, score, serve, train  # noqa: E402
+from churn.commands import data, demo, features, monitor, offers, score, serve, train  # noqa: E402
 
 for _group in (serve, train, score, monitor, demo):
     app.add_typer(_group.app)
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
+app.add_typer(offers.app, name="offers")
 
 
 def main() -> None:  # pragma: no cover - console entry point

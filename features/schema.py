@@ -119,6 +119,17 @@ TABLES: dict[str, Table] = {
                 Column("treated", "bool", True, False, meaning="false = randomised hold-out, not sent"),
                 Column("accepted_ts", "timestamp", meaning="when the customer took it up"),
                 Column("cost", "number", nonnegative=True, meaning="what the offer cost"),
+                Column("propensity", "number", nonnegative=True,
+                       meaning="probability of what this row got (the offer if treated, nothing "
+                               "if held out) under the campaign's randomisation; judges a policy "
+                               "off-policy (estimated per campaign when absent)"),
+                Column("arm", "string", meaning="policy (sent by the policy, a share held out) or "
+                                                "test (a 50/50 test slice of an unproven offer)"),
+                Column("campaign_id", "string", meaning="the campaign the row belongs to"),
+                Column("assignment_seed", "number",
+                       meaning="the seed of the campaign's random assignment (audit)"),
+                Column("predicted_churn_cut", "number",
+                       meaning="the cut in churn probability the plan predicted"),
             ),
             event_time="sent_ts",
             meaning="one row per customer selected in a retention campaign",

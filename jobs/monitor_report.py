@@ -114,9 +114,56 @@ def _calibration(y: np.ndarray, p: np.ndarray) -> str:
     return _png(fig)
 
 
+def _uplift_calibration_plot(calibration: pd.DataFrame) -> str:
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.errorbar(calibration["predicted_cut"], calibration["realised_cut"],
+                yerr=1.96 * calibration["cut_se"], fmt="o-", capsize=3)
+    lo = float(min(calibration["predicted_cut"].min(), calibration["realised_cut"].min(), 0))
+    hi = float(max(calibration["predicted_cut"].max(), calibration["realised_cut"].max()))
+    ax.plot([lo, hi], [lo, hi], "k:")
+    ax.set(xlabel="predicted churn cut (decile mean)", ylabel="realised churn cut (hold-out)",
+           title="Uplift calibration")
+    return _png(fig, alt="uplift calibration by decile")
+
+
+def readout_section(readout: pd.DataFrame, calibration: pd.DataFrame | None = None) -> str:
+    """The campaign readout: per offer the realised churn cut and its interval from the hold-out,
+    the predicted cut, net value and verdict; the uplift calibration by decile."""
+    cols = ["offer_id", "verdict", "treated", "hold_out", "realised_cut", "ci_low", "ci_high",
+            "predicted_cut", "realised_net_per_offer", "expected_net_per_offer",
+            "realised_net_value"]
+    parts = ["<h2>Campaign readout</h2>",
+             "<p>Churn cut = the hold-out's churn rate minus the treated customers' (within each "
+             "arm); proven = the interval is above zero, disproven = below the smallest cut worth "
+             "having, unknown = neither.</p>",
+             readout.loc[:, [c for c in cols if c in readout.columns]].to_html(
+                 index=False, float_format=lambda v: f"{v:.3f}")]
+    if calibration is not None and len(calibration):
+        parts += ["<h3>Predicted vs realised cut, by decile of the prediction</h3>",
+                  _uplift_calibration_plot(calibration),
+                  calibration.to_html(index=False, float_format=lambda v: f"{v:.3f}")]
+    return "".join(parts)
+
+
+def _page(title: str, parts: list[str]) -> str:
+    return ("<html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
+            "body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
+            ".alert{color:#c0392b}.warn{color:#e67e22}td,th{padding:2px 8px}"
+            "img{max-width:100%}</style></head><body>" + "".join(parts) + "</body></html>")
+
+
+def write_readout_report(path: Path, title: str, readout: pd.DataFrame,
+                         calibration: pd.DataFrame | None = None) -> Path:
+    """A page with the readout section alone (``churn offers readout --report``)."""
+    page = _page(title, [f"<h1>{html.escape(title)}</h1>", readout_section(readout, calibration)])
+    return write_atomic(path, lambda tmp: tmp.write_text(page))
+
+
 def write_report(path: Path, title: str, report: DriftReport, reference: pd.DataFrame,
                  current: pd.DataFrame, ref_scores, cur_scores, config, backtest=None,
-                 holdout=None, backtest_data=None, offers: pd.DataFrame | None = None) -> Path:
+                 holdout=None, backtest_data=None, offers: pd.DataFrame | None = None,
+                 readout: pd.DataFrame | None = None,
+                 calibration: pd.DataFrame | None = None) -> Path:
     status = "ALERT" if report.alerts else "OK"
     items = "".join(f"<li class='alert'>{html.escape(a)}</li>" for a in report.alerts) + \
         "".join(f"<li class='warn'>{html.escape(w)}</li>" for w in report.warnings[:20])
@@ -145,10 +192,9 @@ def write_report(path: Path, title: str, report: DriftReport, reference: pd.Data
                   "customers' churn, against what the scoring expected.</p>",
                   offers.to_html(index=False, float_format=lambda v: f"{v:.3f}")
                   if len(offers) else "<p>No recommended customer was in a later campaign.</p>"]
+    if readout is not None:
+        parts.append(readout_section(readout, calibration))
     table = report.features.head(40).to_html(index=False, float_format=lambda v: f"{v:.3f}")
     parts += ["<h2>All features</h2>", table]
-    page = ("<html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
-            "body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
-            ".alert{color:#c0392b}.warn{color:#e67e22}td,th{padding:2px 8px}"
-            "img{max-width:100%}</style></head><body>" + "".join(parts) + "</body></html>")
+    page = _page(title, parts)
     return write_atomic(path, lambda tmp: tmp.write_text(page))

@@ -5,6 +5,7 @@
   PSI and the share of customers in each risk band.
 - Back-test: once the labels of an earlier scoring have matured, its ROC AUC, calibration error
   and top-decile lift, next to the hold-out figures logged at training.
+- Campaign readout: a sent campaign's realised effect per offer, from its hold-out.
 
 Pure functions of frames; ``jobs.monitor_report`` draws the report, the CLI wires them.
 """
@@ -183,3 +184,17 @@ def offer_backtest(scored: pd.DataFrame, offers: pd.DataFrame, cutoff: pd.Timest
     return pd.DataFrame(rows, columns=["offer_id", "treated", "hold_out", "expected_churn_cut",
                                        "realised_churn_cut", "expected_net_per_offer",
                                        "realised_net_per_offer"])
+
+
+def campaign_readout(frame: pd.DataFrame, catalogue, min_effect: float = 0.03,
+                     alpha: float = 0.05, source: str = "outcomes"
+                     ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A sent campaign's readout for the report: per offer the realised churn cut from its
+    hold-out against the predicted one, net value and verdict (``scoring.offers.readout``), and
+    the uplift calibration by decile when the plan's predicted cuts are there."""
+    from scoring.offers.readout import read_campaign, uplift_calibration
+
+    table = read_campaign(frame, catalogue, min_effect, alpha, source)
+    calibration = (uplift_calibration(frame.assign(treated=frame["treated"].astype(bool)))
+                   if "predicted_churn_cut" in frame.columns else None)
+    return table, calibration
