@@ -40,7 +40,7 @@ from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 from scoring.offers.policy import Options, options
 from scoring.offers.uplift import offer_effects
-from scoring.reasons import reason_texts
+from scoring.reasons import reason_texts, top_positive
 from scoring.scorer import PATH, ScoringInputError
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,11 @@ CUTOFF = "cutoff"
 
 def cutoff_text(values: pd.Series) -> np.ndarray:
     """Each row's cutoff as YYYY-MM-DD ("" when missing or not a date)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind == "M":  # naive timestamps
+        days = values.to_numpy("datetime64[D]")
+        text = np.datetime_as_string(days, unit="D").astype(object)
+        text[np.isnat(days)] = ""
+        return text
     days = pd.to_datetime(values, errors="coerce", format="mixed")
     return days.dt.strftime("%Y-%m-%d").fillna("").to_numpy(object)
 
@@ -109,16 +114,18 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
     """
     scorer = core.model.scorer
     floor = core.bands.floor(reasons_min_band)
-    contrib = None
+    order = None
     if scorer.contribution_method == PATH and top_k > 0:
-        p, contrib = scorer.predict_explain(x)
+        # one compiled pass: scores and each row's top contributions (no rows x features array)
+        p, order, _ = scorer.predict_top(x, top_k)
     else:
         p = scorer.predict(x)
     wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
-    if contrib is None and wants.any():
-        contrib = np.zeros((len(x), len(scorer.features) + 1))
-        contrib[wants] = scorer.contributions(x[wants])
-    reasons = (reason_texts(scorer, x, contrib, top_k, wants) if contrib is not None
+    if order is None and wants.any():
+        order = np.full((len(x), top_k), -1, dtype=np.int64)
+        order[wants] = top_positive(scorer.contributions(x[wants])[:, :len(scorer.features)],
+                                    top_k)
+    reasons = (reason_texts(scorer, x, None, top_k, wants, order=order) if order is not None
                else np.full(len(x), "[]", dtype=object))
     opts = options(core.customers(x, p), offer_effects(core.model.uplift, x, p, core.catalogue),
                    core.catalogue)
@@ -158,19 +165,31 @@ def _columns(source: pd.DataFrame | Path) -> list[str]:
 
 def duplicated_keys(source: pd.DataFrame | Path, config: BatchConfig) -> set[str]:
     """The (customer, cutoff) keys found more than once in the whole input: a first pass over
-    the key columns only, so that every copy is quarantined whatever the chunking."""
+    the key columns only, so that every copy is quarantined whatever the chunking.
+
+    The first pass keeps a 64-bit hash per row (8 bytes a row, no Python set of every key);
+    only keys whose hash occurs twice are read again and compared as text, so a hash collision
+    never quarantines a row."""
     columns = [c for c in (config.id_column, CUTOFF) if c in _columns(source)]
     if config.id_column not in columns:
         raise BatchError(f"the input has no {config.id_column!r} column")
-    seen: set[str] = set()
-    twice: set[str] = set()
+    hashes = [_key_hashes(row_keys(chunk, config).dropna())
+              for chunk in _chunks(source, config.chunk_size, columns)]
+    every = np.sort(np.concatenate(hashes)) if hashes else np.array([], dtype=np.uint64)
+    candidates = np.unique(every[1:][every[1:] == every[:-1]])
+    del every, hashes
+    if not len(candidates):
+        return set()
+    counts: dict[str, int] = {}
     for chunk in _chunks(source, config.chunk_size, columns):
         keys = row_keys(chunk, config).dropna()
-        twice.update(keys[keys.duplicated()])
-        repeated = keys[keys.isin(seen)]
-        twice.update(repeated)
-        seen.update(keys)
-    return twice
+        for key in keys[np.isin(_key_hashes(keys), candidates)]:
+            counts[key] = counts.get(key, 0) + 1
+    return {key for key, n in counts.items() if n > 1}
+
+
+def _key_hashes(keys: pd.Series) -> np.ndarray:
+    return pd.util.hash_pandas_object(keys, index=False).to_numpy(np.uint64)
 
 
 def _progress(total: int | None):

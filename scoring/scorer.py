@@ -23,7 +23,7 @@ from features.numeric import logit, sigmoid
 from features.spec import CATEGORY, FeatureSpec
 from scoring.limits import Limits, record, restore
 from scoring.linear import LinearPart
-from scoring.paths import PathExplainer
+from scoring.paths import PathExplainer, top_positive
 
 PATH, SHAP = "path", "shap"  # how feature contributions are computed (see scoring/paths.py)
 
@@ -43,7 +43,9 @@ def encode_frame(frame: pd.DataFrame, features: list[str], kinds: list[str],
     out = np.empty((len(frame), len(features)), dtype=np.float64)
     for j, (name, kind) in enumerate(zip(features, kinds, strict=True)):
         values = frame[name]
-        if kind == CATEGORY:
+        if kind != CATEGORY and isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiu":
+            out[:, j] = values.to_numpy()  # plain numbers (most columns): nothing to check
+        elif kind == CATEGORY:
             codes = {c: float(i) for i, c in enumerate(categories[name])}
             text = values.astype("str")
             out[:, j] = text.map(codes).to_numpy(np.float64, na_value=np.nan)
@@ -188,6 +190,26 @@ class ChurnScorer:
         contrib = self._blend_contributions(contrib, x)
         p = sigmoid(contrib.sum(axis=1))
         return np.clip(self.calibrator(p), 0.0, 1.0), contrib
+
+    def predict_top(self, x: np.ndarray, k: int, threads: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibrated probabilities and each row's ``k`` largest positive contributions (column
+        indices, largest first, padded with -1; and their values): what reasons need, without a
+        rows x features array of contributions (path method: one compiled pass per block)."""
+        if self.contribution_method == SHAP or self.explainer.sigmoid is None:
+            p, contrib = self.predict_explain(x, threads)
+            order = top_positive(contrib[:, :len(self.features)], k)
+            top = np.where(order >= 0, np.take_along_axis(contrib, np.maximum(order, 0), 1), 0.0)
+            return p, order, top
+        if self.linear is None:
+            raw, order, top = self.explainer.explain_top(x, k, threads)
+            p = sigmoid(self.explainer.sigmoid * raw)
+        else:
+            margin, order, top = self.explainer.explain_top(
+                x, k, threads, self.linear.contributions(x), self.tree_weight * self._link,
+                1 - self.tree_weight)
+            p = sigmoid(margin)
+        return np.clip(self.calibrator(p), 0.0, 1.0), order, top
 
     @property
     def explainer(self) -> PathExplainer:
