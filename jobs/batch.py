@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,6 +153,52 @@ def _chunks(source: pd.DataFrame | Path, size: int, columns: list[str] | None = 
                                usecols=None if columns is None else lambda c: c in columns)
 
 
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The same chunks, the next one read in a background thread while this one is scored
+    (Parquet decoding releases the GIL, so reading overlaps scoring on a second core); at most
+    one chunk waits. The thread stops when the consumer stops, also on an error."""
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(done)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
+            put(_Failed(exc))
+
+    thread = threading.Thread(target=produce, name="batch-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _columns(source: pd.DataFrame | Path) -> list[str]:
     if isinstance(source, pd.DataFrame):
         return list(source.columns)
@@ -218,7 +266,7 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
     bar = _progress(total)
     writer = None
     try:
-        for chunk in _chunks(source, config.chunk_size):
+        for chunk in _read_ahead(_chunks(source, config.chunk_size)):
             scored.summary.rows_in += len(chunk)
             table = _score_and_stage(core, chunk, config, cutoff, scored, twice)
             if table is not None:
@@ -264,11 +312,13 @@ def _score_and_stage(core: ScoringCore, chunk: pd.DataFrame, config: BatchConfig
     good = ~bad
     if not good.any():
         return None
-    cols, opts = score_chunk(core, x[good], config.top_reasons, config.reasons_min_band)
-    frame = pd.DataFrame({"customer_id": chunk.loc[good, config.id_column].astype(str).to_numpy(),
-                          **cols})
-    frame[CUTOFF] = (cutoff_text(chunk.loc[good, CUTOFF]) if CUTOFF in chunk.columns
-                     else np.full(int(good.sum()), cutoff or "", dtype=object))
+    every = bool(good.all())  # the usual case: no copy of the matrix or the chunk
+    rows = chunk if every else chunk.loc[good]
+    cols, opts = score_chunk(core, x if every else x[good], config.top_reasons,
+                             config.reasons_min_band)
+    frame = pd.DataFrame({"customer_id": rows[config.id_column].astype(str).to_numpy(), **cols})
+    frame[CUTOFF] = (cutoff_text(rows[CUTOFF]) if CUTOFF in chunk.columns
+                     else np.full(len(rows), cutoff or "", dtype=object))
     scored.add(cols["churn_probability"], opts.net, opts.reduction)
     return pa.Table.from_pandas(frame, preserve_index=False)
 

@@ -154,6 +154,14 @@ def top_positive(contributions: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _rows_or_columns(x: np.ndarray) -> np.ndarray:
+    """``x`` as float64, row-major or column-major as it comes (the batch job's matrices are
+    column-major: built column by column, and walked a block of rows at a time, a column-major
+    block stays in cache), copied only when it is neither."""
+    x = np.asarray(x, dtype=np.float64)
+    return x if x.flags.c_contiguous or x.flags.f_contiguous else np.ascontiguousarray(x)
+
+
 def _binary_sigmoid(objective: str) -> float | None:
     """The sigmoid factor of a binary objective ("binary sigmoid:1"), else None."""
     if not objective.startswith("binary"):
@@ -258,7 +266,7 @@ class PathExplainer:
         With ``linear`` (rows x (features + 1), a linear part's contributions) the contributions
         ranked are ``tree_scale`` x the trees' + ``linear_scale`` x ``linear``, and the raw score
         returned is their sum (the blend's margin)."""
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        x = _rows_or_columns(x)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected a matrix with {self.n_features} columns, got {x.shape}")
         n = x.shape[0]
