@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +42,7 @@ from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 from scoring.offers.policy import Options, options
 from scoring.offers.uplift import offer_effects
-from scoring.reasons import reason_texts
+from scoring.reasons import reason_texts, top_positive
 from scoring.scorer import PATH, ScoringInputError
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,11 @@ CUTOFF = "cutoff"
 
 def cutoff_text(values: pd.Series) -> np.ndarray:
     """Each row's cutoff as YYYY-MM-DD ("" when missing or not a date)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind == "M":  # naive timestamps
+        days = values.to_numpy("datetime64[D]")
+        text = np.datetime_as_string(days, unit="D").astype(object)
+        text[np.isnat(days)] = ""
+        return text
     days = pd.to_datetime(values, errors="coerce", format="mixed")
     return days.dt.strftime("%Y-%m-%d").fillna("").to_numpy(object)
 
@@ -109,16 +116,18 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
     """
     scorer = core.model.scorer
     floor = core.bands.floor(reasons_min_band)
-    contrib = None
+    order = None
     if scorer.contribution_method == PATH and top_k > 0:
-        p, contrib = scorer.predict_explain(x)
+        # one compiled pass: scores and each row's top contributions (no rows x features array)
+        p, order, _ = scorer.predict_top(x, top_k)
     else:
         p = scorer.predict(x)
     wants = (p >= floor) if top_k > 0 else np.zeros(len(p), dtype=bool)
-    if contrib is None and wants.any():
-        contrib = np.zeros((len(x), len(scorer.features) + 1))
-        contrib[wants] = scorer.contributions(x[wants])
-    reasons = (reason_texts(scorer, x, contrib, top_k, wants) if contrib is not None
+    if order is None and wants.any():
+        order = np.full((len(x), top_k), -1, dtype=np.int64)
+        order[wants] = top_positive(scorer.contributions(x[wants])[:, :len(scorer.features)],
+                                    top_k)
+    reasons = (reason_texts(scorer, x, None, top_k, wants, order=order) if order is not None
                else np.full(len(x), "[]", dtype=object))
     opts = options(core.customers(x, p), offer_effects(core.model.uplift, x, p, core.catalogue),
                    core.catalogue)
@@ -144,6 +153,52 @@ def _chunks(source: pd.DataFrame | Path, size: int, columns: list[str] | None = 
                                usecols=None if columns is None else lambda c: c in columns)
 
 
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The same chunks, the next one read in a background thread while this one is scored
+    (Parquet decoding releases the GIL, so reading overlaps scoring on a second core); at most
+    one chunk waits. The thread stops when the consumer stops, also on an error."""
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(done)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
+            put(_Failed(exc))
+
+    thread = threading.Thread(target=produce, name="batch-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _columns(source: pd.DataFrame | Path) -> list[str]:
     if isinstance(source, pd.DataFrame):
         return list(source.columns)
@@ -158,19 +213,31 @@ def _columns(source: pd.DataFrame | Path) -> list[str]:
 
 def duplicated_keys(source: pd.DataFrame | Path, config: BatchConfig) -> set[str]:
     """The (customer, cutoff) keys found more than once in the whole input: a first pass over
-    the key columns only, so that every copy is quarantined whatever the chunking."""
+    the key columns only, so that every copy is quarantined whatever the chunking.
+
+    The first pass keeps a 64-bit hash per row (8 bytes a row, no Python set of every key);
+    only keys whose hash occurs twice are read again and compared as text, so a hash collision
+    never quarantines a row."""
     columns = [c for c in (config.id_column, CUTOFF) if c in _columns(source)]
     if config.id_column not in columns:
         raise BatchError(f"the input has no {config.id_column!r} column")
-    seen: set[str] = set()
-    twice: set[str] = set()
+    hashes = [_key_hashes(row_keys(chunk, config).dropna())
+              for chunk in _chunks(source, config.chunk_size, columns)]
+    every = np.sort(np.concatenate(hashes)) if hashes else np.array([], dtype=np.uint64)
+    candidates = np.unique(every[1:][every[1:] == every[:-1]])
+    del every, hashes
+    if not len(candidates):
+        return set()
+    counts: dict[str, int] = {}
     for chunk in _chunks(source, config.chunk_size, columns):
         keys = row_keys(chunk, config).dropna()
-        twice.update(keys[keys.duplicated()])
-        repeated = keys[keys.isin(seen)]
-        twice.update(repeated)
-        seen.update(keys)
-    return twice
+        for key in keys[np.isin(_key_hashes(keys), candidates)]:
+            counts[key] = counts.get(key, 0) + 1
+    return {key for key, n in counts.items() if n > 1}
+
+
+def _key_hashes(keys: pd.Series) -> np.ndarray:
+    return pd.util.hash_pandas_object(keys, index=False).to_numpy(np.uint64)
 
 
 def _progress(total: int | None):
@@ -199,7 +266,7 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
     bar = _progress(total)
     writer = None
     try:
-        for chunk in _chunks(source, config.chunk_size):
+        for chunk in _read_ahead(_chunks(source, config.chunk_size)):
             scored.summary.rows_in += len(chunk)
             table = _score_and_stage(core, chunk, config, cutoff, scored, twice)
             if table is not None:
@@ -245,11 +312,13 @@ def _score_and_stage(core: ScoringCore, chunk: pd.DataFrame, config: BatchConfig
     good = ~bad
     if not good.any():
         return None
-    cols, opts = score_chunk(core, x[good], config.top_reasons, config.reasons_min_band)
-    frame = pd.DataFrame({"customer_id": chunk.loc[good, config.id_column].astype(str).to_numpy(),
-                          **cols})
-    frame[CUTOFF] = (cutoff_text(chunk.loc[good, CUTOFF]) if CUTOFF in chunk.columns
-                     else np.full(int(good.sum()), cutoff or "", dtype=object))
+    every = bool(good.all())  # the usual case: no copy of the matrix or the chunk
+    rows = chunk if every else chunk.loc[good]
+    cols, opts = score_chunk(core, x if every else x[good], config.top_reasons,
+                             config.reasons_min_band)
+    frame = pd.DataFrame({"customer_id": rows[config.id_column].astype(str).to_numpy(), **cols})
+    frame[CUTOFF] = (cutoff_text(rows[CUTOFF]) if CUTOFF in chunk.columns
+                     else np.full(len(rows), cutoff or "", dtype=object))
     scored.add(cols["churn_probability"], opts.net, opts.reduction)
     return pa.Table.from_pandas(frame, preserve_index=False)
 

@@ -85,6 +85,83 @@ def _walk_serial(x, out, raw, roots, feature, threshold, left, right, default_le
                            missing, is_cat, cat_start, cat_end, cat_values, value)
 
 
+@numba.njit(cache=True, nogil=True)
+def _top_row(buf, width, k, order, top):
+    """The ``k`` largest positive values of ``buf[:width]``, largest first, ties by column order
+    (as a stable sort); ``order`` stays -1 past the last one."""
+    count = 0
+    for f in range(width):
+        v = buf[f]
+        if not v > 0:
+            continue
+        pos = count
+        while pos > 0 and top[pos - 1] < v:
+            pos -= 1
+        if pos >= k:
+            continue
+        for q in range(min(count, k - 1), pos, -1):
+            order[q] = order[q - 1]
+            top[q] = top[q - 1]
+        order[pos] = f
+        top[pos] = v
+        count = min(count + 1, k)
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_top_rows(lo, hi, x, linear, tree_scale, linear_scale, k, raw, order, top, roots,
+                   feature, threshold, left, right, default_left, missing, is_cat, cat_start,
+                   cat_end, cat_values, value):
+    buf = np.empty(x.shape[1] + 1)
+    blend = linear.shape[0] > 0
+    for i in range(lo, hi):
+        buf[:] = 0.0
+        r = _walk_row(x[i], buf, roots, feature, threshold, left, right, default_left, missing,
+                      is_cat, cat_start, cat_end, cat_values, value)
+        if blend:  # the blended contributions, and the margin as their sum
+            r = 0.0
+            for f in range(buf.shape[0]):
+                buf[f] = tree_scale * buf[f] + linear_scale * linear[i, f]
+                r += buf[f]
+        raw[i] = r
+        _top_row(buf, x.shape[1], k, order[i], top[i])
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _walk_top_parallel(blocks, x, linear, tree_scale, linear_scale, k, raw, order, top, roots,
+                       feature, threshold, left, right, default_left, missing, is_cat, cat_start,
+                       cat_end, cat_values, value):
+    n = x.shape[0]
+    size = (n + blocks - 1) // blocks
+    for b in numba.prange(blocks):
+        _walk_top_rows(b * size, min(n, (b + 1) * size), x, linear, tree_scale, linear_scale, k,
+                       raw, order, top, roots, feature, threshold, left, right, default_left,
+                       missing, is_cat, cat_start, cat_end, cat_values, value)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _top_positive(contrib, k, order, top):
+    for i in numba.prange(contrib.shape[0]):
+        _top_row(contrib[i], contrib.shape[1], k, order[i], top[i])
+
+
+def top_positive(contributions: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's ``k`` largest positive values, largest first, ties by column
+    order (as a stable sort), padded with -1; one compiled pass over the rows."""
+    out = np.full((len(contributions), max(k, 0)), -1, dtype=np.int64)
+    if k > 0 and len(contributions):
+        top = np.zeros(out.shape)
+        _top_positive(np.ascontiguousarray(contributions, dtype=np.float64), k, out, top)
+    return out
+
+
+def _rows_or_columns(x: np.ndarray) -> np.ndarray:
+    """``x`` as float64, row-major or column-major as it comes (the batch job's matrices are
+    column-major: built column by column, and walked a block of rows at a time, a column-major
+    block stays in cache), copied only when it is neither."""
+    x = np.asarray(x, dtype=np.float64)
+    return x if x.flags.c_contiguous or x.flags.f_contiguous else np.ascontiguousarray(x)
+
+
 def _binary_sigmoid(objective: str) -> float | None:
     """The sigmoid factor of a binary objective ("binary sigmoid:1"), else None."""
     if not objective.startswith("binary"):
@@ -178,3 +255,41 @@ class PathExplainer:
 
     def contributions(self, x: np.ndarray, threads: int = 0) -> np.ndarray:
         return self.explain(x, threads)[1]
+
+    def explain_top(self, x: np.ndarray, k: int, threads: int = 0,
+                    linear: np.ndarray | None = None, tree_scale: float = 1.0,
+                    linear_scale: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw scores and each row's ``k`` largest positive contributions (column indices padded
+        with -1, and their values), in one compiled pass that keeps a single row's contributions
+        at a time: no rows x features array is written or read again.
+
+        With ``linear`` (rows x (features + 1), a linear part's contributions) the contributions
+        ranked are ``tree_scale`` x the trees' + ``linear_scale`` x ``linear``, and the raw score
+        returned is their sum (the blend's margin)."""
+        x = _rows_or_columns(x)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"expected a matrix with {self.n_features} columns, got {x.shape}")
+        n = x.shape[0]
+        if linear is None:
+            linear = np.empty((0, self.n_features + 1))
+        elif linear.shape != (n, self.n_features + 1):
+            raise ValueError(f"linear contributions must be {(n, self.n_features + 1)}, "
+                             f"got {linear.shape}")
+        linear = np.ascontiguousarray(linear, dtype=np.float64)
+        raw = np.empty(n)
+        order = np.full((n, max(k, 0)), -1, dtype=np.int64)
+        top = np.zeros((n, max(k, 0)))
+        parallel = n >= self.PARALLEL_MIN_ROWS and threads != 1
+        previous = numba.get_num_threads()
+        if parallel and threads > 0:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            if parallel:
+                _walk_top_parallel(numba.get_num_threads(), x, linear, float(tree_scale),
+                                   float(linear_scale), max(k, 0), raw, order, top, *self._args)
+            else:
+                _walk_top_rows(0, n, x, linear, float(tree_scale), float(linear_scale),
+                               max(k, 0), raw, order, top, *self._args)
+        finally:
+            numba.set_num_threads(previous)
+        return raw, order, top

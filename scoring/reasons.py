@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from features.spec import CATEGORY
+from scoring.paths import top_positive
 from scoring.scorer import ChurnScorer
 
 # a feature whose sentence reads better with a companion's value beside it
@@ -65,34 +65,6 @@ def reasons_for_rows(scorer: ChurnScorer, x: np.ndarray, k: int = 3) -> list[lis
     return [top_reasons(scorer, x[i], contrib[i], k) for i in range(len(x))]
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _top_positive(contrib, k, out):
-    for i in numba.prange(contrib.shape[0]):
-        count = 0
-        for f in range(contrib.shape[1]):
-            v = contrib[i, f]
-            if not v > 0:
-                continue
-            pos = count
-            while pos > 0 and contrib[i, out[i, pos - 1]] < v:
-                pos -= 1
-            if pos >= k:
-                continue
-            for q in range(min(count, k - 1), pos, -1):
-                out[i, q] = out[i, q - 1]
-            out[i, pos] = f
-            count = min(count + 1, k)
-
-
-def top_positive(contributions: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of each row's ``k`` largest positive values, largest first, ties by column
-    order (as a stable sort), padded with -1; one compiled pass over the rows."""
-    out = np.full((len(contributions), max(k, 0)), -1, dtype=np.int64)
-    if k > 0 and len(contributions):
-        _top_positive(np.ascontiguousarray(contributions, dtype=np.float64), k, out)
-    return out
-
-
 _DIGITS = np.array([str(k) for k in range(100_000)], dtype=object)
 
 
@@ -134,20 +106,23 @@ def _phrases(scorer: ChurnScorer, name: str, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def reason_texts(scorer: ChurnScorer, x: np.ndarray, contributions: np.ndarray, k: int = 3,
-                 rows: np.ndarray | None = None) -> np.ndarray:
+def reason_texts(scorer: ChurnScorer, x: np.ndarray, contributions: np.ndarray | None,
+                 k: int = 3, rows: np.ndarray | None = None,
+                 order: np.ndarray | None = None) -> np.ndarray:
     """The batch form of :func:`top_reasons`: for every row the JSON list of its reason sentences
     (risk-raising features only), as an object array of strings; ``"[]"`` where ``rows`` is False.
 
     Equal to ``json.dumps([r.text for r in top_reasons(...)])`` row by row (tested), but built
     feature by feature with array operations: per-row Python work was most of the batch job's
-    time.
+    time. ``order``: each row's top columns already picked (``ChurnScorer.predict_top``), in
+    place of ``contributions``.
     """
     n, width = len(x), len(scorer.features)
     if k <= 0 or n == 0:
         return np.full(n, "[]", dtype=object)
-    contrib = contributions[:, :width]
-    order = top_positive(contrib, k)
+    if order is None:
+        order = top_positive(contributions[:, :width], k)
+    order = order[:, :k]
     valid = order >= 0  # a prefix of each row
     if rows is not None:
         valid &= np.asarray(rows, dtype=bool)[:, None]

@@ -23,7 +23,7 @@ from features.numeric import logit, sigmoid
 from features.spec import CATEGORY, FeatureSpec
 from scoring.limits import Limits, record, restore
 from scoring.linear import LinearPart
-from scoring.paths import PathExplainer
+from scoring.paths import PathExplainer, top_positive
 
 PATH, SHAP = "path", "shap"  # how feature contributions are computed (see scoring/paths.py)
 
@@ -35,28 +35,46 @@ class ScoringInputError(BadInput):
 def encode_frame(frame: pd.DataFrame, features: list[str], kinds: list[str],
                  categories: dict[str, list[str]]) -> np.ndarray:
     """Features as a float matrix in the given order; a category becomes its training code and an
-    unseen one becomes missing."""
+    unseen one becomes missing.
+
+    Plain numeric columns (numpy float or int: nearly all of them) are converted as blocks of
+    adjacent columns, by pandas in one call each; the others one by one, with their checks. The
+    matrix is column-major (Fortran order): filled column by column without a transposing copy.
+    """
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise ScoringInputError(f"{len(missing)} feature columns are missing: "
                                 f"{', '.join(missing[:10])}")
-    out = np.empty((len(frame), len(features)), dtype=np.float64)
-    for j, (name, kind) in enumerate(zip(features, kinds, strict=True)):
-        values = frame[name]
-        if kind == CATEGORY:
-            codes = {c: float(i) for i, c in enumerate(categories[name])}
-            text = values.astype("str")
-            out[:, j] = text.map(codes).to_numpy(np.float64, na_value=np.nan)
-        else:
-            if pd.api.types.is_bool_dtype(values):
-                values = values.astype("float64")
-            numeric = pd.to_numeric(values, errors="coerce")
-            bad = values.notna() & numeric.isna()
-            if bad.any():
-                examples = values[bad].head(3).tolist()
-                raise ScoringInputError(f"column {name} must be numeric; found {examples}")
-            out[:, j] = numeric.to_numpy(np.float64, na_value=np.nan)
+    out = np.empty((len(frame), len(features)), dtype=np.float64, order="F")
+    plain = [kind != CATEGORY and isinstance(frame[name].dtype, np.dtype)
+             and frame[name].dtype.kind in "fiu" for name, kind in zip(features, kinds, strict=True)]
+    start = None
+    for j in range(len(features) + 1):
+        if j < len(features) and plain[j]:
+            start = j if start is None else start
+            continue
+        if start is not None:  # a run of plain numeric columns ends before j
+            out[:, start:j] = frame[features[start:j]].to_numpy(np.float64)
+            start = None
+        if j < len(features):
+            out[:, j] = _encode_column(frame[features[j]], features[j], kinds[j], categories)
     return out
+
+
+def _encode_column(values: pd.Series, name: str, kind: str,
+                   categories: dict[str, list[str]]) -> np.ndarray:
+    if kind == CATEGORY:  # matched as text; missing and unseen values have code -1
+        text = values if pd.api.types.is_string_dtype(values) else values.astype("str")
+        codes = pd.Categorical(text, categories=categories[name]).codes
+        return np.where(codes < 0, np.nan, codes.astype(np.float64))
+    if pd.api.types.is_bool_dtype(values):
+        values = values.astype("float64")
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & numeric.isna()
+    if bad.any():
+        examples = values[bad].head(3).tolist()
+        raise ScoringInputError(f"column {name} must be numeric; found {examples}")
+    return numeric.to_numpy(np.float64, na_value=np.nan)
 
 
 @dataclass(frozen=True)
@@ -188,6 +206,26 @@ class ChurnScorer:
         contrib = self._blend_contributions(contrib, x)
         p = sigmoid(contrib.sum(axis=1))
         return np.clip(self.calibrator(p), 0.0, 1.0), contrib
+
+    def predict_top(self, x: np.ndarray, k: int, threads: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibrated probabilities and each row's ``k`` largest positive contributions (column
+        indices, largest first, padded with -1; and their values): what reasons need, without a
+        rows x features array of contributions (path method: one compiled pass per block)."""
+        if self.contribution_method == SHAP or self.explainer.sigmoid is None:
+            p, contrib = self.predict_explain(x, threads)
+            order = top_positive(contrib[:, :len(self.features)], k)
+            top = np.where(order >= 0, np.take_along_axis(contrib, np.maximum(order, 0), 1), 0.0)
+            return p, order, top
+        if self.linear is None:
+            raw, order, top = self.explainer.explain_top(x, k, threads)
+            p = sigmoid(self.explainer.sigmoid * raw)
+        else:
+            margin, order, top = self.explainer.explain_top(
+                x, k, threads, self.linear.contributions(x), self.tree_weight * self._link,
+                1 - self.tree_weight)
+            p = sigmoid(margin)
+        return np.clip(self.calibrator(p), 0.0, 1.0), order, top
 
     @property
     def explainer(self) -> PathExplainer:
