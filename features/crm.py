@@ -60,9 +60,13 @@ class CrmData:
     def fingerprint(self) -> str:
         """A content hash of every table (order of rows included), for run tracking."""
         digest = hashlib.sha256()
+        self.update_digest(digest)
+        return digest.hexdigest()[:16]
+
+    def update_digest(self, digest) -> None:
+        """Feed every table (name, columns, row hashes in order) to a hashlib digest."""
         for name, frame in sorted(self.tables().items()):
             digest.update(name.encode())
             digest.update(",".join(map(str, frame.columns)).encode())
             digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
                           .tobytes())
-        return digest.hexdigest()[:16]

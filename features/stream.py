@@ -13,6 +13,7 @@ partition by partition (each partition's rows in cutoff order, then customer ord
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -51,6 +52,16 @@ class SourceScan:
     now: pd.Timestamp
     as_of: pd.Timestamp | None
     cached: dict[str, pd.DataFrame] | None = None  # the checked tables of a one-part source
+    probe: CrmData | None = None  # a few customers, for engines that need the columns up front
+
+    def fingerprint(self) -> str:
+        """A content hash of every table of every part (rows in order; reads the parts again).
+        For a one-part source it is ``CrmData.fingerprint`` of the whole source."""
+        digest = hashlib.sha256()
+        for part in self.parts:
+            tables = validate(part.read(), as_of=self.as_of, now=self.now)
+            CrmData.from_tables(tables).update_digest(digest)
+        return digest.hexdigest()[:16]
 
 
 def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: FeatureConfig,

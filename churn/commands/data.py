@@ -26,14 +26,23 @@ def data_generate(
     months: Annotated[int, typer.Option(help="Months of history.")] = 24,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 7,
     start: Annotated[str, typer.Option(help="First month of the data.")] = "2024-01-01",
+    partitioned: Annotated[bool, typer.Option(help=(
+        "One folder per table with a part file per block of customers, generated and written "
+        "block by block (memory set by the block, not by --customers); else one file per "
+        "table."))] = False,
+    block: Annotated[int, typer.Option(help=(
+        "Customers simulated together from one seed (part of the sample: another block size "
+        "gives another sample)."))] = 200_000,
     verbose: VerboseOpt = False,
 ) -> None:
     """Write a realistic sample CRM (all six tables, plus _truth/ for evaluation)."""
-    from features.sample import SampleSpec, generate, write_sample
+    from features.sample import SampleSpec, generate, write_partitioned, write_sample
 
     _setup(verbose, None)
     with summary("data generate") as job:
-        counts = write_sample(generate(SampleSpec(customers, months, seed, start)), out)
+        spec = SampleSpec(customers, months, seed, start, block)
+        counts = (write_partitioned(spec, out) if partitioned
+                  else write_sample(generate(spec), out))
         job.rows = sum(counts.values())
     typer.echo(f"wrote {out}/")
     for name, rows in counts.items():
