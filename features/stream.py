@@ -34,7 +34,14 @@ from features.events import SortedEvents
 from features.families.activity import vocabulary_from_counts
 from features.families.btyd import fit_btyd_summary
 from features.io import QUIET_BEFORE_AS_OF, write_atomic
-from features.partitions import Partition, cross_partition_problems, partitions
+from features.partitions import (
+    UNIQUE,
+    Partition,
+    cross_partition_problems,
+    id_range,
+    overlapping,
+    partitions,
+)
 from features.progress import bar
 from features.spec import FeatureSpec
 
@@ -89,6 +96,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     types: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     summaries: dict[pd.Timestamp, list[PurchaseSummary]] = {c: [] for c in fits_wanted}
     customers, cached = 0, None
+    ranges: dict[str, list] = {table: [] for table, _, _ in UNIQUE}
     for part in bar(parts, desc="checking the data", unit="part"):
         try:
             tables = validate(part.read(), as_of=as_of, now=now)
@@ -97,6 +105,9 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
             continue
         crm = CrmData.from_tables(tables)
         customers += len(crm.customers)
+        for table, column, _ in UNIQUE:
+            if table in tables:
+                ranges[table].append(id_range(tables[table], column))
         if crm.latest_event is not None:
             latest.append(crm.latest_event)
         if len(crm.customers):
@@ -111,7 +122,9 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
         cached = tables if len(parts) == 1 else None
     if problems:
         raise ContractError(_merge(problems, len(parts)))
-    cross = cross_partition_problems(parts)
+    if any(overlapping(r) for r in ranges.values()):
+        log.info("ids of several parts overlap in range: checking them for duplicates with DuckDB")
+    cross = cross_partition_problems(parts, ranges)
     if cross:
         raise ContractError(cross)
     if customers == 0:
