@@ -1,6 +1,6 @@
 """How the pipeline scales with the number of customers (``make bench-scale``).
 
-At each size: generation (``write_partitioned``: part files of 200k customers, written block by
+At each size: generation (``write_partitioned``: part files of 100k customers, written block by
 block), the feature build (``build_to_parquet``: one partition in memory at a time, read and
 contract checks included), training, batch scoring of the built features and the Spark local[2]
 feature build on the same partitions. Each stage runs in its own process so its peak memory is its
@@ -199,13 +199,21 @@ def main() -> None:
     parser.add_argument("--months-10m", type=int, default=None,
                         help="months of history at 10M customers and more (disk)")
     parser.add_argument("--cutoffs", nargs="+", default=list(CUTOFFS))
-    parser.add_argument("--train-rows", type=int, default=300_000)
+    parser.add_argument("--train-rows", type=int, default=100_000)
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--stage", choices=STAGES)
     parser.add_argument("--work", type=Path, default=Path("bench-out/scale"))
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
-    parser.add_argument("--json", type=Path, help="append each size's results to this file")
+    parser.add_argument("--json", type=Path, help="append each stage's result to this file")
+    parser.add_argument("--table", type=Path, help="only print the table of a --json file")
     args = parser.parse_args()
+    if args.table:
+        results: dict[int, dict[str, dict]] = {}
+        for line in args.table.read_text().splitlines():
+            r = json.loads(line)
+            results.setdefault(r["customers"], {})[r["stage"]] = r
+        _table(results)
+        return
     if args.stage:
         work = args.work
         call = {"generate": lambda: stage_generate(work, args.customers[0], args.months),
@@ -229,11 +237,12 @@ def main() -> None:
             r = _run(stage, sub, work)
             results[n][stage] = r
             print(f"{n:>11,} {stage:<9} {json.dumps(r)}", flush=True)
+            if args.json:  # stage by stage: a long run cut short keeps what it measured
+                with args.json.open("a") as f:
+                    f.write(json.dumps({"customers": n, "months": months, "stage": stage, **r})
+                            + "\n")
             if "failed" in r and stage in ("generate", "features"):
                 break
-        if args.json:
-            with args.json.open("a") as f:
-                f.write(json.dumps({"customers": n, "months": months, **results[n]}) + "\n")
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     _table(results)

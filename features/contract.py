@@ -105,7 +105,7 @@ def _to_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _coerce(table: Table, frame: pd.DataFrame, check: _Checker) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # columns are replaced, never changed in place
     for col in table.columns:
         if col.name not in frame.columns:
             continue

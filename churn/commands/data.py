@@ -32,7 +32,7 @@ def data_generate(
         "table."))] = False,
     block: Annotated[int, typer.Option(help=(
         "Customers simulated together from one seed (part of the sample: another block size "
-        "gives another sample)."))] = 200_000,
+        "gives another sample)."))] = 100_000,  # features.sample.generate.BLOCK_CUSTOMERS
     verbose: VerboseOpt = False,
 ) -> None:
     """Write a realistic sample CRM (all six tables, plus _truth/ for evaluation)."""

@@ -43,7 +43,7 @@ __all__ = ["BLOCK_CUSTOMERS", "ENGAGEMENT_TYPES", "SampleData", "SampleSpec", "g
 
 log = logging.getLogger(__name__)
 
-BLOCK_CUSTOMERS = 200_000  # customers simulated together (and one part file of each table)
+BLOCK_CUSTOMERS = 100_000  # customers simulated together (and one part file of each table)
 
 
 @dataclass(frozen=True)
