@@ -204,6 +204,8 @@ def main() -> None:
     parser.add_argument("--stage", choices=STAGES)
     parser.add_argument("--work", type=Path, default=Path("bench-out/scale"))
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--reuse", action="store_true", help=(
+        "run the --stages on what an earlier --keep run left (e.g. --stages train score spark)"))
     parser.add_argument("--json", type=Path, help="append each stage's result to this file")
     parser.add_argument("--table", type=Path, help="only print the table of a --json file")
     args = parser.parse_args()
@@ -228,8 +230,9 @@ def main() -> None:
     results: dict[int, dict[str, dict]] = {}
     for n in args.customers:
         work = (args.work / f"n{n}").resolve()
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        if not args.reuse:
+            shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
         months = args.months_10m if (args.months_10m and n >= 10_000_000) else args.months
         sub = argparse.Namespace(**{**vars(args), "customers": [n], "months": months})
         results[n] = {}

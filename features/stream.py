@@ -59,6 +59,8 @@ class SourceScan:
     now: pd.Timestamp
     as_of: pd.Timestamp | None
     cached: dict[str, pd.DataFrame] | None = None  # the checked tables of a one-part source
+    rows: dict[str, int] = field(default_factory=dict)  # rows of each table, all parts
+    latest_event: pd.Timestamp | None = None
     probe: CrmData | None = None  # a few customers, for engines that need the columns up front
 
     def fingerprint(self) -> str:
@@ -84,18 +86,19 @@ def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: Feature
 def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
                 horizon_days: int | None = None, as_of=None) -> SourceScan:
     """Check every part against the contract (all problems of all parts, then the ids that span
-    parts) and fix the whole base's vocabulary, BTYD fits and data end."""
+    parts) and fix the whole base's vocabulary, BTYD fits and data end (no cutoffs: only the
+    checks and the data end)."""
     as_of, now = parse_as_of(as_of), utc_now()
     parts = partitions(source)
     cutoffs = sorted(pd.Timestamp(c) for c in cutoffs)
-    fits_wanted = [] if config.btyd is None else [
+    fits_wanted = [] if config.btyd is None or not cutoffs else [
         c for c in cutoffs if c.isoformat() not in (config.btyd_fits or {})]
     problems: list[tuple[str, Problem]] = []
     latest: list[pd.Timestamp] = []
     signup_end: list[pd.Timestamp] = []
     types: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     summaries: dict[pd.Timestamp, list[PurchaseSummary]] = {c: [] for c in fits_wanted}
-    customers, cached = 0, None
+    customers, cached, rows = 0, None, defaultdict(int)
     ranges: dict[str, list] = {table: [] for table, _, _ in UNIQUE}
     for part in bar(parts, desc="checking the data", unit="part"):
         try:
@@ -105,6 +108,8 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
             continue
         crm = CrmData.from_tables(tables)
         customers += len(crm.customers)
+        for name, frame in tables.items():
+            rows[name] += len(frame)
         for table, column, _ in UNIQUE:
             if table in tables:
                 ranges[table].append(id_range(tables[table], column))
@@ -112,7 +117,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
             latest.append(crm.latest_event)
         if len(crm.customers):
             signup_end.append(crm.customers["signup_date"].max())
-        if config.event_types is None and crm.engagement is not None:
+        if config.event_types is None and crm.engagement is not None and cutoffs:
             _count_types(crm.engagement, cutoffs[-1], types)
         if fits_wanted:
             index = pd.Index(crm.customers["customer_id"])
@@ -151,7 +156,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
         update["btyd_fits"] = fits
     config = config.model_copy(update=update) if update else config
     return SourceScan(parts, config, as_of if as_of is not None else found_end, customers, now,
-                      as_of, cached)
+                      as_of, cached, dict(rows), max(latest) if latest else None)
 
 
 def _count_types(engagement: pd.DataFrame, latest_cutoff: pd.Timestamp,

@@ -59,14 +59,16 @@ def data_validate(
 ) -> None:
     """Check a data source against the contract; exit 2 with every problem listed."""
     from churn.settings import resolve_as_of
-    from features.io import load_crm
+    from features.stream import scan_source
 
     settings = _setup(verbose, config)
     declared = resolve_as_of(settings, as_of)
-    crm = load_crm(source, as_of=declared)
-    typer.echo(f"{source}: the data meets the contract")
-    for name, frame in crm.tables().items():
-        typer.echo(f"  {name:<12} {len(frame):>12,} rows")
-    typer.echo(f"  latest event {crm.data_end}")
-    typer.echo(f"  data ends    {declared if declared is not None else crm.data_end}"
+    scan = scan_source(source, [], settings.features, as_of=declared)  # one part at a time
+    parts = f" ({len(scan.parts)} customer partitions)" if len(scan.parts) > 1 else ""
+    typer.echo(f"{source}: the data meets the contract{parts}")
+    for name, rows in scan.rows.items():
+        typer.echo(f"  {name:<12} {rows:>12,} rows")
+    found = scan.latest_event if scan.latest_event is not None else scan.data_end
+    typer.echo(f"  latest event {found}")
+    typer.echo(f"  data ends    {declared if declared is not None else found}"
                f"{' (as-of date)' if declared is not None else ' (latest event)'}")
