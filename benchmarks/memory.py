@@ -8,7 +8,10 @@ larger (this made every batch stage read 2.14 GB in an earlier run).
 
 from __future__ import annotations
 
+import contextlib
 import resource
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -20,3 +23,35 @@ def peak_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class TreePeak:
+    peak_mb: float = 0.0
+
+
+@contextlib.contextmanager
+def tree_peak(interval: float = 0.25):
+    """The peak summed resident memory of this process's children and their descendants
+    (sampled every ``interval`` s while the body runs): a stage run as a subprocess with the
+    processes it starts, such as Spark's JVM and Python workers, whose memory VmHWM misses."""
+    import psutil
+
+    me, result, stop = psutil.Process(), TreePeak(), threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += child.memory_info().rss
+            result.peak_mb = max(result.peak_mb, total / 2**20)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        thread.join()

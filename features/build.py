@@ -210,6 +210,12 @@ def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".parquet":
         raise BadInput(f"feature sets are written as .parquet, got {path.name}")
+    table = feature_table(fs)
+    return write_atomic(path, lambda p: pq.write_table(table, p))
+
+
+def feature_table(fs: FeatureSet) -> pa.Table:
+    """The rows as Arrow, with the feature metadata in the schema's key-value metadata."""
     table = pa.Table.from_pandas(fs.frame, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[b"churn.features"] = specs_to_json(fs.specs).encode()
@@ -219,8 +225,7 @@ def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
         meta[b"churn.feature_config"] = fs.config.model_dump_json().encode()
     if fs.data_end is not None and pd.notna(fs.data_end):
         meta[b"churn.data_end"] = pd.Timestamp(fs.data_end).isoformat().encode()
-    table = table.replace_schema_metadata(meta)
-    return write_atomic(path, lambda p: pq.write_table(table, p))
+    return table.replace_schema_metadata(meta)
 
 
 def read_feature_set(path: str | Path) -> FeatureSet:

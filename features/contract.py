@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import BadInput
+from features.events import customer_codes
 from features.schema import REQUIRED_TABLES, SURVEY_SCALES, TABLES, Column, Kind, Table
 
 __all__ = ["REQUIRED_TABLES", "SURVEY_SCALES", "TABLES", "Column", "ContractError", "Kind",
@@ -104,7 +105,7 @@ def _to_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _coerce(table: Table, frame: pd.DataFrame, check: _Checker) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # columns are replaced, never changed in place
     for col in table.columns:
         if col.name not in frame.columns:
             continue
@@ -277,13 +278,13 @@ def _check_not_after(table: Table, frame: pd.DataFrame, as_of: pd.Timestamp | No
 
 def _check_references(customers: pd.DataFrame, typed: dict[str, pd.DataFrame],
                       check: _Checker) -> None:
-    index = pd.Index(customers["customer_id"])
+    ids = customers["customer_id"]
     signup = customers["signup_date"].to_numpy("datetime64[ns]")
     for name, frame in typed.items():
         table = TABLES[name]
         if table.event_time is None:
             continue
-        pos = index.get_indexer(frame["customer_id"])
+        pos = customer_codes(frame["customer_id"], ids)
         unknown = pos < 0
         check.add(name, "customer_id", "event for a customer not in the customers table", frame,
                   unknown, ["customer_id", table.event_time])

@@ -32,7 +32,14 @@ class CrmData:
 
     @property
     def data_end(self) -> pd.Timestamp:
-        """The latest timestamp seen in any event table: labels need data up to t + horizon."""
+        """The latest timestamp seen in any event table: labels need data up to t + horizon
+        (the latest signup date when no table has a timestamp)."""
+        latest = self.latest_event
+        return latest if latest is not None else pd.Timestamp(self.customers["signup_date"].max())
+
+    @property
+    def latest_event(self) -> pd.Timestamp | None:
+        """The latest timestamp in any table (None when there is none)."""
         latest = []
         for name, frame in self.tables().items():
             for col in TABLES[name].columns:
@@ -40,7 +47,7 @@ class CrmData:
                     value = frame[col.name].max()
                     if pd.notna(value):
                         latest.append(value)
-        return max(latest) if latest else pd.Timestamp(self.customers["signup_date"].max())
+        return max(latest) if latest else None
 
     def subset(self, customer_ids) -> CrmData:
         """The same source restricted to some customers (a partition for a distributed engine)."""
@@ -53,9 +60,13 @@ class CrmData:
     def fingerprint(self) -> str:
         """A content hash of every table (order of rows included), for run tracking."""
         digest = hashlib.sha256()
+        self.update_digest(digest)
+        return digest.hexdigest()[:16]
+
+    def update_digest(self, digest) -> None:
+        """Feed every table (name, columns, row hashes in order) to a hashlib digest."""
         for name, frame in sorted(self.tables().items()):
             digest.update(name.encode())
             digest.update(",".join(map(str, frame.columns)).encode())
             digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
                           .tobytes())
-        return digest.hexdigest()[:16]

@@ -36,13 +36,19 @@ def read_tables(source: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def _read_folder(folder: Path) -> dict[str, pd.DataFrame]:
+    """One file per table, or (the partitioned layout, ``features.partitions``) a folder of part
+    files per table, joined here in part order: the whole source in memory (the streamed build
+    reads one part at a time instead)."""
     files: dict[str, list[Path]] = {}
     for f in sorted(folder.iterdir()):
         if f.is_file() and f.suffix.lower() in (".parquet", ".csv"):
             files.setdefault(f.stem, []).append(f)
+        elif f.is_dir() and f.name in TABLES:
+            files.setdefault(f.name, []).append(f)
     both = [name for name, fs in files.items() if name in TABLES and len(fs) > 1]
     if both:
-        raise ContractError([Problem(n, None, "both a Parquet and a CSV file; keep one") for n in both])
+        raise ContractError([Problem(n, None, "both a Parquet and a CSV file (or a file and a "
+                                     "folder of parts); keep one") for n in both])
     ignored = sorted(set(files) - set(TABLES))
     if ignored:
         log.info("ignoring files that are not contract tables: %s", ", ".join(ignored))
@@ -50,11 +56,16 @@ def _read_folder(folder: Path) -> dict[str, pd.DataFrame]:
     for name in TABLES:
         if name in files:
             f = files[name][0]
+            parts = ([p for p in sorted(f.iterdir()) if p.is_file() and not p.name.startswith(
+                (".", "_")) and p.suffix.lower() in (".parquet", ".csv")] if f.is_dir() else [f])
+            if not parts:
+                continue
             try:
-                tables[name] = (pd.read_parquet(f) if f.suffix.lower() == ".parquet"
-                                else pd.read_csv(f, low_memory=False))
+                frames = [pd.read_parquet(p) if p.suffix.lower() == ".parquet"
+                          else pd.read_csv(p, low_memory=False) for p in parts]
             except Exception as exc:  # noqa: BLE001 - any reader failure is a contract problem
                 raise ContractError([Problem(name, None, f"cannot read {f.name}: {exc}")]) from exc
+            tables[name] = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
             log.info("read %s: %d rows", f.name, len(tables[name]))
     return tables
 

@@ -1,5 +1,9 @@
 """The same feature code on Apache Spark: customers are hashed into buckets, each bucket's rows of
-every table go to one pandas call of ``build_feature_set`` (``groupBy(bucket).applyInPandas``).
+every table go to one pandas call of ``features.stream.build_partition`` (the function the local
+engine runs on each customer partition; ``groupBy(bucket).applyInPandas``). A source in the
+partitioned layout (``features.partitions``) keeps its partitions: a part file is a bucket.
+The driver does the local engine's first pass (``scan_source``: the contract, the data's end, the
+event vocabulary and the BTYD fits), one partition in memory at a time.
 
 A customer's features depend only on that customer's events, so a bucket gives the same numbers as
 the whole base (tests/features/test_features.py proves it on pandas, tests/test_spark.py on Spark).
@@ -17,13 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import FeatureSet, build_feature_set, resolve_config
+from features.build import FeatureSet
 from features.config import FeatureConfig, LabelConfig
-from features.contract import TABLES, ContractError, Problem, parse_as_of, validate
+from features.contract import TABLES, ContractError, Problem
 from features.crm import CrmData
 from features.errors import BadInput
-from features.io import read_tables
+from features.partitions import is_partitioned
 from features.progress import polled
+from features.stream import SourceScan, build_partition, scan_source
 from jobs.spark_session import SparkOptions, spark_errors, spark_session
 from jobs.storage import Location, list_files, local_copy, location
 
@@ -78,8 +83,9 @@ def _spark_type(dtype) -> str:
     return "string"
 
 
-def _long_frame(spark, source: Location, buckets: int):
-    """Every table's rows in one Spark frame: a ``_table`` column, a ``_bucket`` per customer.
+def _long_frame(spark, source: Location, buckets: int, parts: list[str] | None = None):
+    """Every table's rows in one Spark frame: a ``_table`` column, a ``_bucket`` per customer
+    (the customer's part file when ``parts`` names them, else a hash of its id).
 
     Columns of the same Spark type in different tables share one physical column (a slot:
     ``timestamp_0``, ``double_1``, ...), so the frame is as wide as the widest table per type,
@@ -88,15 +94,26 @@ def _long_frame(spark, source: Location, buckets: int):
     from pyspark.sql import functions as F
 
     files = {}
-    for f in list_files(source):
-        if Path(f.name).stem in TABLES and f.suffix in (".parquet", ".csv"):
-            files.setdefault(Path(f.name).stem, f)
+    if parts is not None:
+        for name in TABLES:
+            folder = source.child(name)
+            if folder.exists() and folder.is_dir():
+                kinds = {f.suffix for f in list_files(folder) if f.suffix in (".parquet", ".csv")}
+                files[name] = (folder, kinds.pop() if kinds else ".parquet")
+        index = F.create_map(*[x for i, n in enumerate(parts) for x in (F.lit(n), F.lit(i))])
+        bucket = F.element_at(index, F.regexp_extract(F.input_file_name(),
+                                                      r"([^/.]+)\.[^/.]+$", 1))
+    else:
+        for f in list_files(source):
+            if Path(f.name).stem in TABLES and f.suffix in (".parquet", ".csv"):
+                files.setdefault(Path(f.name).stem, (f, f.suffix))
+        bucket = F.pmod(F.hash(F.col("customer_id")), F.lit(buckets))
     frames, columns = [], {}
     for name in TABLES:
         if name not in files:
             continue
-        f = files[name]
-        df = (spark.read.parquet(f.spark_uri()) if f.suffix == ".parquet"
+        f, suffix = files[name]
+        df = (spark.read.parquet(f.spark_uri()) if suffix == ".parquet"
               else spark.read.option("header", True).csv(f.spark_uri()))
         df = df.withColumn("customer_id", F.col("customer_id").cast("string"))
         used: dict[str, int] = {}
@@ -106,8 +123,7 @@ def _long_frame(spark, source: Location, buckets: int):
             columns[name][field.name] = f"{kind}_{used.get(kind, 0)}"
             used[kind] = used.get(kind, 0) + 1
         df = df.select([F.col(c).alias(slot) for c, slot in columns[name].items()]
-                       + [F.lit(name).alias("_table"),
-                          F.pmod(F.hash(F.col("customer_id")), F.lit(buckets)).alias("_bucket")])
+                       + [F.lit(name).alias("_table"), bucket.alias("_bucket")])
         frames.append(df)
     long = frames[0]
     for df in frames[1:]:
@@ -134,14 +150,22 @@ def to_spark_pandas(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _read_on_driver(source: Location, as_of=None) -> CrmData:
-    """The whole source read and checked on the driver (the contract, the data's end, the event
-    vocabulary and the fingerprint come from it); a folder is the only source Spark reads."""
+def _scan_on_driver(source: Location, cutoffs, features: FeatureConfig, horizon_days: int,
+                    as_of=None) -> SourceScan:
+    """The local engine's first pass on the driver (a folder is the only source Spark reads),
+    with the first customers of the first partition (``probe``: to find the output's columns)."""
     with local_copy(source) as path:
         if not path.is_dir():
             raise ContractError([Problem(source.uri, None, "the Spark engine reads a folder of "
                                          "Parquet/CSV files (not a DuckDB file)")])
-        return CrmData.from_tables(validate(read_tables(path), as_of=as_of))
+        scan = scan_source(path, cutoffs, features, horizon_days, as_of)
+        from features.contract import validate
+
+        first = CrmData.from_tables(validate(scan.parts[0].read(), as_of=scan.as_of,
+                                             now=scan.now))
+        scan.cached = None
+        scan.probe = first.subset(first.customers["customer_id"].head(50))
+    return scan
 
 
 def spark_feature_frame(source: str | Path | Location, cutoffs: list[pd.Timestamp],
@@ -149,46 +173,45 @@ def spark_feature_frame(source: str | Path | Location, cutoffs: list[pd.Timestam
                         population_only: bool = True,
                         spark: SparkOptions | str | None = "local[*]", as_of=None):
     """A Spark DataFrame of (customer_id, cutoff, features..., label), built bucket by bucket,
-    and the source as read on the driver. ``as_of`` (the declared extraction time) bounds the
-    timestamps and is the data's end for the labels, as in the local build."""
+    and the driver's scan of the source (``SourceScan``: its ``fingerprint()`` names the data).
+    ``as_of`` (the declared extraction time) bounds the timestamps and is the data's end for the
+    labels, as in the local build."""
     options = SparkOptions.of(spark)
     session = spark_session(options)
     source = location(source)
-    as_of = parse_as_of(as_of)
-    local = _read_on_driver(source, as_of)
-    data_end = as_of if as_of is not None else local.data_end
-    features = resolve_config(local, cutoffs, features)  # one vocabulary for every bucket
-    probe_ids = local.customers["customer_id"].head(50)
-    probe = build_feature_set(local.subset(probe_ids), cutoffs, features, labels,
-                              population_only=False, data_end=data_end).frame
+    scan = _scan_on_driver(source, cutoffs, features, labels.horizon_days, as_of)
+    config, data_end, now, as_of = scan.config, scan.data_end, scan.now, scan.as_of
+    probe = build_partition(scan.probe.tables(), cutoffs, config, labels, False, data_end,
+                            checked=True).frame
     schema = ", ".join(f"`{c}` {_spark_type(probe[c].dtype)}" for c in probe.columns)
     order = list(probe.columns)
-    buckets = bucket_count(len(local.customers), session.sparkContext.defaultParallelism,
-                           options.buckets)
-    long, columns = _long_frame(session, source, buckets)
+    parts = ([p.name for p in scan.parts] if source.local is not None
+             and is_partitioned(source.local) else None)
+    buckets = len(parts) if parts is not None else bucket_count(
+        scan.customers, session.sparkContext.defaultParallelism, options.buckets)
+    long, columns = _long_frame(session, source, buckets, parts)
 
     def build(pdf: pd.DataFrame) -> pd.DataFrame:
-        crm = CrmData.from_tables(validate(_bucket_tables(pdf, columns), as_of=as_of))
-        frame = build_feature_set(crm, cutoffs, features, labels, population_only,
-                                  data_end=data_end).frame
+        frame = build_partition(_bucket_tables(pdf, columns), cutoffs, config, labels,
+                                population_only, data_end, as_of, now).frame
         return to_spark_pandas(frame.reindex(columns=order))
 
-    log.info("Spark feature build: %d customers in %d buckets", len(local.customers), buckets)
+    log.info("Spark feature build: %d customers in %d buckets%s", scan.customers, buckets,
+             " (the source's partitions)" if parts is not None else "")
     # as many partitions as buckets (not spark.sql.shuffle.partitions): the parallelism follows
     # --spark-buckets; the grouping reuses this partitioning, no second shuffle
     return (long.repartition(buckets, "_bucket").groupBy("_bucket")
-            .applyInPandas(build, schema=schema), local)
+            .applyInPandas(build, schema=schema), scan)
 
 
 def spark_feature_set(source, cutoffs, features: FeatureConfig, labels: LabelConfig,
                       population_only: bool = True,
                       spark: SparkOptions | str | None = "local[*]", as_of=None) -> FeatureSet:
     """Like ``build_feature_set`` but computed on Spark, collected as one FeatureSet."""
-    frame, local = spark_feature_frame(source, cutoffs, features, labels, population_only, spark,
-                                       as_of)
-    features = resolve_config(local, cutoffs, features)
-    specs = build_feature_set(local.subset(local.customers["customer_id"].head(50)), cutoffs,
-                              features, labels, population_only=False).specs
+    frame, scan = spark_feature_frame(source, cutoffs, features, labels, population_only, spark,
+                                      as_of)
+    specs = build_partition(scan.probe.tables(), cutoffs, scan.config, labels, False,
+                            scan.data_end, checked=True).specs
     with spark_errors("the Spark feature build"), spark_task_progress(
             frame.sparkSession, "building features on Spark"):
         result = frame.toPandas()
@@ -197,6 +220,4 @@ def spark_feature_set(source, cutoffs, features: FeatureConfig, labels: LabelCon
         if spec.kind == "category":
             result[spec.name] = result[spec.name].astype("str")
     result["customer_id"] = result["customer_id"].astype("str")
-    as_of = parse_as_of(as_of)
-    return FeatureSet(result, specs, labels, features,
-                      as_of if as_of is not None else local.data_end)
+    return FeatureSet(result, specs, labels, scan.config, scan.data_end)

@@ -60,20 +60,42 @@ def features_build(
         raise BadInput(f"feature sets are written as .parquet, got {target.name}")
     check_writable(target)
     with summary(f"features build ({engine.value})") as job:
-        fs = _feature_set(engine, data, cutoffs, settings.features, labels,
-                          _spark_options(spark_master, spark_conf, spark_buckets, ship_code),
-                          declared)
-        require_rows(fs, cutoffs)
-        with staged_output(target) as local_out:
-            write_feature_set(fs, local_out)
-        job.rows = len(fs.frame)
-    frame = fs.frame
-    typer.echo(f"wrote {out}: {len(frame):,} rows, {len(fs.specs)} features, "
+        if engine is Engine.local:
+            per_cutoff, n_specs = _build_local(data, cutoffs, settings.features, labels, target,
+                                               declared, job)
+        else:
+            fs = _feature_set(engine, data, cutoffs, settings.features, labels,
+                              _spark_options(spark_master, spark_conf, spark_buckets, ship_code),
+                              declared)
+            require_rows(fs, cutoffs)
+            with staged_output(target) as local_out:
+                write_feature_set(fs, local_out)
+            job.rows = len(fs.frame)
+            per_cutoff, n_specs = _tally(fs.frame), len(fs.specs)
+    typer.echo(f"wrote {out}: {job.rows:,} rows, {n_specs} features, "
                f"{len(cutoffs)} cutoffs ({labels.definition}, {labels.horizon_days}-day horizon)")
+    for c, (rows, known, churned) in sorted(per_cutoff.items()):
+        rate = f"{churned / known:.1%}" if known else "not known yet"
+        typer.echo(f"  {c.date()}  {rows:>9,} customers  churn {rate}")
+
+
+def _build_local(data: str, cutoffs, features, labels, target, as_of, job):
+    """The local engine: one customer partition of the source in memory at a time."""
+    from features.stream import build_to_parquet
+    from jobs.storage import local_copy, location, staged_output
+
+    with local_copy(location(data)) as folder, staged_output(target) as local_out:
+        built = build_to_parquet(folder, cutoffs, features, labels, local_out, as_of=as_of)
+    job.rows = built.rows
+    return built.per_cutoff, len(built.specs)
+
+
+def _tally(frame) -> dict:
+    out = {}
     for c, group in frame.groupby("cutoff"):
         known = group["label"].notna()
-        rate = f"{group.loc[known, 'label'].mean():.1%}" if known.any() else "not known yet"
-        typer.echo(f"  {c.date()}  {len(group):>9,} customers  churn {rate}")
+        out[c] = [len(group), int(known.sum()), float(group.loc[known, "label"].sum())]
+    return out
 
 
 def _feature_set(engine: Engine, data: str, cutoffs, features, labels, spark, as_of=None):

@@ -34,19 +34,30 @@ def choose_vocabulary(events: EventView, config: FeatureConfig) -> tuple[tuple[s
     """The event types that get features of their own (the most frequent, up to
     ``max_event_types``, each at least ``min_event_share`` of the events) and, among them, those
     whose events carry values."""
-    kind = events.col("event_type")
-    codes, names = _codes(kind)
+    return vocabulary_from_counts(event_type_counts(events), config)
+
+
+def event_type_counts(events: EventView) -> dict[str, tuple[int, int]]:
+    """Events of each type, and how many of them carry a value (summed over partitions of the
+    customers, they give the whole base's vocabulary)."""
+    codes, names = _codes(events.col("event_type"))
     counts = np.bincount(codes, minlength=len(names))
+    with_value = (np.bincount(codes[~np.isnan(events.col("value"))], minlength=len(names))
+                  if events.has("value") else np.zeros(len(names), dtype=np.int64))
+    return {n: (int(c), int(v)) for n, c, v in zip(names, counts, with_value, strict=True)}
+
+
+def vocabulary_from_counts(found: dict[str, tuple[int, int]], config: FeatureConfig
+                           ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``choose_vocabulary`` from the counts of ``event_type_counts``."""
+    names = sorted(found)
+    counts = np.array([found[n][0] for n in names], dtype=np.int64)
     total = max(int(counts.sum()), 1)
     order = np.argsort(-counts, kind="stable")
     chosen = [names[i] for i in order[: config.max_event_types]
               if counts[i] > 0 and counts[i] / total >= config.min_event_share]
     chosen = sorted(chosen)
-    valued: list[str] = []
-    if events.has("value"):
-        has_value = ~np.isnan(events.col("value"))
-        with_value = np.bincount(codes[has_value], minlength=len(names))
-        valued = [t for t in chosen if with_value[names.index(t)] > 0]
+    valued = [t for t in chosen if found[t][1] > 0]
     grouped = len(names) - len(chosen)
     if grouped:
         log.info("event types: %d with features of their own, %d rare ones grouped as %r",

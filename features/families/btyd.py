@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BgNbdParams", "BtydConfig", "BtydFitError", "GammaGammaParams", "PurchaseSummary",
            "BtydFit", "add_btyd", "expected_order_value", "expected_orders", "fit_bgnbd", "fit_gamma_gamma",
-           "fit_btyd", "p_alive", "summarise"]
+           "fit_btyd", "fit_btyd_summary", "p_alive", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,12 @@ class BtydFit:
 def fit_btyd(orders: EventView, config: BtydConfig) -> BtydFit:
     """BG/NBD and Gamma-Gamma fitted on the customers' orders before the cutoff (a fixed-seed
     sample of ``fit_sample`` customers at most); a model that cannot be fitted is None (logged)."""
-    s = summarise(orders)
+    return fit_btyd_summary(summarise(orders), config)
+
+
+def fit_btyd_summary(s: PurchaseSummary, config: BtydConfig) -> BtydFit:
+    """``fit_btyd`` from the customers' purchase summaries (those of every partition of the
+    customers, joined in the customers' order, give the whole base's fit)."""
     has = np.isfinite(s.frequency)
     x, tx, T, m = s.frequency[has], s.recency[has], s.age[has], s.monetary[has]
     rows = _fit_rows(len(x), config)

@@ -7,10 +7,15 @@ engagement (with seasonality and heavy-tailed spend), each account reports a mon
 (days active), and the churn hazard follows satisfaction, engagement and support pain. Retention
 campaigns are randomised (treated vs. hold-out) and work differently on different customers.
 
-Everything is vectorised over customers; one ``numpy`` generator seeded once makes it repeatable.
-The steps draw from it in a fixed order (the order of the calls in ``generate``): reordering them
+Everything is vectorised over customers. Customers are simulated in blocks of ``spec.block``
+(customers ``b * block`` onwards), each from its own ``numpy`` generator seeded by ``(seed, b)``
+(block 0 by ``seed`` alone, so a sample of up to one block is what it was before blocks existed):
+a block's tables depend only on the spec and the block number, so the partitioned writer (one block
+in memory at a time) and ``generate`` (every block) give the same rows. The block size is part of
+the spec: another block size is another sample (as another seed is). The steps draw from a
+block's generator in a fixed order (the order of the calls in ``generate_block``): reordering them
 changes every table for a given seed. One module per table: ``customers``, ``churn`` (who leaves),
-``tickets``, ``surveys``, ``orders``, ``engagement``, ``offers``, and ``truth``; the causal
+``tickets, ``surveys``, ``orders``, ``engagement``, ``offers``, and ``truth``; the causal
 formulas are in ``mechanics`` and the shared state in ``state``.
 """
 
@@ -33,9 +38,12 @@ from features.sample.surveys import send_surveys
 from features.sample.tickets import support_tickets
 from features.sample.truth import offer_effects
 
-__all__ = ["ENGAGEMENT_TYPES", "SampleData", "SampleSpec", "generate"]
+__all__ = ["BLOCK_CUSTOMERS", "ENGAGEMENT_TYPES", "SampleData", "SampleSpec", "generate",
+           "generate_block"]
 
 log = logging.getLogger(__name__)
+
+BLOCK_CUSTOMERS = 100_000  # customers simulated together (and one part file of each table)
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,15 @@ class SampleSpec:
     months: int = 24
     seed: int = 7
     start: str = "2024-01-01"
+    block: int = BLOCK_CUSTOMERS  # customers simulated together, from one seed
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.customers // self.block)
 
     def __post_init__(self):
+        if self.block < 1:
+            raise BadInput("--block must be at least 1 customer")
         if self.customers < 1:
             raise BadInput("--customers must be at least 1")
         if self.months < 6:
@@ -62,13 +77,34 @@ class SampleData:
     churn_probability: dict[str, np.ndarray]
     offer_effects: dict[str, np.ndarray]
     end_ns: int
+    first: int = 0  # position of the first customer (its id is C{first + 1})
+
+    @property
+    def customer_count(self) -> int:
+        return len(self.customers["signup"])
 
 
 def generate(spec: SampleSpec) -> SampleData:
-    """Simulate ``spec.months`` months of ``spec.customers`` customers from ``spec.seed``."""
-    rng = np.random.default_rng(spec.seed)
+    """Simulate ``spec.months`` months of ``spec.customers`` customers from ``spec.seed``: every
+    block (``generate_block``) joined, customer positions running on from block to block."""
+    blocks = [generate_block(spec, b) for b in range(spec.blocks)]
+    return blocks[0] if len(blocks) == 1 else _join(blocks)
+
+
+def block_rng(spec: SampleSpec, b: int) -> np.random.Generator:
+    return np.random.default_rng(spec.seed if b == 0 else [spec.seed, b])
+
+
+def generate_block(spec: SampleSpec, b: int) -> SampleData:
+    """Block ``b`` of the sample: customers ``b * spec.block`` up to the next block (positions
+    in ``cust`` are global), simulated from ``block_rng(spec, b)``."""
+    first = b * spec.block
+    n = min(spec.customers, first + spec.block) - first
+    if n < 1:
+        raise BadInput(f"block {b} is past the last customer ({spec.customers})")
+    rng = block_rng(spec, b)
     cal = Calendar.of(spec.start, spec.months)
-    people = draw_customers(rng, spec.customers, cal)
+    people = draw_customers(rng, n, cal)
     state = initial_state(rng, people)
     price_shock_month = spec.months // 2
     orders, tickets, surveys, engagement, offers = Events(), Events(), Events(), Events(), Events()
@@ -87,8 +123,23 @@ def generate(spec: SampleSpec) -> SampleData:
         log.debug("month %d: %d active, %.3f churned", m, len(month.act), month.churned.mean())
 
     effects = offer_effects(people, state, cal.end_ns)
-    return SampleData(spec, customer_columns(people, state),
-                      dict(orders=orders.arrays(), tickets=tickets.arrays(),
-                           surveys=surveys.arrays(), engagement=engagement.arrays(),
-                           offers=offers.arrays()),
-                      churn_probability.arrays(), effects.arrays(), cal.end_ns)
+    tables = dict(orders=orders.arrays(), tickets=tickets.arrays(), surveys=surveys.arrays(),
+                  engagement=engagement.arrays(), offers=offers.arrays())
+    truth = churn_probability.arrays(), effects.arrays()
+    for arrays in (*tables.values(), *truth):
+        if first:
+            arrays["cust"] = arrays["cust"] + np.int32(first)
+    return SampleData(spec, customer_columns(people, state), tables, truth[0], truth[1], cal.end_ns,
+                      first)
+
+
+def _join(blocks: list[SampleData]) -> SampleData:
+    """Blocks as one sample (the writer keeps each table's rows in block order)."""
+    def cat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    first = blocks[0]
+    return SampleData(first.spec, cat([blk.customers for blk in blocks]),
+                      {name: cat([blk.tables[name] for blk in blocks]) for name in first.tables},
+                      cat([blk.churn_probability for blk in blocks]),
+                      cat([blk.offer_effects for blk in blocks]), first.end_ns, first.first)

@@ -162,3 +162,37 @@ def test_contract_churn_is_recorded_and_others_just_stop(sample_crm):
 def test_bad_sample_sizes_are_refused(bad):
     with pytest.raises(ValueError):
         SampleSpec(**bad)
+
+
+def test_partitioned_sample_is_the_single_file_sample_cut_by_customer_block(tmp_path):
+    """Written block by block (one block in memory), the part files of each table, in order,
+    are the single file's rows; each part holds one block of customers in every table."""
+    from features.sample import write_partitioned
+
+    spec = SampleSpec(customers=700, months=8, seed=9, block=250)
+    write_sample(generate(spec), tmp_path / "single")
+    write_partitioned(spec, tmp_path / "parts")
+    tables = [p.relative_to(tmp_path / "single").with_suffix("").as_posix()
+              for p in sorted((tmp_path / "single").rglob("*.parquet"))]
+    assert len(tables) == 8, tables
+    for name in tables:
+        parts = sorted((tmp_path / "parts" / name).glob("part-*.parquet"))
+        assert [p.name for p in parts] == [f"part-{b:05d}.parquet" for b in range(3)], name
+        joined = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        pd.testing.assert_frame_equal(joined, pd.read_parquet(tmp_path / "single" /
+                                                              f"{name}.parquet"), obj=name)
+    customers = [set(pd.read_parquet(tmp_path / "parts" / "customers" / f"part-{b:05d}.parquet")
+                     ["customer_id"]) for b in range(3)]
+    assert [len(c) for c in customers] == [250, 250, 200]
+    for b in range(3):
+        orders = pd.read_parquet(tmp_path / "parts" / "orders" / f"part-{b:05d}.parquet")
+        assert set(orders["customer_id"]) <= customers[b], f"part {b} has other blocks' orders"
+
+
+def test_a_block_does_not_depend_on_the_customer_count(tmp_path):
+    """Block b is drawn from its own seed: a larger sample keeps the smaller one's first blocks."""
+    small = generate(SampleSpec(customers=500, months=8, seed=9, block=250))
+    large = generate(SampleSpec(customers=900, months=8, seed=9, block=250))
+    for key, values in small.tables["orders"].items():
+        assert np.array_equal(values, large.tables["orders"][key][:len(values)]), key
+    assert not np.array_equal(small.customers["signup"][:250], small.customers["signup"][250:500])

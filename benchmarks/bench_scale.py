@@ -1,0 +1,255 @@
+"""How the pipeline scales with the number of customers (``make bench-scale``).
+
+At each size: generation (``write_partitioned``: part files of 100k customers, written block by
+block), the feature build (``build_to_parquet``: one partition in memory at a time, read and
+contract checks included), training, batch scoring of the built features and the Spark local[2]
+feature build on the same partitions. Each stage runs in its own process so its peak memory is its
+own (for Spark: the driver, the Python workers and the JVM together, sampled). Wall time, peak
+memory, rows/s, and the growth exponent between consecutive sizes (log time ratio / log size
+ratio: 1.0 is linear; for memory, 0 is flat).
+
+Training fits on a fixed-seed sample of at most ``--train-rows`` labelled rows (read batch by
+batch; the same share of every batch), so its time is that of the sample, not of the base; the
+fitted model is saved and scores every built row.
+
+    python benchmarks/bench_scale.py --customers 100000 1000000 --keep-last
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from memory import peak_mb, tree_peak
+
+ROOT = Path(__file__).resolve().parent.parent
+CUTOFFS = ("2025-07-01", "2025-10-01")  # two labelled cutoffs: a training set (fit + hold-out)
+STAGES = ("generate", "features", "train", "score", "spark")
+
+
+def stage_generate(work: Path, customers: int, months: int) -> dict:
+    from features.sample import SampleSpec, write_partitioned
+
+    t0 = time.perf_counter()
+    counts = write_partitioned(SampleSpec(customers=customers, months=months, seed=1),
+                               work / "crm")
+    events = sum(v for k, v in counts.items() if k != "customers" and not k.startswith("_"))
+    return {"seconds": time.perf_counter() - t0, "rows": events + counts["customers"],
+            "events": events}
+
+
+def _cutoffs(cutoffs: list[str]):
+    import pandas as pd
+
+    return [pd.Timestamp(c) for c in cutoffs]
+
+
+def stage_features(work: Path, cutoffs: list[str]) -> dict:
+    from features.config import FeatureConfig, LabelConfig
+    from features.stream import build_to_parquet
+
+    t0 = time.perf_counter()
+    built = build_to_parquet(work / "crm", _cutoffs(cutoffs), FeatureConfig(), LabelConfig(),
+                             work / "features.parquet")
+    return {"seconds": time.perf_counter() - t0, "rows": built.rows,
+            "features": len(built.specs)}
+
+
+def stage_train(work: Path, train_rows: int) -> dict:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from features.build import FeatureSet
+    from training.config import TrainConfig
+    from training.dataset import from_feature_set
+    from training.model import fit_churn_model
+
+    t0 = time.perf_counter()
+    meta = read_feature_set_meta(work / "features.parquet")
+    file = pq.ParquetFile(work / "features.parquet")
+    labelled = file.metadata.num_rows
+    share = min(1.0, train_rows / max(labelled, 1))
+    rng = np.random.default_rng(0)
+    kept = []
+    for batch in file.iter_batches(batch_size=100_000):
+        take = rng.random(batch.num_rows) < share
+        kept.append(batch.filter(pa.array(take)))
+    frame = pa.Table.from_batches(kept, schema=file.schema_arrow).to_pandas()
+    fs = FeatureSet(frame, meta.specs, meta.label_config, meta.config, meta.data_end)
+    t1 = time.perf_counter()
+    scorer, _ = fit_churn_model(from_feature_set(fs, TrainConfig()), TrainConfig())
+    scorer.save(work / "model" / "scorer")
+    return {"seconds": time.perf_counter() - t0, "fit_s": time.perf_counter() - t1,
+            "rows": len(frame), "of_rows": labelled}
+
+
+def read_feature_set_meta(path: Path):
+    """The feature set's metadata with no rows (the file's schema only)."""
+    import pyarrow.parquet as pq
+
+    from features.build import read_feature_set
+
+    empty = path.with_name(".schema-only.parquet")
+    pq.write_table(pq.read_schema(path).empty_table(), empty)
+    try:
+        return read_feature_set(empty)
+    finally:
+        empty.unlink()
+
+
+def stage_score(work: Path) -> dict:
+    from jobs.batch import BatchConfig, score_table
+    from scoring.core import ScoringCore
+    from scoring.model_store import LoadedModel
+    from scoring.offers.catalogue import load_catalogue
+    from scoring.offers.uplift import UpliftModels
+    from scoring.scorer import ChurnScorer
+
+    catalogue = load_catalogue()
+    model = LoadedModel(ChurnScorer.load(work / "model" / "scorer"), "bench", "bench", "1", None,
+                        UpliftModels.priors_only(catalogue, "bench"))
+    t0 = time.perf_counter()
+    summary = score_table(model, ScoringCore(model, catalogue), work / "features.parquet",
+                          work / "scores.parquet", BatchConfig())
+    rows = getattr(summary, "rows", None)
+    if rows is None:
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(work / "scores.parquet").metadata.num_rows
+    return {"seconds": time.perf_counter() - t0, "rows": int(rows)}
+
+
+def stage_spark(work: Path, cutoffs: list[str]) -> dict:
+    from features.config import FeatureConfig, LabelConfig
+    from jobs.spark_features import spark_feature_frame
+    from jobs.spark_session import SparkOptions
+
+    t0 = time.perf_counter()
+    frame, scan = spark_feature_frame(work / "crm", _cutoffs(cutoffs), FeatureConfig(),
+                                      LabelConfig(), spark=SparkOptions.of("local[2]"))
+    t1 = time.perf_counter()
+    out = work / "spark-features"
+    frame.write.mode("overwrite").parquet(str(out))
+    rows = frame.sparkSession.read.parquet(str(out)).count()
+    frame.sparkSession.stop()
+    return {"seconds": time.perf_counter() - t0, "driver_scan_s": t1 - t0, "rows": rows,
+            "buckets": len(scan.parts)}
+
+
+def _run(stage: str, args, work: Path) -> dict:
+    cmd = [sys.executable, __file__, "--stage", stage, "--work", str(work),
+           "--customers", str(args.customers[0]), "--months", str(args.months),
+           "--train-rows", str(args.train_rows), "--cutoffs", *args.cutoffs]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true",
+           "CHURN_PROGRESS": "0"}
+    with tree_peak() as sampled:
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
+    if result.returncode:
+        sys.stderr.write(result.stderr[-4000:])
+        return {"failed": result.stderr.strip().splitlines()[-1:] or ["?"]}
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out["tree_peak_mb"] = sampled.peak_mb
+    return out
+
+
+def _exponent(a: float, b: float, na: int, nb: int) -> str:
+    if not a or not b or a <= 0 or b <= 0:
+        return "-"
+    return f"{math.log(b / a) / math.log(nb / na):.2f}"
+
+
+def _table(results: dict[int, dict[str, dict]]) -> None:
+    sizes = sorted(results)
+    print("\n| stage | customers | rows | wall | peak memory | rows/s | time exponent | "
+          "memory exponent |")
+    print("|---|---|---|---|---|---|---|---|")
+    for stage in STAGES:
+        prev = None
+        for n in sizes:
+            r = results[n].get(stage)
+            if r is None:
+                continue
+            if "failed" in r:
+                print(f"| {stage} | {n:,} | - | failed: {r['failed'][0][:80]} | | | | |")
+                continue
+            mem = r["tree_peak_mb"] if stage == "spark" else r["peak_mb"]
+            rate = r["rows"] / r["seconds"] if r["seconds"] else 0
+            te = me = "-"
+            if prev is not None:
+                pn, pr, pm = prev
+                te, me = _exponent(pr["seconds"], r["seconds"], pn, n), _exponent(pm, mem, pn, n)
+            print(f"| {stage} | {n:,} | {r['rows']:,} | {r['seconds']:.1f} s | "
+                  f"{mem / 1024:.2f} GB | {rate:,.0f} | {te} | {me} |")
+            prev = (n, r, mem)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000,
+                                                                      3_000_000, 10_000_000])
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--months-10m", type=int, default=None,
+                        help="months of history at 10M customers and more (disk)")
+    parser.add_argument("--cutoffs", nargs="+", default=list(CUTOFFS))
+    parser.add_argument("--train-rows", type=int, default=100_000)
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    parser.add_argument("--stage", choices=STAGES)
+    parser.add_argument("--work", type=Path, default=Path("bench-out/scale"))
+    parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--reuse", action="store_true", help=(
+        "run the --stages on what an earlier --keep run left (e.g. --stages train score spark)"))
+    parser.add_argument("--json", type=Path, help="append each stage's result to this file")
+    parser.add_argument("--table", type=Path, help="only print the table of a --json file")
+    args = parser.parse_args()
+    if args.table:
+        results: dict[int, dict[str, dict]] = {}
+        for line in args.table.read_text().splitlines():
+            r = json.loads(line)
+            results.setdefault(r["customers"], {})[r["stage"]] = r
+        _table(results)
+        return
+    if args.stage:
+        work = args.work
+        call = {"generate": lambda: stage_generate(work, args.customers[0], args.months),
+                "features": lambda: stage_features(work, args.cutoffs),
+                "train": lambda: stage_train(work, args.train_rows),
+                "score": lambda: stage_score(work),
+                "spark": lambda: stage_spark(work, args.cutoffs)}[args.stage]
+        result = call()
+        result["peak_mb"] = peak_mb()
+        print(json.dumps(result))
+        return
+    results: dict[int, dict[str, dict]] = {}
+    for n in args.customers:
+        work = (args.work / f"n{n}").resolve()
+        if not args.reuse:
+            shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        months = args.months_10m if (args.months_10m and n >= 10_000_000) else args.months
+        sub = argparse.Namespace(**{**vars(args), "customers": [n], "months": months})
+        results[n] = {}
+        for stage in args.stages:
+            r = _run(stage, sub, work)
+            results[n][stage] = r
+            print(f"{n:>11,} {stage:<9} {json.dumps(r)}", flush=True)
+            if args.json:  # stage by stage: a long run cut short keeps what it measured
+                with args.json.open("a") as f:
+                    f.write(json.dumps({"customers": n, "months": months, "stage": stage, **r})
+                            + "\n")
+            if "failed" in r and stage in ("generate", "features"):
+                break
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    _table(results)
+
+
+if __name__ == "__main__":
+    main()
