@@ -62,6 +62,12 @@ def evaluate_policies(data: CampaignData, offers: pd.DataFrame, core: ScoringCor
                             "used to judge a policy")
     j = pd.Index(catalogue.ids).get_indexer(frame["offer_id"].astype(str))
     treated = frame["treated"].astype(bool).to_numpy()
+    held = pd.Series(~treated).groupby(pd.to_datetime(frame["campaign"]).to_numpy()).sum()
+    if (held == 0).any():
+        days = [str(pd.Timestamp(d).date()) for d in held.index[held == 0]]
+        raise CampaignError(f"campaign {', '.join(days[:3])} has no hold-out: what sending "
+                            "nothing would have done cannot be read from it, so it cannot judge "
+                            "a policy (plan campaigns with `churn offers plan`, which keeps one)")
     action = np.where(treated, j, NO_OFFER)
     costs = catalogue.costs
     if spend_per_customer is None:  # as much as the logged campaigns spent per customer

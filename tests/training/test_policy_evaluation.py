@@ -6,8 +6,10 @@ import mlflow
 import pytest
 
 from features.config import FeatureConfig, LabelConfig
+from scoring.core import ScoringCore
+from scoring.model_store import LoadedModel
 from scoring.offers.catalogue import load_catalogue
-from training.policy_evaluation import judge_at_training
+from training.policy_evaluation import evaluate_policies, judge_at_training
 from training.uplift import campaign_data, fit_uplift
 
 
@@ -29,3 +31,9 @@ def test_the_training_run_logs_each_policys_estimate(local_tracking, sample_crm,
     assert {"ope.current.dr.value", "ope.risk-only.ips.gain_low", "ope.no_offer.dr.high"} \
         <= set(metrics)
     assert judge_at_training(None, sample_crm.offers, scorer, uplift, catalogue) is None
+    # a challenger's policy is judged on the same log: the same model as challenger agrees
+    core = ScoringCore(LoadedModel(scorer, "", None, None, None, uplift), catalogue)
+    both = evaluate_policies(data, sample_crm.offers, core, challenger=core).set_index(
+        ["policy", "estimator"])
+    for est in ("ips", "dr"):
+        assert both.loc[("challenger", est), "value"] == both.loc[("current", est), "value"]

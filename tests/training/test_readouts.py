@@ -65,3 +65,13 @@ def test_judging_a_policy_on_campaigns_with_offers_unknown_to_the_catalogue_is_r
     core = types.SimpleNamespace(catalogue=load_catalogue())
     with pytest.raises(CampaignError, match="unknown to the catalogue: \\['free_phone'\\]"):
         evaluate_policies(CampaignData(frame, np.zeros((2, 1))), frame, core)
+
+
+def test_judging_a_policy_on_a_campaign_without_hold_out_is_refused():
+    frame = pd.DataFrame({"customer_id": ["C1", "C2", "C3"],
+                          "campaign": pd.to_datetime(["2025-01-01", "2025-01-01", "2025-04-01"]),
+                          "offer_id": "discount_10", "treated": [True, False, True],
+                          "outcome": [0.0, 1.0, 0.0]})
+    core = types.SimpleNamespace(catalogue=load_catalogue())
+    with pytest.raises(CampaignError, match="campaign 2025-04-01 has no hold-out"):
+        evaluate_policies(CampaignData(frame, np.zeros((3, 1))), frame, core)
