@@ -134,11 +134,25 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5,
                         help="paired runs: in each, every endpoint gets one throughput and one "
                              "latency run, in alternating order, while all of them stay up")
+    parser.add_argument("--data", type=Path,
+                        help="keep the prepared model, store and requests in this folder and "
+                             "reuse them on the next run (default: a temporary folder)")
+    parser.add_argument("--profile", type=Path,
+                        help="instead of the comparison: one closed-loop run of one endpoint "
+                             "with py-spy recording its server processes into this file")
+    parser.add_argument("--profile-endpoint", default="this service",
+                        help="which endpoint --profile measures (a part of its name)")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        prep = _prepare(folder, args.customers)
+        folder = args.data or Path(tmp)
+        if args.data and (folder / "prepared.json").exists():
+            prep = json.loads((folder / "prepared.json").read_text())
+            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/mlflow.db"
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            prep = _prepare(folder, args.customers)
+            (folder / "prepared.json").write_text(json.dumps(prep))
         from features.store import SQLiteStore
 
         store = SQLiteStore(folder / "store.sqlite")
@@ -162,6 +176,8 @@ def main() -> None:
              folder / "bare.json", None, {"BARE_FIXES": "1"}),
             ("bare BentoML booster endpoint", bare, "/predict", folder / "bare.json", None,
              {"BARE_FIXES": "0"})]
+        if args.profile:
+            endpoints = [e for e in endpoints if args.profile_endpoint in e[0]][:1]
         running = []  # (name, url, bodies, key, proc, port)
         runs: dict[str, list[tuple[dict, dict]]] = {e[0]: [] for e in endpoints}
         try:
@@ -172,6 +188,17 @@ def main() -> None:
                 running.append((name, f"http://127.0.0.1:{port}{path}", bodies, key, proc, port))
                 _wait(f"http://127.0.0.1:{port}/readyz", proc)
                 _load(running[-1][1], bodies, key, "closed", 3)  # warm-up
+            if args.profile:  # py-spy on the server's processes during one closed-loop run
+                _, url, bodies, key, proc, _ = running[0]
+                spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
+                                        "--pid", str(proc.pid), "--subprocesses", "-r", "200",
+                                        "-f", "raw", "-o", str(args.profile), "-d",
+                                        str(int(args.seconds))])
+                try:
+                    print(json.dumps(_load(url, bodies, key, "closed", args.seconds)))
+                finally:
+                    spy.wait(timeout=120)
+                return
             for k in range(args.pairs):
                 order = running if k % 2 == 0 else [running[1], running[0], *running[2:]]
                 for name, url, bodies, key, _, _ in order:

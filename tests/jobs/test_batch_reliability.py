@@ -274,3 +274,48 @@ def test_a_boolean_column_where_a_count_belongs_is_refused_by_name(env, served):
     run = _score("--features", env / "features.parquet", "--out", env / "scored.parquet")
     assert run.exit_code == 2 and "orders_90d is a boolean, not a number" in run.output, run.output
     assert sorted(p.name for p in env.iterdir()) == ["features.parquet"]
+
+
+def _keys_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "customer_id": ["a", "b", "a", "c", "b", "d", None, None, "e", "e"],
+        "cutoff": pd.to_datetime(["2025-01-01", "2025-01-01", "2025-01-01", "2025-01-01",
+                                  "2025-04-01", "2025-01-01", "2025-01-01", "2025-01-01",
+                                  "2025-01-01", "2025-01-01 12:00"]),
+    })
+
+
+@pytest.mark.parametrize("colliding", [False, True])
+def test_duplicate_keys_are_exact_whatever_the_hashes_and_chunks(monkeypatch, colliding):
+    """The first pass compares 64-bit hashes; keys are confirmed as text, so even a hash that
+    made every key collide quarantines only the true duplicates (same id, same cutoff day)."""
+    import jobs.batch as batch
+
+    if colliding:
+        monkeypatch.setattr(batch, "_key_hashes", lambda keys: np.zeros(len(keys), np.uint64))
+    for size in (1, 3, 100):
+        got = batch.duplicated_keys(_keys_frame(), batch.BatchConfig(chunk_size=size))
+        assert got == {"a@2025-01-01", "e@2025-01-01"}, size
+    unique = _keys_frame().iloc[[0, 1, 3, 5]]
+    assert batch.duplicated_keys(unique, batch.BatchConfig(chunk_size=2)) == set()
+
+
+def test_read_ahead_yields_every_chunk_in_order_then_the_readers_error():
+    import threading
+
+    from jobs.batch import _read_ahead
+
+    def chunks():
+        yield from (pd.DataFrame({"i": [k]}) for k in range(3))
+        raise OSError("disk went away")
+
+    seen = []
+    with pytest.raises(OSError, match="disk went away"):
+        for chunk in _read_ahead(chunks()):
+            seen.append(int(chunk["i"].iloc[0]))
+    assert seen == [0, 1, 2]
+    # a consumer that stops early (an error while scoring) leaves no reader thread behind
+    reader = _read_ahead(pd.DataFrame({"i": [k]}) for k in range(100))
+    next(reader)
+    reader.close()
+    assert not [t for t in threading.enumerate() if t.name == "batch-read-ahead"]

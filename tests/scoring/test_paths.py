@@ -114,3 +114,66 @@ def test_random_forest_mode_and_linear_trees():
                        lgb.Dataset(x, y), num_boost_round=3)
     with pytest.raises(ValueError, match="linear trees"):
         PathExplainer(linear)
+
+
+def _blended(scorer, tree_weight: float):
+    """The fitted scorer as a blend with a linear part (random weights, the model's own kinds)."""
+    from features.spec import CATEGORY
+    from scoring.linear import LinearPart
+
+    rng = np.random.default_rng(8)
+    n = len(scorer.features)
+    part = LinearPart(tuple(scorer.kinds), tuple(rng.normal(size=n)),
+                      tuple(rng.uniform(0.5, 2, size=n)), tuple(rng.normal(scale=0.1, size=n)),
+                      tuple(rng.normal(scale=0.1, size=n)), tuple(rng.uniform(0, 0.3, size=n)),
+                      tuple(tuple(rng.normal(size=len(scorer.categories[name])))
+                            if kind == CATEGORY else ()
+                            for name, kind in zip(scorer.features, scorer.kinds, strict=True)),
+                      -1.2)
+    return dataclasses.replace(scorer, linear=part, tree_weight=tree_weight)
+
+
+def _probe(scorer, x):
+    """Rows as they come, plus missing, unseen and negative category codes."""
+    from features.spec import CATEGORY
+
+    cats = [j for j, k in enumerate(scorer.kinds) if k == CATEGORY]
+    assert cats, "the sample model should have categorical features"
+    x = x.copy()
+    x[::5, cats] = np.nan
+    x[1::7, cats] = 99.0  # a code no training category has
+    x[2::11, cats] = -1.0
+    return x
+
+
+@pytest.mark.parametrize("tree_weight", [1.0, 0.6])
+def test_one_pass_scores_equal_lightgbm_and_top_reasons_equal_the_full_contributions(
+        training_data, fitted, tree_weight):
+    """The batch path's compiled pass (scores + each row's top contributions, no full array) gives
+    LightGBM's (or the blend's) probabilities and the reasons of the full contributions."""
+    from scoring.reasons import reason_texts, top_positive
+
+    base, _ = fitted
+    scorer = base if tree_weight == 1.0 else _blended(base, tree_weight)
+    x = _probe(scorer, training_data.x[training_data.rows(HOLDOUT)][:2000])
+    tree_raw = scorer.booster.predict(x, raw_score=True)
+    if scorer.linear is None:
+        expected = scorer.calibrator(scorer.booster.predict(x))
+    else:
+        link = scorer.explainer.sigmoid
+        margin = tree_weight * link * tree_raw + (1 - tree_weight) * scorer.linear.margin(x)
+        expected = scorer.calibrator(1 / (1 + np.exp(-margin)))
+    contrib = scorer.contributions(x)
+    width = len(scorer.features)
+    for layout, threads in (("C", 1), ("F", 2), ("F", 1)):
+        p, order, top = scorer.predict_top(np.asarray(x, order=layout), 3, threads)
+        np.testing.assert_allclose(p, np.clip(expected, 0, 1), rtol=0, atol=1e-6)
+        assert np.array_equal(order, top_positive(contrib[:, :width], 3)), layout
+        picked = np.take_along_axis(contrib, np.maximum(order, 0), 1)
+        np.testing.assert_allclose(np.where(order >= 0, picked, 0.0), top, rtol=0, atol=1e-12)
+    # the sentences: the same as from the full contributions (the previous implementation)
+    rows = np.arange(len(x)) % 4 != 0
+    assert list(reason_texts(scorer, x, None, 3, rows, order=order)) == \
+        list(reason_texts(scorer, x, contrib, 3, rows))
+    if scorer.linear is not None:  # the blend really moves the scores
+        assert np.abs(p - np.clip(scorer.calibrator(scorer.booster.predict(x)), 0, 1)).max() > 1e-3
