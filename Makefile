@@ -11,7 +11,7 @@ export BENTOML_DO_NOT_TRACK := true
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo serve test lint unit bench bench-quality bench-train bench-offers \
-        bench-serve bench-batch bench-spark-cluster clean
+        bench-serve bench-batch bench-spark-cluster bench-campaigns bench-scale clean
 
 help: ## list the commands
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench-train: $(STAMP) ## training speed on 500k rows x ~80 features, MLflow logg
 
 bench-offers: $(VENV)/.bench-installed ## offer policy vs risk-only, random, causalml's uplift peers, yardstick and oracle
 	$(BIN)/python benchmarks/bench_offers.py
+
+bench-campaigns: $(STAMP) ## off-policy evaluation and campaign readouts: interval coverage over 200 seeds on the sample's truth
+	$(BIN)/python benchmarks/bench_campaigns.py --customers 20000 --seeds 200
 
 bench-serve: $(STAMP) ## service vs a bare BentoML booster endpoint: five paired runs, median ratio and range
 	$(BIN)/python benchmarks/bench_serve.py

@@ -22,7 +22,14 @@ from features.events import SortedEvents
 from features.io import load_crm, read_frame
 from features.labels import population_and_label
 from jobs.monitor_report import write_report
-from jobs.monitoring import DriftReport, MonitorConfig, backtest, drift, offer_backtest
+from jobs.monitoring import (
+    DriftReport,
+    MonitorConfig,
+    backtest,
+    campaign_readout,
+    drift,
+    offer_backtest,
+)
 from scoring.bands import RiskBands
 from scoring.model_store import LoadedModel, experiment_id, load_holdout
 
@@ -40,6 +47,7 @@ class MonitorResult:
     exit_code: int
     alerts: list[str]
     offers: pd.DataFrame | None = None
+    readout: pd.DataFrame | None = None
 
 
 def reference_frame(model: LoadedModel) -> pd.DataFrame:
@@ -69,7 +77,7 @@ def matured_labels(scored: pd.DataFrame, data: Path, label: LabelConfig) -> pd.D
 
 def run_monitor(model: LoadedModel, features: Path, report: Path, config: MonitorConfig,
                 bands: RiskBands, scored: Path | None = None, data: Path | None = None,
-                track: bool = True) -> MonitorResult:
+                track: bool = True, campaign_outcomes: Path | None = None) -> MonitorResult:
     scorer = model.scorer
     current = read_frame(features)
     missing = [f for f in scorer.features if f not in current.columns]
@@ -105,8 +113,15 @@ def run_monitor(model: LoadedModel, features: Path, report: Path, config: Monito
             alerts.append(f"back-test ROC AUC {back['roc_auc']:.3f} is more than "
                           f"{config.auc_drop_alert} below the hold-out's {holdout['roc_auc']:.3f}")
     result.alerts = alerts
+    readout = calibration = None
+    if campaign_outcomes is not None:
+        from scoring.offers.catalogue import load_catalogue
+
+        readout, calibration = campaign_readout(read_frame(campaign_outcomes), load_catalogue(),
+                                                source=campaign_outcomes.name)
     write_report(report, f"Churn model {model.name} v{model.version}", result, reference,
-                 current, ref_scores, cur_scores, config, back, holdout, back_data, offer_table)
+                 current, ref_scores, cur_scores, config, back, holdout, back_data, offer_table,
+                 readout, calibration)
     code = EXIT_ALERT if alerts else EXIT_OK
     if track:
         with mlflow.start_run(experiment_id=experiment_id("churn-monitoring"),
@@ -125,9 +140,14 @@ def run_monitor(model: LoadedModel, features: Path, report: Path, config: Monito
                               "expected_net_per_offer", "realised_net_per_offer"):
                         if np.isfinite(r[k]):
                             metrics[f"offers.{r['offer_id']}.{k}"] = float(r[k])
+            if readout is not None:
+                for _, r in readout.iterrows():
+                    for k in ("realised_cut", "ci_low", "ci_high", "predicted_cut"):
+                        if k in r and np.isfinite(r[k]):
+                            metrics[f"readout.{r['offer_id']}.{k}"] = float(r[k])
             mlflow.log_metrics(metrics)
             mlflow.log_artifact(str(report))
-    return MonitorResult(result, back, holdout, report, code, alerts, offer_table)
+    return MonitorResult(result, back, holdout, report, code, alerts, offer_table, readout)
 
 
 __all__ = ["run_monitor", "MonitorConfig", "ContractError"]

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_help_lists_every_command():
     run = runner.invoke(app, ["--help"])
     assert run.exit_code == 0
-    for command in ("data", "features", "train", "promote", "score", "demo"):
+    for command in ("data", "features", "train", "promote", "score", "demo", "offers"):
         assert command in run.output
 
 
@@ -379,13 +379,14 @@ def test_every_domain_error_is_bad_input():
     from jobs.batch_output import BatchError
     from jobs.storage import StorageError
     from scoring.offers.catalogue import CatalogueError
+    from scoring.offers.design import CampaignError
     from scoring.scorer import ScoringInputError
     from serving.settings import ServeSettingsError
     from training.dataset import TrainingInputError
 
     for error in (ContractError, StorageError, BatchError, TrainingInputError, StoreError,
                   BtydFitError, SettingsError, ScoringInputError, CatalogueError,
-                  ServeSettingsError):
+                  ServeSettingsError, CampaignError):
         assert issubclass(error, BadInput), error
 
 

@@ -24,6 +24,9 @@ def monitor(
     psi_alert: Annotated[float | None, typer.Option(
         help="Feature PSI that alerts (default from the config: 0.25).")] = None,
     track: Annotated[bool, typer.Option(help="Log the metrics and report to MLflow.")] = True,
+    campaign_outcomes: Annotated[Path | None, typer.Option(
+        help="A sent campaign's rows with their outcome (customer_id, offer_id, treated, "
+             "outcome): its readout goes in the report.")] = None,
     config: ConfigOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -36,7 +39,8 @@ def monitor(
     if psi_alert is not None:
         mconfig = mconfig.model_copy(update={"psi_alert": psi_alert})
     result = run_monitor(load_model(model), features, report, mconfig, settings.bands,
-                         scored=scored, data=data, track=track)
+                         scored=scored, data=data, track=track,
+                         campaign_outcomes=campaign_outcomes)
     _report(report, result)
     raise typer.Exit(result.exit_code)
 
@@ -55,6 +59,10 @@ def _report(report: Path, result) -> None:
             typer.echo(f"offer {r['offer_id']}: {r['treated']} treated / {r['hold_out']} held out; "
                        f"churn cut expected {r['expected_churn_cut']:.3f}, realised "
                        f"{r['realised_churn_cut']:.3f}")
+    if result.readout is not None:
+        for _, r in result.readout.iterrows():
+            typer.echo(f"campaign readout {r['offer_id']}: realised cut {r['realised_cut']:.3f} "
+                       f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}], {r['verdict']}")
     for alert in result.alerts:
         typer.echo(f"ALERT {alert}")
     typer.echo(f"{len(result.alerts)} alerts, {len(d.warnings)} warnings")

@@ -91,6 +91,31 @@ def test_monitor_exit_codes_and_report(tracked, served):
 
 
 @pytest.mark.slow
+def test_monitor_reads_out_a_sent_campaign_in_its_report(tracked, served):
+    """`churn monitor --campaign-outcomes`: each offer's realised cut and verdict in the output
+    and the report; a campaign without its hold-out flag is bad input (exit 2)."""
+    from jobs.monitor import reference_frame
+    from jobs.runner import load_model
+    from tests.jobs.test_campaign_readout import _sent
+
+    reference_frame(load_model("models:/churn@champion")).to_parquet(tracked / "f.parquet",
+                                                                      index=False)
+    _sent().to_parquet(tracked / "sent.parquet", index=False)
+    args = ["monitor", "--no-track", "--features", str(tracked / "f.parquet"), "--report",
+            str(tracked / "m.html")]
+    run = runner.invoke(app, [*args, "--campaign-outcomes", str(tracked / "sent.parquet")])
+    assert run.exit_code == 0, run.output
+    for offer in ("discount_10", "loyalty_bonus"):
+        assert f"campaign readout {offer}: realised cut" in run.output, run.output
+    assert "Campaign readout" in (tracked / "m.html").read_text()
+    _sent().drop(columns="treated").to_parquet(tracked / "bad.parquet", index=False)
+    (tracked / "m.html").unlink()
+    run = runner.invoke(app, [*args, "--campaign-outcomes", str(tracked / "bad.parquet")])
+    assert run.exit_code == 2 and "hold-out flag" in run.output, run.output
+    assert not (tracked / "m.html").exists(), "no report from a refused campaign"
+
+
+@pytest.mark.slow
 def test_monitor_backtest_on_matured_labels(tracked, served, sample_dir):
     scored = tracked / "scored.parquet"
     run = runner.invoke(app, ["score", "--no-track", "--data", str(sample_dir), "--cutoff",
