@@ -27,6 +27,7 @@ from training.dataset import HOLDOUT, TrainingData, from_feature_set, from_table
 from training.model_card import model_card
 from training.outcome import TrainOutcome, fit_and_evaluate
 from training.plots import evaluation_plots
+from training.policy_evaluation import judge_at_training
 from training.tracking import check_tracking, clean_metrics, log_frame, log_model
 from training.uplift import campaign_data, fit_uplift
 
@@ -95,6 +96,7 @@ def _uplift_step(crm: CrmData, features: FeatureConfig, labels: LabelConfig,
         data = campaign_data(crm, scorer, features, labels, catalogue.uplift)
         fit = fit_uplift(data, scorer, catalogue)
         _log_uplift(data, fit, plots_dir)
+        judge_at_training(data, crm.offers, scorer, fit.models, catalogue)
         return fit.models
     return step
 

@@ -37,3 +37,16 @@ def test_the_training_run_logs_each_policys_estimate(local_tracking, sample_crm,
         ["policy", "estimator"])
     for est in ("ips", "dr"):
         assert both.loc[("challenger", est), "value"] == both.loc[("current", est), "value"]
+
+
+@pytest.mark.slow
+def test_a_training_run_on_events_carries_the_policy_estimates(served_workdir, served):
+    """The pipeline's uplift step judges the policies: the champion's own run has the estimates."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    version = client.get_model_version("churn", served["version"])
+    run = client.get_run(version.run_id)
+    for key in ("ope.current.dr.value", "ope.current.dr.gain_low", "ope.risk-only.ips.value",
+                "ope.no_offer.dr.value"):
+        assert key in run.data.metrics, sorted(k for k in run.data.metrics if k.startswith("ope"))
