@@ -17,7 +17,7 @@ def _one_by_one(frame, features, kinds, categories):
     out = np.full((len(frame), len(features)), np.nan)
     for j, (name, kind) in enumerate(zip(features, kinds, strict=True)):
         for i, v in enumerate(frame[name].tolist()):
-            if v is None or (isinstance(v, float) and np.isnan(v)):
+            if pd.isna(v):
                 continue
             if kind == CATEGORY:
                 out[i, j] = categories[name].index(str(v)) if str(v) in categories[name] else np.nan
