@@ -298,7 +298,7 @@ def _score_and_stage(core: ScoringCore, chunk: pd.DataFrame, config: BatchConfig
     if config.id_column not in chunk.columns:
         raise BatchError(f"the input has no {config.id_column!r} column")
     try:
-        x = core.model.scorer.matrix(chunk)
+        x = core.model.scorer.matrix(chunk, order="F")  # column-major: no transposing copy
     except ScoringInputError as exc:
         raise BatchError(str(exc)) from exc
     duplicated = row_keys(chunk, config).isin(twice).to_numpy() if twice else None
