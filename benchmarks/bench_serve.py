@@ -122,6 +122,21 @@ def _load(url: str, bodies: Path, key: str | None, mode: str, seconds: float) ->
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _server_cpu(group: int) -> float:
+    """CPU seconds used so far by every process of a server's process group (its workers too):
+    the server's own cost per request, which a busy machine or a slow load generator distorts
+    less than requests per second."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[2]) == group:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def _median_range(values: list[float]) -> str:
     return f"{np.median(values):.2f}x (range {min(values):.2f}-{max(values):.2f})"
 
@@ -201,8 +216,10 @@ def main() -> None:
                 return
             for k in range(args.pairs):
                 order = running if k % 2 == 0 else [running[1], running[0], *running[2:]]
-                for name, url, bodies, key, _, _ in order:
+                for name, url, bodies, key, proc, _ in order:
+                    cpu = _server_cpu(proc.pid)
                     closed = _load(url, bodies, key, "closed", args.seconds)
+                    closed["cpu_ms"] = (_server_cpu(proc.pid) - cpu) / closed["requests"] * 1e3
                     opened = _load(url, bodies, key, "open", args.seconds)
                     runs[name].append((closed, opened))
                     print(f"pair {k + 1}: {name}: {closed['rps']:,.0f} req/s, p99 at 100 req/s "
@@ -225,6 +242,10 @@ def main() -> None:
     ours = [c["rps"] for c, _ in runs[names[0]]]
     fixed = [a / c["rps"] for a, (c, _) in zip(ours, runs[names[1]], strict=True)]
     plain = [a / c["rps"] for a, (c, _) in zip(ours, runs[names[2]], strict=True)]
+    cpu = [c["cpu_ms"] for c, _ in runs[names[0]]]
+    cpu_fixed = [c["cpu_ms"] for c, _ in runs[names[1]]]
+    print(f"\nserver CPU per request in the throughput runs, medians: this service "
+          f"{np.median(cpu):.2f} ms, bare endpoint with the same fixes {np.median(cpu_fixed):.2f} ms")
     print(f"\nthis service / bare endpoint with the same fixes, per pair: {_median_range(fixed)}; "
           f"/ plain bare endpoint: {_median_range(plain)}")
 

@@ -160,35 +160,36 @@ class _Failed:
 
 def _read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """The same chunks, the next one read in a background thread while this one is scored
-    (Parquet decoding releases the GIL, so reading overlaps scoring on a second core); at most
-    one chunk waits. The thread stops when the consumer stops, also on an error."""
-    ready: queue.Queue = queue.Queue(maxsize=1)
+    (Parquet decoding releases the GIL, so reading overlaps scoring on a second core). The thread
+    reads a chunk only once the previous one was taken, so at most one chunk waits beside the
+    one being scored; it stops when the consumer stops, also on an error."""
+    ready: queue.Queue = queue.Queue()
+    slot = threading.Semaphore(1)  # taken while a chunk is read or waits to be taken
     stop = threading.Event()
     done = object()
 
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def produce() -> None:
         try:
-            for chunk in chunks:
-                if not put(chunk):
+            iterator = iter(chunks)
+            while True:
+                while not slot.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
                     return
-            put(done)
+                chunk = next(iterator, done)
+                ready.put(chunk)
+                if chunk is done:
+                    return
         except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
-            put(_Failed(exc))
+            ready.put(_Failed(exc))
 
     thread = threading.Thread(target=produce, name="batch-read-ahead", daemon=True)
     thread.start()
     try:
         while True:
             item = ready.get()
+            slot.release()
             if item is done:
                 return
             if isinstance(item, _Failed):
@@ -297,7 +298,7 @@ def _score_and_stage(core: ScoringCore, chunk: pd.DataFrame, config: BatchConfig
     if config.id_column not in chunk.columns:
         raise BatchError(f"the input has no {config.id_column!r} column")
     try:
-        x = core.model.scorer.matrix(chunk)
+        x = core.model.scorer.matrix(chunk, order="F")  # column-major: no transposing copy
     except ScoringInputError as exc:
         raise BatchError(str(exc)) from exc
     duplicated = row_keys(chunk, config).isin(twice).to_numpy() if twice else None

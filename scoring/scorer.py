@@ -33,19 +33,20 @@ class ScoringInputError(BadInput):
 
 
 def encode_frame(frame: pd.DataFrame, features: list[str], kinds: list[str],
-                 categories: dict[str, list[str]]) -> np.ndarray:
+                 categories: dict[str, list[str]], order: str = "C") -> np.ndarray:
     """Features as a float matrix in the given order; a category becomes its training code and an
     unseen one becomes missing.
 
     Plain numeric columns (numpy float or int: nearly all of them) are converted as blocks of
-    adjacent columns, by pandas in one call each; the others one by one, with their checks. The
-    matrix is column-major (Fortran order): filled column by column without a transposing copy.
+    adjacent columns, by pandas in one call each; the others one by one, with their checks.
+    ``order="F"`` (column-major) saves the transposing copy of a row-major matrix; the values are
+    the same either way.
     """
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise ScoringInputError(f"{len(missing)} feature columns are missing: "
                                 f"{', '.join(missing[:10])}")
-    out = np.empty((len(frame), len(features)), dtype=np.float64, order="F")
+    out = np.empty((len(frame), len(features)), dtype=np.float64, order=order)
     plain = [kind != CATEGORY and isinstance(frame[name].dtype, np.dtype)
              and frame[name].dtype.kind in "fiu" for name, kind in zip(features, kinds, strict=True)]
     start = None
@@ -122,9 +123,10 @@ class ChurnScorer:
         self.contribution_method = method
 
     # --- building the matrix ----------------------------------------------------------------
-    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """A float matrix in training column order; categories as training codes."""
-        return encode_frame(frame, self.features, self.kinds, self.categories)
+    def matrix(self, frame: pd.DataFrame, order: str = "C") -> np.ndarray:
+        """A float matrix in training column order; categories as training codes (``order``:
+        row-major "C" or column-major "F", as ``encode_frame``)."""
+        return encode_frame(frame, self.features, self.kinds, self.categories, order)
 
     def row(self, features: dict[str, Any], ignore_unknown: bool = False
             ) -> tuple[np.ndarray, list[str]]:

@@ -133,16 +133,19 @@ def _blended(scorer, tree_weight: float):
     return dataclasses.replace(scorer, linear=part, tree_weight=tree_weight)
 
 
-def _probe(scorer, x):
-    """Rows as they come, plus missing, unseen and negative category codes."""
+def _probe(scorer, x, impossible: bool = True):
+    """Rows as they come, plus missing category codes and (``impossible``) codes that no
+    training category has, or negative ones: the matrix encoding never makes those, but the
+    trees must still take LightGBM's decisions on them."""
     from features.spec import CATEGORY
 
     cats = [j for j, k in enumerate(scorer.kinds) if k == CATEGORY]
     assert cats, "the sample model should have categorical features"
     x = x.copy()
     x[::5, cats] = np.nan
-    x[1::7, cats] = 99.0  # a code no training category has
-    x[2::11, cats] = -1.0
+    if impossible:
+        x[1::7, cats] = 99.0
+        x[2::11, cats] = -1.0
     return x
 
 
@@ -153,8 +156,9 @@ def test_one_pass_scores_equal_lightgbm_and_top_reasons_equal_the_full_contribut
     LightGBM's (or the blend's) probabilities and the reasons of the full contributions."""
     from scoring.reasons import reason_texts, top_positive
 
-    base, _ = fitted
-    scorer = base if tree_weight == 1.0 else _blended(base, tree_weight)
+    base, _ = fitted  # model selection may have chosen a blend: both cases are built here
+    scorer = (dataclasses.replace(base, linear=None, tree_weight=1.0) if tree_weight == 1.0
+              else _blended(base, tree_weight))
     x = _probe(scorer, training_data.x[training_data.rows(HOLDOUT)][:2000])
     tree_raw = scorer.booster.predict(x, raw_score=True)
     if scorer.linear is None:
@@ -171,7 +175,11 @@ def test_one_pass_scores_equal_lightgbm_and_top_reasons_equal_the_full_contribut
         assert np.array_equal(order, top_positive(contrib[:, :width], 3)), layout
         picked = np.take_along_axis(contrib, np.maximum(order, 0), 1)
         np.testing.assert_allclose(np.where(order >= 0, picked, 0.0), top, rtol=0, atol=1e-12)
-    # the sentences: the same as from the full contributions (the previous implementation)
+    # the sentences: the same as from the full contributions (the previous implementation), on
+    # a matrix as the encoding makes it (a category is a training code or missing)
+    x = _probe(scorer, training_data.x[training_data.rows(HOLDOUT)][:2000], impossible=False)
+    contrib = scorer.contributions(x)
+    p, order, _ = scorer.predict_top(x, 3)
     rows = np.arange(len(x)) % 4 != 0
     assert list(reason_texts(scorer, x, None, 3, rows, order=order)) == \
         list(reason_texts(scorer, x, contrib, 3, rows))

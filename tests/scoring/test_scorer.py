@@ -17,7 +17,7 @@ def _one_by_one(frame, features, kinds, categories):
     out = np.full((len(frame), len(features)), np.nan)
     for j, (name, kind) in enumerate(zip(features, kinds, strict=True)):
         for i, v in enumerate(frame[name].tolist()):
-            if v is None or (isinstance(v, float) and np.isnan(v)):
+            if pd.isna(v):
                 continue
             if kind == CATEGORY:
                 out[i, j] = categories[name].index(str(v)) if str(v) in categories[name] else np.nan
@@ -43,10 +43,11 @@ def test_mixed_columns_encode_like_the_definition():
                 "segment", "last"]
     kinds = [NUMBER, NUMBER, CATEGORY, NUMBER, NUMBER, NUMBER, NUMBER, CATEGORY, NUMBER]
     categories = {"plan": ["basic", "premium"], "segment": ["2", "1"]}
-    got = encode_frame(frame, features, kinds, categories)
     want = _one_by_one(frame, features, kinds, categories)
-    assert np.array_equal(got, want, equal_nan=True)
-    assert got.flags.f_contiguous  # column-major: built without a transposing copy
+    for order in ("C", "F"):
+        got = encode_frame(frame, features, kinds, categories, order)
+        assert np.array_equal(got, want, equal_nan=True), order
+        assert got.flags.c_contiguous if order == "C" else got.flags.f_contiguous
 
 
 def test_a_text_value_in_a_number_column_is_named():
