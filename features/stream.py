@@ -75,11 +75,13 @@ class SourceScan:
 
 def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: FeatureConfig,
                     labels: LabelConfig, population_only: bool, data_end, as_of=None,
-                    now=None, checked: bool = False) -> FeatureSet:
+                    now=None, checked: bool = False, scanned: bool = False) -> FeatureSet:
     """The rows of one partition of customers: its raw tables checked against the contract
-    (unless ``checked``), then features and labels with the settings (``scan_source``'s) and the
-    data end that the whole base fixed."""
-    crm = CrmData.from_tables(raw if checked else validate(raw, as_of=as_of, now=now))
+    (only typed when ``scanned``: ``scan_source`` checked these files; nothing when ``checked``:
+    they are typed already), then features and labels with the settings (``scan_source``'s) and
+    the data end that the whole base fixed."""
+    crm = CrmData.from_tables(raw if checked else validate(raw, as_of=as_of, now=now,
+                                                           checks=not scanned))
     return build_feature_set(crm, cutoffs, config, labels, population_only, data_end=data_end)
 
 
@@ -234,7 +236,8 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
                 cached, scan.cached = scan.cached, None
                 fs = build_partition(cached if cached is not None else part.read(), cutoffs,
                                      scan.config, labels, population_only, scan.data_end,
-                                     scan.as_of, scan.now, checked=cached is not None)
+                                     scan.as_of, scan.now, checked=cached is not None,
+                                     scanned=True)
                 del cached
                 if writer is None:
                     table = feature_table(fs)
