@@ -52,8 +52,13 @@ def _cutoffs(cutoffs: list[str]):
 
 
 def stage_features(work: Path, cutoffs: list[str]) -> dict:
+    import logging
+
     from features.config import FeatureConfig, LabelConfig
     from features.stream import build_to_parquet
+
+    logging.basicConfig(filename=work / "features.log", format="%(asctime)s %(message)s")
+    logging.getLogger("features.stream").setLevel(logging.DEBUG)  # a part at a time: progress
 
     t0 = time.perf_counter()
     built = build_to_parquet(work / "crm", _cutoffs(cutoffs), FeatureConfig(), LabelConfig(),

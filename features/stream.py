@@ -127,6 +127,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
             for c in fits_wanted:
                 summaries[c].append(_ordered(summarise(orders.before(c))))
         cached = tables if len(parts) == 1 else None
+        log.debug("checked part %s: %d customers", part.name, len(crm.customers))
     if problems:
         raise ContractError(_merge(problems, len(parts)))
     if any(overlapping(r) for r in ranges.values()):
@@ -248,6 +249,7 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
                 writer.write_table(table)
                 result.rows += len(fs.frame)
                 _tally(fs.frame, result.per_cutoff)
+                log.debug("built part %s: %d rows", part.name, len(fs.frame))
         finally:
             if writer is not None:
                 writer.close()
