@@ -63,9 +63,13 @@ class SourceScan:
     latest_event: pd.Timestamp | None = None
     probe: CrmData | None = None  # a few customers, for engines that need the columns up front
 
+    fingerprinted: str | None = None  # set when the parts will not be there to read again
+
     def fingerprint(self) -> str:
         """A content hash of every table of every part (rows in order; reads the parts again).
         For a one-part source it is ``CrmData.fingerprint`` of the whole source."""
+        if self.fingerprinted is not None:
+            return self.fingerprinted
         digest = hashlib.sha256()
         for part in self.parts:
             tables = validate(part.read(), as_of=self.as_of, now=self.now)

@@ -165,6 +165,8 @@ def _scan_on_driver(source: Location, cutoffs, features: FeatureConfig, horizon_
                                              now=scan.now))
         scan.cached = None
         scan.probe = first.subset(first.customers["customer_id"].head(50))
+        if source.local is None:  # a download: gone after this block
+            scan.fingerprinted = scan.fingerprint()
     return scan
 
 
