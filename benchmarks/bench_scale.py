@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -230,6 +231,8 @@ def main() -> None:
                 "spark": lambda: stage_spark(work, args.cutoffs)}[args.stage]
         result = call()
         result["peak_mb"] = peak_mb()
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # CPU time: what a shared machine's
+        result["cpu_s"] = usage.ru_utime + usage.ru_stime  # load does not inflate
         print(json.dumps(result))
         return
     results: dict[int, dict[str, dict]] = {}
