@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -52,8 +53,13 @@ def _cutoffs(cutoffs: list[str]):
 
 
 def stage_features(work: Path, cutoffs: list[str]) -> dict:
+    import logging
+
     from features.config import FeatureConfig, LabelConfig
     from features.stream import build_to_parquet
+
+    logging.basicConfig(filename=work / "features.log", format="%(asctime)s %(message)s")
+    logging.getLogger("features.stream").setLevel(logging.DEBUG)  # a part at a time: progress
 
     t0 = time.perf_counter()
     built = build_to_parquet(work / "crm", _cutoffs(cutoffs), FeatureConfig(), LabelConfig(),
@@ -225,6 +231,8 @@ def main() -> None:
                 "spark": lambda: stage_spark(work, args.cutoffs)}[args.stage]
         result = call()
         result["peak_mb"] = peak_mb()
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # CPU time: what a shared machine's
+        result["cpu_s"] = usage.ru_utime + usage.ru_stime  # load does not inflate
         print(json.dumps(result))
         return
     results: dict[int, dict[str, dict]] = {}

@@ -171,8 +171,7 @@ def _check_table_rules(name: str, frame: pd.DataFrame, check: _Checker) -> None:
                   (frame["closed_ts"] < frame["opened_ts"]).fillna(False).to_numpy(bool),
                   ["customer_id", "opened_ts", "closed_ts"])
     if name == "surveys":
-        kind = frame["kind"].str.lower()
-        frame["kind"] = kind
+        kind = frame["kind"]  # lower case (validate)
         unknown = ~kind.isin(list(SURVEY_SCALES)).to_numpy(bool)
         check.add(name, "kind", f"unknown survey kind (expected one of {sorted(SURVEY_SCALES)})",
                   frame, unknown, ["customer_id", "kind"])
@@ -213,12 +212,15 @@ def parse_as_of(value) -> pd.Timestamp | None:
 
 
 def validate(raw: dict[str, pd.DataFrame], as_of=None,
-             now: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
+             now: pd.Timestamp | None = None, *, checks: bool = True) -> dict[str, pd.DataFrame]:
     """Check ``raw`` tables against the contract and return them with contract types.
 
     ``as_of`` is the moment the data was extracted (optional): no timestamp may be later, and no
     timestamp may be later than ``now`` (the current UTC time by default) either.
     Raises :class:`ContractError` listing every problem; nothing is returned half-checked.
+    ``checks=False`` only gives the tables their types (for tables this function already passed,
+    read again: the second pass of the streamed build); a value that does not convert still
+    raises.
     """
     as_of = parse_as_of(as_of)
     now = utc_now() if now is None else parse_as_of(now)
@@ -242,15 +244,19 @@ def validate(raw: dict[str, pd.DataFrame], as_of=None,
                 check.add(name, col, f"required column is missing (columns found: {found})")
             continue
         frame = _coerce(table, frame.reset_index(drop=True), check)
-        _check_values(table, frame, check)
-        _check_table_rules(name, frame, check)
-        _check_not_after(table, frame, as_of, now, check)
+        if name == "surveys":
+            frame["kind"] = frame["kind"].str.lower()
+        if checks:
+            _check_values(table, frame, check)
+            _check_table_rules(name, frame, check)
+            _check_not_after(table, frame, as_of, now, check)
         typed[name] = frame
     if "customers" in typed and typed["customers"].empty:
         check.add("customers", None, "the table has no rows: there are no customers to build "
                                      "features or labels for")
     customers = typed.get("customers")
-    if customers is not None and not any(p.table == "customers" for p in check.problems):
+    if checks and customers is not None and not any(p.table == "customers"
+                                                    for p in check.problems):
         _check_references(customers, typed, check)
     if check.problems:
         raise ContractError(check.problems)

@@ -82,8 +82,9 @@ class Coded:
         return self.isin([value])
 
     def isin(self, values) -> np.ndarray:
-        wanted = [i for i, c in enumerate(self.categories) if c in set(values)]
-        return np.isin(self.codes, wanted)
+        wanted = set(values)
+        table = np.array([c in wanted for c in self.categories] + [False])  # code -1 (missing)
+        return table[self.codes]  # one lookup per event (np.isin compares with each value)
 
 
 def _numpy(values: pd.Series) -> np.ndarray | Coded:

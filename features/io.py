@@ -1,4 +1,9 @@
-"""Reading CRM sources (a folder of Parquet/CSV files or a DuckDB file) and writing outputs atomically."""
+"""Reading CRM sources (a folder of Parquet/CSV files or a DuckDB file) and writing outputs atomically.
+
+A folder holds one file per table or, partitioned by customer, one folder of part files per table
+(``features.partitions``): ``read_tables`` joins the parts (the whole source in memory); the
+streamed feature build (``features.stream``) reads one part at a time instead.
+"""
 
 from __future__ import annotations
 

@@ -63,9 +63,13 @@ class SourceScan:
     latest_event: pd.Timestamp | None = None
     probe: CrmData | None = None  # a few customers, for engines that need the columns up front
 
+    fingerprinted: str | None = None  # set when the parts will not be there to read again
+
     def fingerprint(self) -> str:
         """A content hash of every table of every part (rows in order; reads the parts again).
         For a one-part source it is ``CrmData.fingerprint`` of the whole source."""
+        if self.fingerprinted is not None:
+            return self.fingerprinted
         digest = hashlib.sha256()
         for part in self.parts:
             tables = validate(part.read(), as_of=self.as_of, now=self.now)
@@ -75,11 +79,13 @@ class SourceScan:
 
 def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: FeatureConfig,
                     labels: LabelConfig, population_only: bool, data_end, as_of=None,
-                    now=None, checked: bool = False) -> FeatureSet:
+                    now=None, checked: bool = False, scanned: bool = False) -> FeatureSet:
     """The rows of one partition of customers: its raw tables checked against the contract
-    (unless ``checked``), then features and labels with the settings (``scan_source``'s) and the
-    data end that the whole base fixed."""
-    crm = CrmData.from_tables(raw if checked else validate(raw, as_of=as_of, now=now))
+    (only typed when ``scanned``: ``scan_source`` checked these files; nothing when ``checked``:
+    they are typed already), then features and labels with the settings (``scan_source``'s) and
+    the data end that the whole base fixed."""
+    crm = CrmData.from_tables(raw if checked else validate(raw, as_of=as_of, now=now,
+                                                           checks=not scanned))
     return build_feature_set(crm, cutoffs, config, labels, population_only, data_end=data_end)
 
 
@@ -125,6 +131,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
             for c in fits_wanted:
                 summaries[c].append(_ordered(summarise(orders.before(c))))
         cached = tables if len(parts) == 1 else None
+        log.debug("checked part %s: %d customers", part.name, len(crm.customers))
     if problems:
         raise ContractError(_merge(problems, len(parts)))
     if any(overlapping(r) for r in ranges.values()):
@@ -234,7 +241,8 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
                 cached, scan.cached = scan.cached, None
                 fs = build_partition(cached if cached is not None else part.read(), cutoffs,
                                      scan.config, labels, population_only, scan.data_end,
-                                     scan.as_of, scan.now, checked=cached is not None)
+                                     scan.as_of, scan.now, checked=cached is not None,
+                                     scanned=True)
                 del cached
                 if writer is None:
                     table = feature_table(fs)
@@ -245,6 +253,7 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
                 writer.write_table(table)
                 result.rows += len(fs.frame)
                 _tally(fs.frame, result.per_cutoff)
+                log.debug("built part %s: %d rows", part.name, len(fs.frame))
         finally:
             if writer is not None:
                 writer.close()

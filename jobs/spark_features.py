@@ -165,6 +165,8 @@ def _scan_on_driver(source: Location, cutoffs, features: FeatureConfig, horizon_
                                              now=scan.now))
         scan.cached = None
         scan.probe = first.subset(first.customers["customer_id"].head(50))
+        if source.local is None:  # a download: gone after this block
+            scan.fingerprinted = scan.fingerprint()
     return scan
 
 
@@ -191,9 +193,9 @@ def spark_feature_frame(source: str | Path | Location, cutoffs: list[pd.Timestam
         scan.customers, session.sparkContext.defaultParallelism, options.buckets)
     long, columns = _long_frame(session, source, buckets, parts)
 
-    def build(pdf: pd.DataFrame) -> pd.DataFrame:
+    def build(pdf: pd.DataFrame) -> pd.DataFrame:  # the driver's scan checked these rows
         frame = build_partition(_bucket_tables(pdf, columns), cutoffs, config, labels,
-                                population_only, data_end, as_of, now).frame
+                                population_only, data_end, as_of, now, scanned=True).frame
         return to_spark_pandas(frame.reindex(columns=order))
 
     log.info("Spark feature build: %d customers in %d buckets%s", scan.customers, buckets,
