@@ -26,8 +26,8 @@ OUTPUT_COLUMN = "churn_probability"
 # import graph): our packages, copied into the model, and the distributions it needs installed
 # (cloudpickle: the wrapper is pickled with it and must be read back by the same version).
 MODEL_CODE = ("features", "scoring")
-MODEL_PACKAGES = ("mlflow", "cloudpickle", "lightgbm", "numba", "numpy", "pandas", "pydantic",
-                  "scipy")
+MODEL_PACKAGES = ("mlflow", "cloudpickle", "lightgbm", "numba", "numpy", "pandas", "pyarrow",
+                  "pydantic", "scipy")
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
