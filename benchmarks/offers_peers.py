@@ -70,7 +70,8 @@ def _fit_predict_meta(kind: str, x, t, y, share: float, base, seed: int) -> np.n
             model.fit(x, t, y, p=p, verbose=False)
         else:
             model.fit(x, t, y, p=p)
-        out = (model.predict(base, verbose=False) if kind in ("R", "DR")
+        out = (model.predict(base) if kind == "R"
+               else model.predict(base, verbose=False) if kind == "DR"
                else model.predict(base, p=np.full(len(base), share)) if kind == "X"
                else model.predict(base))
     return np.asarray(out, dtype=float).reshape(len(base), -1)[:, 0]
