@@ -3,9 +3,12 @@
 From the ``offers`` table (randomised: treated vs. hold-out) and what happened next: features at
 each campaign's date (strictly before it), and the campaign outcome after it (by default *gone*:
 cancelled within the horizon, or for customers without a contract no sign of life in the
-``gone_after_days`` after the horizon; see ``UpliftSettings``). Per offer, the logistic model of
+``gone_after_days`` after the horizon; see ``UpliftSettings``). The logistic model of
 ``scoring.offers.uplift`` (the churn model's log-odds as offset, a ridge-penalised linear risk
-correction and effect on the standardised features) is fitted by Newton's method.
+correction and effect on the standardised features) is fitted by Newton's method, pooled across
+offers by default (``fit_pooled``): the risk correction is shared, so every offer's hold-out (and
+treated rows, through a treated intercept per offer) tells what happens without an offer, and
+each offer keeps its own effect; ``pooled=False`` fits one model per offer on its own rows.
 
 Evidence: every campaign is predicted by a model fitted on the other campaigns (leave one campaign
 out); the churn cut those campaigns show (treated vs. hold-out, within each campaign, pooled) is
