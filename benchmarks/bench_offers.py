@@ -120,19 +120,19 @@ def _cell(values: list[float], fmt: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=60_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[21, 22, 23])
     parser.add_argument("--budget-share", type=float, default=0.05,
                         help="budget = this share of the base x the fixed offer's cost")
     parser.add_argument("--quick", action="store_true",
-                        help="a smaller run: 60,000 customers, seeds 21-23")
+                        help="a smaller run: 40,000 customers, seeds 21-23")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep each seed's sample, churn model and campaigns here (pickle)")
     parser.add_argument("--peers", nargs="*", default=None,
                         help="only the peers whose name contains one of these words")
     args = parser.parse_args()
     if args.quick:
-        args.customers = 60_000
+        args.customers = 40_000
     logging.basicConfig(level=logging.WARNING)
     t_start = time.perf_counter()
     catalogue = load_catalogue()
