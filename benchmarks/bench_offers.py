@@ -1,51 +1,45 @@
-"""Does the offer policy pay? (``make bench-offers``)
+"""Does the offer policy pay, and does it beat the uplift libraries? (``make bench-offers``)
 
-On a generated sample: train the churn model and the uplift models on the history, score the
-active base at the end of the data, and spend the same budget four ways:
+On several generated samples (one per seed), train the churn model and the effect models on the
+history, score the active base at the end of the data, and spend the same budget every way:
 
-  (a) this policy: learnt effects x customer value - cost, allocated within the budget;
-  (b) risk-only: highest churn probability first, one fixed offer;
-  (c) random: random customers, the same fixed offer;
-  (d) oracle: knows every customer's true effect (``_truth/offer_effects``);
-  (e) a yardstick, not a method: the true effects learnt from the features by a cross-fitted
-      regression on ``_truth``, i.e. about the most a model that sees only the features reaches;
-  (f) another yardstick: this policy's learner with the past campaigns judged on the hidden true
-      churn (from ``_truth``, to the month) instead of the observable outcome, i.e. what a perfect
-      campaign outcome would give this learner.
+  - no offer; random customers and risk-only (highest churn probability first), both with one
+    fixed offer;
+  - each peer (``offers_peers``): causalml's S, T, X, R and DR learners on LightGBM, its uplift
+    forest, and two plain LightGBM classifiers (two-model), fitted per offer on the same past
+    campaigns, their predicted effects fed to the same budgeted allocation as the project's;
+  - this policy: the project's learnt effects (``training.uplift``) x customer value - cost;
+  - the yardstick, not a method: the same allocation fed a LightGBM fitted on the *true* effects
+    (``_truth``, cross-fitted), i.e. about the most a model that sees only the features reaches;
+  - the oracle: the allocation fed every customer's true effect.
 
-Each plan is judged on the truth: customers kept = sum of true cuts in churn probability, net
-value = sum(true cut x customer value - cost). Customers who already left silently (not in the
-truth) cannot be kept: an offer sent to them is pure cost.
+Each plan is judged on the truth: customers retained = sum of the true cuts in churn probability
+of the customers sent an offer; net value = sum(true cut x customer value - cost). Customers who
+already left silently (not in the truth) cannot be kept: an offer sent to them is pure cost.
+Figures are the mean and standard deviation over the seeds; the verdict compares means.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from offers_data import Arena, arena
+from offers_peers import PEERS, peer_effects
 
-from features.build import build_feature_set
-from features.config import FeatureConfig, LabelConfig
-from features.io import load_crm
-from features.sample import SampleSpec, generate, write_sample
 from scoring.offers.campaign import allocate
-from scoring.offers.catalogue import load_catalogue
-from scoring.offers.policy import NO_OFFER, Customers, options
+from scoring.offers.catalogue import Catalogue, load_catalogue
+from scoring.offers.policy import NO_OFFER, options
 from scoring.offers.uplift import offer_effects
-from scoring.offers.value import ValueConfig, customer_value
-from training.config import TrainConfig
-from training.dataset import from_feature_set
-from training.model import fit_churn_model
-from training.uplift import campaign_data, fit_uplift
+from training.uplift import fit_uplift
 
-CUTOFFS = ("2024-07-01", "2024-10-01", "2025-01-01", "2025-04-01", "2025-07-01", "2025-10-01")
 FIXED_OFFER = "discount_10"
+OURS, YARDSTICK, ORACLE = "this policy (learnt effects)", \
+    "yardstick: LightGBM fitted on the true effects", "oracle (true effects)"
+GOAL_PEER, GOAL_YARDSTICK = 1.2, 0.8
 
 
 def judge(choice: np.ndarray, truth: np.ndarray, value: np.ndarray, costs: np.ndarray) -> dict:
@@ -75,116 +69,117 @@ def features_ceiling(x: np.ndarray, truth: np.ndarray, ids: list[str]) -> dict[s
         pred = np.zeros(len(x))
         for f in range(3):
             model = lgb.LGBMRegressor(n_estimators=300, learning_rate=0.05, verbose=-1,
-                                      random_state=0)
+                                      random_state=0, n_jobs=1)
             model.fit(x[folds != f], truth[folds != f, k])
             pred[folds == f] = model.predict(x[folds == f])
         out[offer] = pred
     return out
 
 
-def true_churn_outcome(frame: pd.DataFrame, truth_dir: Path, customers: pd.DataFrame,
-                       horizon_days: int) -> np.ndarray:
-    """1 when the customer truly left within the horizon after the campaign: contract customers
-    by their cancel date; others by the last month they appear in ``_truth/churn_probability``
-    (the month they left, if before the data's last month; taken as its 15th)."""
-    cp = pd.read_parquet(truth_dir / "churn_probability.parquet")
-    last = cp.groupby("customer_id")["month"].max()
-    left = (pd.to_datetime(last.where(last < cp["month"].max())) + pd.Timedelta(days=15))
-    t = frame["campaign"].to_numpy("datetime64[ns]")
-    h = np.timedelta64(horizon_days, "D")
-    by_id = customers.set_index("customer_id")
-    when = np.where(by_id["has_contract"].reindex(frame["customer_id"]).to_numpy(bool),
-                    by_id["cancel_date"].reindex(frame["customer_id"]).to_numpy("datetime64[ns]"),
-                    left.reindex(frame["customer_id"]).to_numpy("datetime64[ns]"))
-    return ((when > t) & (when <= t + h)).astype(float)
+def run_seed(a: Arena, catalogue: Catalogue, budget_share: float, peers: list[str]
+             ) -> tuple[dict[str, dict], dict[str, float], str]:
+    """Every targeting's result on one arena, the seconds each took, and notes."""
+    ids, costs, n = catalogue.ids, catalogue.costs, len(a.x)
+    j_fixed = ids.index(FIXED_OFFER)
+    budget = budget_share * n * costs[j_fixed]
+
+    def plan(effects: dict[str, np.ndarray]) -> dict:
+        return judge(allocate(options(a.customers, effects, catalogue), catalogue, budget).offer,
+                     a.truth, a.value, costs)
+
+    rows, secs = {"no offer": judge(np.full(n, NO_OFFER), a.truth, a.value, costs)}, {}
+    rows[f"random ({FIXED_OFFER})"] = judge(fixed_offer_plan(
+        np.random.default_rng(a.seed).permutation(n), j_fixed, costs[j_fixed], budget, n),
+        a.truth, a.value, costs)
+    rows[f"risk-only ({FIXED_OFFER})"] = judge(fixed_offer_plan(
+        np.argsort(-a.p, kind="stable"), j_fixed, costs[j_fixed], budget, n), a.truth, a.value,
+        costs)
+    for name in peers:
+        t0 = time.perf_counter()
+        rows[name] = plan(peer_effects(name, a.data.frame, a.data.x, a.x, ids, a.seed))
+        secs[name] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit = fit_uplift(a.data, a.scorer, catalogue)
+    rows[OURS] = plan(offer_effects(fit.models, a.x, a.p, catalogue))
+    secs[OURS] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rows[YARDSTICK] = plan(features_ceiling(a.x, a.truth, ids))
+    secs[YARDSTICK] = time.perf_counter() - t0
+    rows[ORACLE] = plan({o: a.truth[:, k] for k, o in enumerate(ids)})
+    note = (f"seed {a.seed}: {n:,} active at {a.data_end}, {len(a.data.frame):,} past-campaign "
+            f"rows, budget {budget:,.0f}; this policy: " + "; ".join(
+                f"{k} {m.source}" + (f" x{m.scale:.2f}" if m.source == "learnt" else "")
+                for k, m in fit.models.models.items()))
+    return rows, secs, note
+
+
+def _cell(values: list[float], fmt: str) -> str:
+    m = np.mean(values)
+    return f"{m:{fmt}} ± {np.std(values, ddof=1):{fmt}}" if len(values) > 1 else f"{m:{fmt}}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--customers", type=int, default=60_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[21, 22, 23])
     parser.add_argument("--budget-share", type=float, default=0.05,
                         help="budget = this share of the base x the fixed offer's cost")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smaller run: 40,000 customers, seeds 21-23")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep each seed's sample, churn model and campaigns here (pickle)")
+    parser.add_argument("--peers", nargs="*", default=None,
+                        help="only the peers whose name contains one of these words")
     args = parser.parse_args()
+    if args.quick:
+        args.customers = 40_000
     logging.basicConfig(level=logging.WARNING)
-    t0 = time.perf_counter()
+    t_start = time.perf_counter()
     catalogue = load_catalogue()
-    features, labels, config = FeatureConfig(), LabelConfig(), TrainConfig()
-    with tempfile.TemporaryDirectory() as tmp:
-        write_sample(generate(SampleSpec(customers=args.customers, months=24, seed=args.seed)),
-                     tmp)
-        crm = load_crm(tmp)
-        effects_truth = pd.read_parquet(Path(tmp) / "_truth" / "offer_effects.parquet")
-        scorer, _ = fit_churn_model(from_feature_set(
-            build_feature_set(crm, [pd.Timestamp(c) for c in CUTOFFS], features, labels), config),
-            config)
-        data = campaign_data(crm, scorer, features, labels, catalogue.uplift)
-        true_data = dataclasses.replace(data, frame=data.frame.assign(outcome=true_churn_outcome(
-            data.frame, Path(tmp) / "_truth", crm.customers, labels.horizon_days)))
-    fit = fit_uplift(data, scorer, catalogue)
-    uplift, metrics = fit.models, fit.metrics
-    perfect = fit_uplift(true_data, scorer, catalogue).models
-    base = build_feature_set(crm, [crm.data_end.normalize() + pd.Timedelta(days=1)], features,
-                             labels).frame
-    x = scorer.matrix(base)
-    p = scorer.predict(x)
-    vcfg = ValueConfig()
-    value = customer_value(base[f"orders_{vcfg.window_days}d"],
-                           base[f"avg_order_value_{vcfg.window_days}d"], vcfg)
-    customers = Customers(p, value, base["days_since_last_offer"].to_numpy(float),
-                          base["segment"].to_numpy(), base["plan"].to_numpy(),
-                          base["has_contract"].to_numpy())
-    ids = catalogue.ids
-    truth = effects_truth.pivot(index="customer_id", columns="offer_id", values="effect") \
-        .reindex(index=base["customer_id"], columns=ids).fillna(0.0).to_numpy()
-    costs = catalogue.costs
-    j_fixed = ids.index(FIXED_OFFER)
-    budget = args.budget_share * len(base) * costs[j_fixed]
-    n = len(base)
+    peers = [p for p in PEERS if args.peers is None or any(w in p for w in args.peers)]
+    results: dict[str, list[dict]] = {}
+    seconds: dict[str, list[float]] = {"sample, churn model, campaigns": []}
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        a = arena(args.customers, seed, catalogue, args.cache)
+        seconds["sample, churn model, campaigns"].append(time.perf_counter() - t0)
+        rows, secs, note = run_seed(a, catalogue, args.budget_share, peers)
+        for k, v in rows.items():
+            results.setdefault(k, []).append(v)
+        for k, v in secs.items():
+            seconds.setdefault(k, []).append(v)
+        print(note, flush=True)
+        print("  net value: " + "; ".join(f"{k.split(' (')[0]} {v['net_value']:,.0f}"
+                                          for k, v in rows.items()), flush=True)
 
-    effects = offer_effects(uplift, x, p, catalogue)
-    ours = allocate(options(customers, effects, catalogue), catalogue, budget)
-    risk = fixed_offer_plan(np.argsort(-p, kind="stable"), j_fixed, costs[j_fixed], budget, n)
-    rng = np.random.default_rng(0)
-    rand = fixed_offer_plan(rng.permutation(n), j_fixed, costs[j_fixed], budget, n)
-    oracle = allocate(options(customers, {o: truth[:, k] for k, o in enumerate(ids)}, catalogue),
-                      catalogue, budget)
-    ceiling = allocate(options(customers, features_ceiling(x, truth, ids), catalogue), catalogue,
-                       budget)
-    perfect_plan = allocate(options(customers, offer_effects(perfect, x, p, catalogue), catalogue),
-                            catalogue, budget)
-    rows = {"this policy (learnt uplift)": judge(ours.offer, truth, value, costs),
-            f"risk-only ({FIXED_OFFER})": judge(risk, truth, value, costs),
-            f"random ({FIXED_OFFER})": judge(rand, truth, value, costs),
-            "oracle (true effects)": judge(oracle.offer, truth, value, costs),
-            "yardstick: true effects learnt from the features": judge(ceiling.offer, truth, value,
-                                                                     costs),
-            "yardstick: this learner, campaigns judged on the true churn": judge(
-                perfect_plan.offer, truth, value, costs)}
-    print(f"{args.customers:,} customers; {n:,} active at {crm.data_end.date()}; budget "
-          f"{budget:,.0f} ({args.budget_share:.0%} of the base x {FIXED_OFFER} at "
-          f"{costs[j_fixed]:g})")
-    print("uplift models: " + "; ".join(f"{k}: {m.source} ({m.note})"
-                                        for k, m in uplift.models.items()))
-    print("Qini, each campaign predicted by the others: " + ", ".join(f"{k.split('.')[1]} {v:.4f}"
-                                                  for k, v in metrics.items() if k.endswith("qini")))
-    print("\n| targeting | offers sent | spend | customers kept (true) | net value (true) |")
-    print("|---|---|---|---|---|")
-    for name, r in rows.items():
-        print(f"| {name} | {r['sent']:,} | {r['spend']:,.0f} | {r['kept']:.1f} | "
-              f"{r['net_value']:,.0f} |")
-    a, b, d = (rows["this policy (learnt uplift)"]["net_value"],
-               rows[f"risk-only ({FIXED_OFFER})"]["net_value"],
-               rows["oracle (true effects)"]["net_value"])
-    vs_risk = f"{a / b:.2f}x" if b > 0 else f"risk-only loses money ({b:,.0f}); ours {a:,.0f}"
-    e = rows["yardstick: true effects learnt from the features"]["net_value"]
-    print(f"\nthis policy vs risk-only: {vs_risk}; share of the oracle: {a / d:.0%}; the "
-          f"yardstick reaches {e / d:.0%} of the oracle")
-    f = rows["yardstick: this learner, campaigns judged on the true churn"]["net_value"]
-    print(f"this learner with campaigns judged on the true churn reaches {f / d:.0%}")
-    print(f"offers chosen by this policy: {ours.counts}; with the true churn: "
-          f"{perfect_plan.counts}")
-    print(f"({time.perf_counter() - t0:.0f} s)")
+    print(f"\n{args.customers:,} customers per sample, seeds {', '.join(map(str, args.seeds))}; "
+          f"the same budget ({args.budget_share:.0%} of the active base x {FIXED_OFFER}) for "
+          f"every row; mean ± standard deviation over the seeds\n")
+    print("| targeting | offers sent | customers retained (true) | net value (true) |")
+    print("|---|---|---|---|")
+    for name, rs in results.items():
+        print(f"| {name} | {np.mean([r['sent'] for r in rs]):,.0f} | "
+              f"{_cell([r['kept'] for r in rs], '.1f')} | "
+              f"{_cell([r['net_value'] for r in rs], ',.0f')} |")
+    net = {k: np.array([r["net_value"] for r in v]) for k, v in results.items()}
+    ours = net[OURS].mean()
+    if peers:
+        best = max(peers, key=lambda k: net[k].mean())
+        b = net[best].mean()
+        ratio = f"{ours / b:.2f}x" if b > 0 else f"n/a (the best peer's net value is {b:,.0f})"
+        met = (ours >= GOAL_PEER * b) if b > 0 else ours > 0
+        print(f"\ngoal 1 (>= {GOAL_PEER}x the best peer's true net value): best peer {best} "
+              f"({b:,.0f}); this policy {ours:,.0f} = {ratio}: {'MET' if met else 'NOT MET'}; "
+              f"per seed: " + ", ".join(f"{o:,.0f} vs {p:,.0f}"
+                                        for o, p in zip(net[OURS], net[best], strict=True)))
+    y = net[YARDSTICK].mean()
+    print(f"goal 2 (>= {GOAL_YARDSTICK}x the yardstick's): yardstick {y:,.0f}; this policy = "
+          f"{ours / y:.2f}x: {'MET' if ours >= GOAL_YARDSTICK * y else 'NOT MET'}; oracle "
+          f"{net[ORACLE].mean():,.0f} (this policy {ours / net[ORACLE].mean():.0%} of it, the "
+          f"yardstick {y / net[ORACLE].mean():.0%})")
+    print("\nseconds per seed (mean): " + "; ".join(f"{k.split(' (')[0]} {np.mean(v):.0f}"
+                                                    for k, v in seconds.items()))
+    print(f"total {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@
 From the ``offers`` table (randomised: treated vs. hold-out) and what happened next: features at
 each campaign's date (strictly before it), and the campaign outcome after it (by default *gone*:
 cancelled within the horizon, or for customers without a contract no sign of life in the
-``gone_after_days`` after the horizon; see ``UpliftSettings``). Per offer, the logistic model of
+``gone_after_days`` after the horizon; see ``UpliftSettings``). The logistic model of
 ``scoring.offers.uplift`` (the churn model's log-odds as offset, a ridge-penalised linear risk
-correction and effect on the standardised features) is fitted by Newton's method.
+correction and effect on the standardised features) is fitted by Newton's method, pooled across
+offers by default (``fit_pooled``): the risk correction is shared, so every offer's hold-out (and
+treated rows, through a treated intercept per offer) tells what happens without an offer, and
+each offer keeps its own effect; ``pooled=False`` fits one model per offer on its own rows.
 
 Evidence: every campaign is predicted by a model fitted on the other campaigns (leave one campaign
 out); the churn cut those campaigns show (treated vs. hold-out, within each campaign, pooled) is
@@ -162,6 +165,50 @@ def _fit_offer(s: np.ndarray, treated: np.ndarray, y: np.ndarray, offset: np.nda
     return float(beta[0]), beta[1:k + 1], float(beta[k + 1]), inter
 
 
+@dataclass
+class PooledFit:
+    """The pooled model: one risk correction (c, main) shared by every offer's campaign rows,
+    and per offer its effect (a, inter)."""
+
+    c: float
+    main: np.ndarray
+    effects: dict[int, tuple[float, np.ndarray]]  # offer index -> (a, inter)
+
+
+def fit_pooled(s: np.ndarray, offer: np.ndarray, treated: np.ndarray, y: np.ndarray,
+               offset: np.ndarray, settings: UpliftSettings, varies: dict[int, np.ndarray],
+               rounds: int = 2) -> PooledFit:
+    """Fit the model of ``scoring.offers.uplift`` for all offers at once: the correction of the
+    churn model's risk to the campaign outcome is shared (every hold-out, of any offer, tells
+    it what happens without an offer), each offer keeps its own effect. By backfitting: (1) the
+    shared correction with one treated intercept per offer, the offers' varying effects as
+    offset; (2) per offer in ``varies`` its effect on its treated rows, the shared correction as
+    offset; ``rounds`` times. ``offer``: each row's offer index."""
+    k = s.shape[1]
+    present = np.unique(offer)
+    dummies = np.column_stack([(offer == o) & (treated == 1) for o in present]).astype(float)
+    effects = {int(o): (0.0, np.zeros(k)) for o in varies}
+    varying = np.zeros(len(y))
+    c, main = 0.0, np.zeros(k)
+    for _ in range(rounds):
+        design = np.column_stack([np.ones(len(y)), s, dummies])
+        ridge = np.concatenate([[1e-4], np.full(k, settings.ridge_risk),
+                                np.full(len(present), 1e-4)])
+        beta = fit_offset_logistic(design, y, offset + varying, ridge)
+        c, main = float(beta[0]), beta[1:k + 1]
+        base = offset + c + s @ main
+        for o, cols in varies.items():
+            rows = (offer == o) & (treated == 1)
+            d = np.column_stack([np.ones(int(rows.sum())), s[rows][:, cols]])
+            b = fit_offset_logistic(d, y[rows], base[rows], np.concatenate(
+                [[1e-4], np.full(int(cols.sum()), settings.ridge_effect)]))
+            inter = np.zeros(k)
+            inter[cols] = b[1:]
+            effects[int(o)] = (float(b[0]), inter)
+            varying[rows] = s[rows] @ inter
+    return PooledFit(c, main, effects)
+
+
 def effect_columns(offer: Offer, families: list[str], settings: UpliftSettings) -> np.ndarray:
     """The model features an offer's effect may vary with (see ``effect_features``)."""
     fams = np.asarray(families)
@@ -198,9 +245,11 @@ class UpliftFit:
     #                                  effect (NaN on other offers' rows)
 
 
-def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalogue) -> UpliftFit:
+def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalogue,
+               pooled: bool = True) -> UpliftFit:
     """Per offer the learnt model (or the prior when history is thin), checked on held-out
-    campaigns."""
+    campaigns. ``pooled``: one risk correction shared by all offers (``fit_pooled``); else one
+    model per offer on its own rows (``_fit_offer``)."""
     if data is None:
         return UpliftFit(UpliftModels.priors_only(catalogue, "no campaign history with known "
                                                   "outcomes"), {}, {})
@@ -209,6 +258,8 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
     treated = frame["treated"].astype(bool).to_numpy().astype(float)
     y = frame["outcome"].to_numpy(float)
     campaign = frame["campaign"].to_numpy()
+    index = {o.id: j for j, o in enumerate(catalogue.offers)}
+    offer_idx = frame["offer_id"].map(index).fillna(-1).to_numpy(int)  # -1: not in the catalogue
     p = scorer.predict(data.x)
     offset = logit(p, LOGIT_EPS)
     finite = np.where(np.isfinite(data.x), data.x, np.nan)
@@ -218,39 +269,59 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
     s = standardise(data.x, center, spread)
     families = [scorer.spec(f).family for f in scorer.features]
     models, metrics, held_out = {}, {}, {}
-    for offer in catalogue.offers:
-        mine = (frame["offer_id"] == offer.id).to_numpy()
+    learn: dict[int, np.ndarray] = {}
+    for j, offer in enumerate(catalogue.offers):
+        mine = offer_idx == j
         n_t, n_c = int((mine & (treated == 1)).sum()), int((mine & (treated == 0)).sum())
         if min(n_t, n_c) < catalogue.min_campaign_size:
             note = (f"prior: only {n_t} treated and {n_c} hold-out customers in past campaigns "
                     f"(needs {catalogue.min_campaign_size} of each)")
             log.info("uplift %s: %s", offer.id, note)
             models[offer.id] = OfferEffectModel(offer.id, PRIOR, note)
+        else:
+            learn[j] = effect_columns(offer, families, settings)
+
+    def fit_on(rows: np.ndarray) -> dict[int, tuple[float, np.ndarray, float, np.ndarray]]:
+        """(c, main, a, inter) per learnt offer with at least two treated and two hold-out
+        customers among ``rows``."""
+        ok = {j: v for j, v in learn.items()
+              if min((rows & (offer_idx == j) & (treated == 1)).sum(),
+                     (rows & (offer_idx == j) & (treated == 0)).sum()) >= 2}
+        if pooled:
+            if not ok:
+                return {}
+            f = fit_pooled(s[rows], offer_idx[rows], treated[rows], y[rows], offset[rows],
+                           settings, ok)
+            return {j: (f.c, f.main, *f.effects[j]) for j in ok}
+        return {j: _fit_offer(s[m], treated[m], y[m], offset[m], settings, cols)
+                for j, cols in ok.items() for m in [rows & (offer_idx == j)]}
+
+    full = fit_on(np.ones(len(y), dtype=bool))
+    # each campaign predicted by the models fitted on the others
+    effect = {j: np.full(len(y), np.nan) for j in learn}
+    for k in np.unique(campaign[np.isin(offer_idx, list(learn))]):
+        for j, (ck, mk, ak, ik) in fit_on(campaign != k).items():
+            test = (campaign == k) & (offer_idx == j)
+            fold = OfferEffectModel("", LEARNT, "", ck, ak, mk.tolist(), ik.tolist(),
+                                    center.tolist(), spread.tolist())
+            effect[j][test] = fold.effect(p[test], data.x[test], 0.0, s[test])
+    for j, offer in enumerate(catalogue.offers):
+        if j not in learn:
             continue
-        varies = effect_columns(offer, families, settings)
-        c, main, a, inter = _fit_offer(s[mine], treated[mine], y[mine], offset[mine], settings,
-                                       varies)
+        mine = offer_idx == j
+        n_t, n_c = int((mine & (treated == 1)).sum()), int((mine & (treated == 0)).sum())
+        c, main, a, inter = full[j]
         model = OfferEffectModel(
             offer.id, LEARNT, f"learnt from {n_t} treated and {n_c} hold-out customers in "
-            f"{len(np.unique(campaign[mine]))} campaigns (outcome: {data.outcome})",
+            f"{len(np.unique(campaign[mine]))} campaigns (outcome: {data.outcome}"
+            f"{'; risk correction pooled across offers' if pooled else ''})",
             c, a, main.tolist(), inter.tolist(), center.tolist(), spread.tolist())
-        # each campaign predicted by the model fitted on the others
-        effect = np.full(len(y), np.nan)
-        for k in np.unique(campaign[mine]):
-            test, train = mine & (campaign == k), mine & (campaign != k)
-            if min((train & (treated == 1)).sum(), (train & (treated == 0)).sum()) < 2:
-                continue
-            ck, mk, ak, ik = _fit_offer(s[train], treated[train], y[train], offset[train],
-                                        settings, varies)
-            fold = OfferEffectModel(offer.id, LEARNT, "", ck, ak, mk.tolist(), ik.tolist(),
-                                    center.tolist(), spread.tolist())
-            effect[test] = fold.effect(p[test], data.x[test], offer.prior_effect, s[test])
-        checked = mine & ~np.isnan(effect)
+        checked = mine & ~np.isnan(effect[j])
         observed, se, used = _pooled_cut(y[checked], treated[checked], campaign[checked])
         if used == 0:
             model.note += "; no campaign to check it on (not shrunk)"
         else:
-            predicted = -effect[checked & (treated == 1)].mean()
+            predicted = -effect[j][checked & (treated == 1)].mean()
             shown = observed - catalogue.evidence_z * se  # the cut the campaigns vouch for
             model.scale = float(np.clip(shown / predicted, 0.0, 1.0)) if predicted > 0 else 0.0
             if model.scale == 0.0:
@@ -260,13 +331,15 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
                 model.note += (f"; held-out campaigns show a cut of {observed:+.3f} +/- {se:.3f} "
                                f"vs {predicted:+.3f} predicted: effects scaled by "
                                f"{model.scale:.2f}")
-            _, coef = qini(effect[checked], treated[checked] == 1, 1 - y[checked])
-            model.metrics = {"qini": coef, "predicted_mean_effect": float(np.mean(effect[checked])),
+            _, coef = qini(effect[j][checked], treated[checked] == 1, 1 - y[checked])
+            model.metrics = {"qini": coef,
+                             "predicted_mean_effect": float(np.mean(effect[j][checked])),
                              "observed_churn_cut": float(observed), "observed_cut_se": se,
                              "scale": model.scale, "checked_campaigns": used,
                              "checked_rows": int(checked.sum())}
             metrics.update({f"uplift.{offer.id}.{k}": float(v) for k, v in model.metrics.items()})
-            held_out[offer.id] = np.where(checked, effect, np.nan)
+            held_out[offer.id] = np.where(checked, effect[j], np.nan)
         log.info("uplift %s: %s (c %.3f a %.3f) %s", offer.id, model.note, c, a, model.metrics)
         models[offer.id] = model
-    return UpliftFit(UpliftModels(models), metrics, held_out)
+    return UpliftFit(UpliftModels({o.id: models[o.id] for o in catalogue.offers}), metrics,
+                     held_out)
