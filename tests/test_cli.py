@@ -241,7 +241,7 @@ def test_train_passes_the_catalogue_to_the_event_path(local_tracking, sample_dir
     seen = {}
 
     def fake_train_on_events(crm, cutoffs, features, labels, config, tune_trials=0,
-                             plots_dir=None, catalogue=None, data_end=None):
+                             plots_dir=None, catalogue=None, data_end=None, readouts=None):
         seen["catalogue"] = catalogue
         metrics = dict.fromkeys(("roc_auc", "pr_auc", "brier", "calibration_error", "lift_top10",
                                  "capture_top10"), 0.5)
@@ -276,6 +276,27 @@ def test_train_judges_labels_against_the_declared_as_of_date(local_tracking, sam
     assert seen["data_end"] == pd.Timestamp("2026-03-01")
     assert runner.invoke(app, args).exit_code == 0
     assert seen["data_end"] < pd.Timestamp("2026-03-01"), "without --as-of: the latest event"
+
+
+def test_train_hands_the_readouts_to_the_pipeline_and_names_a_bad_one(local_tracking, sample_dir,
+                                                                     monkeypatch):
+    seen = {}
+
+    def capture(*args, readouts=None, **kwargs):
+        seen["readouts"] = readouts
+        raise SystemExit(0)
+
+    monkeypatch.setattr("training.pipeline.train_on_events", capture)
+    pd.DataFrame({"offer_id": ["discount_10"], "verdict": ["disproven"], "realised_cut": [-0.01],
+                  "ci_low": [-0.03], "ci_high": [0.01]}).to_csv("evidence.csv", index=False)
+    args = ["train", "--data", str(sample_dir), "--cutoff", "2025-07-01", "--cutoff", "2025-09-01"]
+    assert runner.invoke(app, [*args, "--readouts", "evidence.csv"]).exit_code == 0
+    assert seen["readouts"]["verdict"].tolist() == ["disproven"]
+    pd.DataFrame({"offer_id": ["discount_10"]}).to_csv("plan.csv", index=False)
+    seen.clear()
+    run = runner.invoke(app, [*args, "--readouts", "plan.csv"])
+    assert run.exit_code == 2 and "not a readout's evidence table" in run.output, run.output
+    assert not seen, "the pipeline ran on a bad readout"
 
 
 # --- issue #17: no label from the future, nothing trained without MLflow ----------------------

@@ -28,6 +28,7 @@ from training.model_card import model_card
 from training.outcome import TrainOutcome, fit_and_evaluate
 from training.plots import evaluation_plots
 from training.policy_evaluation import judge_at_training
+from training.readouts import apply_readouts
 from training.tracking import check_tracking, clean_metrics, log_frame, log_model
 from training.uplift import campaign_data, fit_uplift
 
@@ -55,20 +56,23 @@ class TrainResult:
 def train_on_events(crm: CrmData, cutoffs: list[pd.Timestamp], features: FeatureConfig,
                     labels: LabelConfig, config: TrainConfig, tune_trials: int = 0,
                     plots_dir: Path | None = None, catalogue: Catalogue | None = None,
-                    data_end: pd.Timestamp | None = None) -> TrainResult:
+                    data_end: pd.Timestamp | None = None,
+                    readouts: pd.DataFrame | None = None) -> TrainResult:
     """Build features on ``cutoffs`` and train; with ``data_end`` (a declared as-of date), labels
     are judged against it rather than against the latest timestamp in the data."""
     check_tracking()  # fail in seconds when MLflow is down, before the features are built
     fs = build_feature_set(crm, cutoffs, features, labels, data_end=data_end)
     return train_on_feature_set(fs, crm.fingerprint(), features, config, tune_trials, plots_dir,
-                                crm=crm, catalogue=catalogue)
+                                crm=crm, catalogue=catalogue, readouts=readouts)
 
 
 def train_on_feature_set(fs: FeatureSet, data_fingerprint: str, features: FeatureConfig,
                          config: TrainConfig, tune_trials: int = 0,
                          plots_dir: Path | None = None, crm: CrmData | None = None,
-                         catalogue: Catalogue | None = None) -> TrainResult:
-    """Train on a built feature set; with ``crm``, also learn offer effects from its campaigns."""
+                         catalogue: Catalogue | None = None,
+                         readouts: pd.DataFrame | None = None) -> TrainResult:
+    """Train on a built feature set; with ``crm``, also learn offer effects from its campaigns,
+    bounded by the latest verdicts of campaign ``readouts`` (``training.readouts``)."""
     labels = fs.label_config or LabelConfig()
     features = fs.config or features  # as built: with the event vocabulary found in the data
     data = from_feature_set(fs, config)
@@ -84,17 +88,20 @@ def train_on_feature_set(fs: FeatureSet, data_fingerprint: str, features: Featur
             "source": "events"}
     uplift = None
     if crm is not None:
-        uplift = _uplift_step(crm, features, labels, catalogue or load_catalogue(), config)
+        uplift = _uplift_step(crm, features, labels, catalogue or load_catalogue(), config,
+                              readouts)
     return _train_and_log(data, config, params, tags, meta, tune_trials, plots_dir, uplift)
 
 
 def _uplift_step(crm: CrmData, features: FeatureConfig, labels: LabelConfig,
-                 catalogue: Catalogue, config: TrainConfig):
+                 catalogue: Catalogue, config: TrainConfig, readouts: pd.DataFrame | None = None):
     """Learn offer effects for the fitted churn model; logged in the same run, they travel in the
     same model version."""
     def step(scorer: ChurnScorer, plots_dir: Path | None) -> UpliftModels:
         data = campaign_data(crm, scorer, features, labels, catalogue.uplift)
         fit = fit_uplift(data, scorer, catalogue)
+        if readouts is not None and len(readouts):
+            apply_readouts(fit.models, readouts)
         _log_uplift(data, fit, plots_dir)
         judge_at_training(data, crm.offers, scorer, fit.models, catalogue)
         return fit.models

@@ -71,6 +71,9 @@ def train(
     catalogue: Annotated[Path | None, typer.Option(
         help="Offer catalogue YAML whose offers' effects are learnt from past campaigns "
              "(event path only; default: the built-in catalogue).")] = None,
+    readouts: Annotated[list[Path] | None, typer.Option(
+        help="Evidence tables of campaign readouts (`churn offers readout --out`; repeat): an "
+             "offer they disprove is not used, whatever the past campaigns suggest.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object last.")] = False,
     as_of: AsOfOpt = None,
     config: ConfigOpt = None,
@@ -96,13 +99,15 @@ def train(
         check_tracking()  # MLflow down: fail in seconds, before the data is read
         with summary("train"):
             result = _train_on_events(data, cutoff, settings, labels, tconfig, tune_trials, plots,
-                                      catalogue, declared)
+                                      catalogue, declared, readouts)
     else:
         if not id or not label:
             raise BadInput("--table needs --id and --label")
         if catalogue is not None:
             raise BadInput("--catalogue is for the event path (--data): a table has no past "
                              "campaigns to learn offer effects from")
+        if readouts:
+            raise BadInput("--readouts is for the event path (--data): a table has no offers")
         if as_of is not None:
             raise BadInput("--as-of is for the event path (--data): a table's labels are "
                            "given, not judged against the data's end")
@@ -120,24 +125,28 @@ def _training_config(settings: Settings, experiment: str | None, model_name: str
 
 
 def _train_on_events(data: Path, cutoff: list[str], settings: Settings, labels, tconfig,
-                     tune_trials: int, plots: Path | None, catalogue: Path | None, as_of=None):
-    """The event path; the catalogue is read before the data, so a bad one fails fast."""
+                     tune_trials: int, plots: Path | None, catalogue: Path | None, as_of=None,
+                     readouts: list[Path] | None = None):
+    """The event path; the catalogue and readouts are read before the data, so a bad one fails
+    fast."""
     from features.io import load_crm
     from scoring.offers.catalogue import load_catalogue
+    from training.readouts import read_evidence
 
     offers = load_catalogue(catalogue) if catalogue is not None else None
+    evidence = read_evidence(readouts) if readouts else None
     return _events_result(load_crm(data, as_of=as_of), _dates(cutoff), settings.features, labels,
-                          tconfig, tune_trials, plots, offers, as_of)
+                          tconfig, tune_trials, plots, offers, as_of, evidence)
 
 
 def _events_result(crm, cutoffs, features, labels, tconfig, tune_trials=0, plots=None,
-                   catalogue=None, as_of=None):
+                   catalogue=None, as_of=None, readouts=None):
     """Train on the events; with a declared as-of date, labels are judged against it (the data's
     end) rather than against the latest timestamp in the data."""
     from training import pipeline
 
     return pipeline.train_on_events(crm, cutoffs, features, labels, tconfig, tune_trials, plots,
-                                    catalogue=catalogue, data_end=as_of)
+                                    catalogue=catalogue, data_end=as_of, readouts=readouts)
 
 
 def _train_on_table(table: Path, id: str, label: str, tconfig, time_col: str | None,
