@@ -122,18 +122,25 @@ def _load(url: str, bodies: Path, key: str | None, mode: str, seconds: float) ->
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _server_cpu(group: int) -> float:
-    """CPU seconds used so far by every process of a server's process group (its workers too):
+def _server_cpu(root: int) -> float:
+    """CPU seconds used so far by a server process and every process under it (its workers):
     the server's own cost per request, which a busy machine or a slow load generator distorts
     less than requests per second."""
-    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    ticks, parent, cpu = os.sysconf("SC_CLK_TCK"), {}, {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # the process ended meanwhile
-        if int(fields[2]) == group:  # fields after the name: state, ppid, pgrp, ...
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+        pid = int(stat.parent.name)  # fields after the name: state, ppid, pgrp, ...
+        parent[pid] = int(fields[1])
+        cpu[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+    total = 0
+    for pid in cpu:
+        p = pid
+        while p not in (0, 1, root) and p in parent:
+            p = parent[p]
+        total += cpu[pid] if p == root else 0
     return total / ticks
 
 
