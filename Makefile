@@ -56,7 +56,7 @@ bench-train: $(STAMP) ## training speed on 500k rows x ~80 features, MLflow logg
 	$(BIN)/python benchmarks/bench_train.py --customers 240000 --rows 600000
 
 bench-offers: $(VENV)/.bench-installed ## offer policy vs risk-only, random, causalml's uplift peers, yardstick and oracle
-	$(BIN)/python benchmarks/bench_offers.py
+	$(BIN)/python benchmarks/bench_offers.py $(if $(QUICK),--quick,)
 
 bench-campaigns: $(STAMP) ## off-policy evaluation and campaign readouts: interval coverage over 200 seeds on the sample's truth
 	$(BIN)/python benchmarks/bench_campaigns.py --customers 20000 --seeds 200
