@@ -58,6 +58,9 @@ bench-train: $(STAMP) ## training speed on 500k rows x ~80 features, MLflow logg
 bench-offers: $(VENV)/.bench-installed ## offer policy vs risk-only, random, causalml's uplift peers, yardstick and oracle
 	$(BIN)/python benchmarks/bench_offers.py $(if $(QUICK),--quick,)
 
+bench-scale: $(STAMP) ## generation, feature build, training, batch scoring and Spark local[2] at 100k, 1M, 3M and 10M customers (hours)
+	$(BIN)/python benchmarks/bench_scale.py --customers 100000 1000000 3000000 10000000
+
 bench-campaigns: $(STAMP) ## off-policy evaluation and campaign readouts: interval coverage over 200 seeds on the sample's truth
 	$(BIN)/python benchmarks/bench_campaigns.py --customers 20000 --seeds 200
 
