@@ -50,16 +50,21 @@ def test_features_build_from_the_command_line(tmp_path, sample_dir):
     (["train", "--table", "t.csv"], "--id and --label"),
     (["train", "--table", "t.csv", "--id", "a", "--label", "b", "--catalogue", "t.csv"],
      "--catalogue is for the event path"),
+    (["data", "generate", "--out", "o", "--block", "0"], "--block must be at least 1"),
+    (["data", "generate", "--out", "o", "--campaigns", "weekly"], "--campaigns must be one of"),
 ], ids=["bad date", "bad definition", "no source", "one cutoff", "table without id",
-        "catalogue on the table path"])
+        "catalogue on the table path", "empty block", "unknown campaign style"])
 def test_bad_arguments_are_named(tmp_path, sample_dir, args, words):
     args = [str(sample_dir) if a == "X" else a for a in args]
     if "t.csv" in args:
         (tmp_path / "t.csv").write_text("a,b\n1,2\n")
         args = [str(tmp_path / "t.csv") if a == "t.csv" else a for a in args]
+    if "o" in args:  # nothing may be written where the output was asked for
+        args = [str(tmp_path / "o") if a == "o" else a for a in args]
     run = runner.invoke(app, args)
     assert run.exit_code == 2, run.output
     assert words in run.output, run.output
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

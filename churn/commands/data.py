@@ -33,6 +33,11 @@ def data_generate(
     block: Annotated[int, typer.Option(help=(
         "Customers simulated together from one seed (part of the sample: another block size "
         "gives another sample)."))] = 100_000,  # features.sample.generate.BLOCK_CUSTOMERS
+    campaigns: Annotated[str, typer.Option(help=(
+        "Past retention campaigns: 'quarterly' (a fifth of the active customers picked at random, "
+        "random offers, 20% held out) or 'programme' (every month, customers who look at risk "
+        "picked more often, the offer following what seems to bother them, 10% held out; "
+        "propensities recorded)."))] = "quarterly",
     verbose: VerboseOpt = False,
 ) -> None:
     """Write a realistic sample CRM (all six tables, plus _truth/ for evaluation)."""
@@ -40,7 +45,7 @@ def data_generate(
 
     _setup(verbose, None)
     with summary("data generate") as job:
-        spec = SampleSpec(customers, months, seed, start, block)
+        spec = SampleSpec(customers, months, seed, start, block, campaigns)
         counts = (write_partitioned(spec, out) if partitioned
                   else write_sample(generate(spec), out))
         job.rows = sum(counts.values())

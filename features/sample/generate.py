@@ -31,7 +31,7 @@ from features.progress import bar
 from features.sample.churn import end_month, start_month
 from features.sample.customers import customer_columns, draw_customers, initial_state
 from features.sample.engagement import ENGAGEMENT_TYPES, engagement_events
-from features.sample.offers import is_campaign_month, retention_campaign
+from features.sample.offers import CAMPAIGN_STYLES
 from features.sample.orders import place_orders
 from features.sample.state import Calendar, Events
 from features.sample.surveys import send_surveys
@@ -53,6 +53,7 @@ class SampleSpec:
     seed: int = 7
     start: str = "2024-01-01"
     block: int = BLOCK_CUSTOMERS  # customers simulated together, from one seed
+    campaigns: str = "quarterly"  # past retention campaigns: a key of offers.CAMPAIGN_STYLES
 
     @property
     def blocks(self) -> int:
@@ -65,6 +66,9 @@ class SampleSpec:
             raise BadInput("--customers must be at least 1")
         if self.months < 6:
             raise BadInput("--months must be at least 6 (features look back, labels forward)")
+        if self.campaigns not in CAMPAIGN_STYLES:
+            raise BadInput(f"--campaigns must be one of {', '.join(CAMPAIGN_STYLES)}, "
+                           f"not {self.campaigns!r}")
 
 
 @dataclass
@@ -109,6 +113,7 @@ def generate_block(spec: SampleSpec, b: int) -> SampleData:
     price_shock_month = spec.months // 2
     orders, tickets, surveys, engagement, offers = Events(), Events(), Events(), Events(), Events()
     churn_probability = Events()
+    is_campaign_month, campaign = CAMPAIGN_STYLES[spec.campaigns]
 
     for m in bar(range(spec.months), desc="simulating the sample CRM", unit="month"):
         month = start_month(rng, people, state, cal, m, churn_probability)
@@ -117,7 +122,7 @@ def generate_block(spec: SampleSpec, b: int) -> SampleData:
         place_orders(rng, people, state, cal, month, orders, engagement)
         engagement_events(rng, people, state, month, engagement)
         if is_campaign_month(m):
-            retention_campaign(rng, people, state, month, offers)
+            campaign(rng, people, state, month, offers)
         end_month(rng, people, state, month, support.impact, support.pain_add,
                   price_shock=m == price_shock_month)
         log.debug("month %d: %d active, %.3f churned", m, len(month.act), month.churned.mean())

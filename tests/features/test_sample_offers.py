@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from features.errors import BadInput
 from features.sample import SampleSpec, generate
-from features.sample.offers import (
-    PROGRAMME_HOLD_OUT,
-    is_programme_month,
-    programme_campaign,
-)
-
-gen = importlib.import_module("features.sample.generate")  # the module (the package exports the
-#                                                            function under the same name)
+from features.sample.offers import PROGRAMME_HOLD_OUT
 
 
 @pytest.fixture(scope="module")
 def programme():
-    """A sample whose campaigns are run as a programme (the driver's two names swapped, as a
-    switch in ``SampleSpec`` would)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gen, "retention_campaign", programme_campaign)
-        mp.setattr(gen, "is_campaign_month", is_programme_month)
-        return generate(SampleSpec(customers=4_000, months=12, seed=3))
+    """A sample whose campaigns are run as a programme."""
+    return generate(SampleSpec(customers=4_000, months=12, seed=3, campaigns="programme"))
+
+
+def test_an_unknown_campaign_style_or_an_empty_block_is_refused_by_name():
+    with pytest.raises(BadInput, match="--campaigns must be one of quarterly, programme"):
+        SampleSpec(campaigns="weekly")
+    with pytest.raises(BadInput, match="--block must be at least 1"):
+        SampleSpec(block=0)
 
 
 def _ips_identity(offers: dict) -> dict:
