@@ -28,7 +28,7 @@ import pandas as pd
 from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from features.crm import CrmData
-from features.numeric import logit, sigmoid
+from features.numeric import logit
 from scoring.offers.catalogue import (
     ALWAYS_FAMILIES,
     REASON_FAMILIES,
@@ -45,6 +45,7 @@ from scoring.offers.uplift import (
     standardise,
 )
 from scoring.scorer import ChurnScorer
+from training.effect_fit import fit_offer, fit_pooled
 
 log = logging.getLogger(__name__)
 
@@ -132,83 +133,6 @@ def qini(effect: np.ndarray, treated: np.ndarray, stayed: np.ndarray) -> tuple[n
     return curve, float((curve - random_line).sum() / n / n) if n else 0.0
 
 
-def fit_offset_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray,
-                        ridge: float | np.ndarray = 1e-2, iterations: int = 50) -> np.ndarray:
-    """Logistic regression with an offset, by Newton's method; ``ridge`` is one penalty or one
-    per column."""
-    beta = np.zeros(x.shape[1])
-    penalty = np.broadcast_to(np.asarray(ridge, dtype=float), beta.shape)
-    for _ in range(iterations):
-        mu = sigmoid(offset + x @ beta)
-        w = mu * (1 - mu)
-        hessian = x.T @ (x * w[:, None]) + np.diag(penalty)
-        step = np.linalg.solve(hessian, x.T @ (y - mu) - penalty * beta)
-        beta += step
-        if np.abs(step).max() < 1e-8:
-            break
-    return beta
-
-
-def _fit_offer(s: np.ndarray, treated: np.ndarray, y: np.ndarray, offset: np.ndarray,
-               settings: UpliftSettings, varies: np.ndarray | None = None
-               ) -> tuple[float, np.ndarray, float, np.ndarray]:
-    """(c, main, a, inter) of the per-offer model on standardised features ``s``; the effect
-    varies only with the columns in ``varies`` (all when None; ``inter`` is 0 elsewhere)."""
-    k = s.shape[1]
-    varies = np.ones(k, dtype=bool) if varies is None else varies
-    design = np.column_stack([np.ones(len(y)), s, treated, treated[:, None] * s[:, varies]])
-    ridge = np.concatenate([[1e-4], np.full(k, settings.ridge_risk), [1e-4],
-                            np.full(int(varies.sum()), settings.ridge_effect)])
-    beta = fit_offset_logistic(design, y, offset, ridge)
-    inter = np.zeros(k)
-    inter[varies] = beta[k + 2:]
-    return float(beta[0]), beta[1:k + 1], float(beta[k + 1]), inter
-
-
-@dataclass
-class PooledFit:
-    """The pooled model: one risk correction (c, main) shared by every offer's campaign rows,
-    and per offer its effect (a, inter)."""
-
-    c: float
-    main: np.ndarray
-    effects: dict[int, tuple[float, np.ndarray]]  # offer index -> (a, inter)
-
-
-def fit_pooled(s: np.ndarray, offer: np.ndarray, treated: np.ndarray, y: np.ndarray,
-               offset: np.ndarray, settings: UpliftSettings, varies: dict[int, np.ndarray],
-               rounds: int = 2) -> PooledFit:
-    """Fit the model of ``scoring.offers.uplift`` for all offers at once: the correction of the
-    churn model's risk to the campaign outcome is shared (every hold-out, of any offer, tells
-    it what happens without an offer), each offer keeps its own effect. By backfitting: (1) the
-    shared correction with one treated intercept per offer, the offers' varying effects as
-    offset; (2) per offer in ``varies`` its effect on its treated rows, the shared correction as
-    offset; ``rounds`` times. ``offer``: each row's offer index."""
-    k = s.shape[1]
-    present = np.unique(offer)
-    dummies = np.column_stack([(offer == o) & (treated == 1) for o in present]).astype(float)
-    effects = {int(o): (0.0, np.zeros(k)) for o in varies}
-    varying = np.zeros(len(y))
-    c, main = 0.0, np.zeros(k)
-    for _ in range(rounds):
-        design = np.column_stack([np.ones(len(y)), s, dummies])
-        ridge = np.concatenate([[1e-4], np.full(k, settings.ridge_risk),
-                                np.full(len(present), 1e-4)])
-        beta = fit_offset_logistic(design, y, offset + varying, ridge)
-        c, main = float(beta[0]), beta[1:k + 1]
-        base = offset + c + s @ main
-        for o, cols in varies.items():
-            rows = (offer == o) & (treated == 1)
-            d = np.column_stack([np.ones(int(rows.sum())), s[rows][:, cols]])
-            b = fit_offset_logistic(d, y[rows], base[rows], np.concatenate(
-                [[1e-4], np.full(int(cols.sum()), settings.ridge_effect)]))
-            inter = np.zeros(k)
-            inter[cols] = b[1:]
-            effects[int(o)] = (float(b[0]), inter)
-            varying[rows] = s[rows] @ inter
-    return PooledFit(c, main, effects)
-
-
 def effect_columns(offer: Offer, families: list[str], settings: UpliftSettings) -> np.ndarray:
     """The model features an offer's effect may vary with (see ``effect_features``)."""
     fams = np.asarray(families)
@@ -249,7 +173,7 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
                pooled: bool = True) -> UpliftFit:
     """Per offer the learnt model (or the prior when history is thin), checked on held-out
     campaigns. ``pooled``: one risk correction shared by all offers (``fit_pooled``); else one
-    model per offer on its own rows (``_fit_offer``)."""
+    model per offer on its own rows (``fit_offer``)."""
     if data is None:
         return UpliftFit(UpliftModels.priors_only(catalogue, "no campaign history with known "
                                                   "outcomes"), {}, {})
@@ -293,7 +217,7 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
             f = fit_pooled(s[rows], offer_idx[rows], treated[rows], y[rows], offset[rows],
                            settings, ok)
             return {j: (f.c, f.main, *f.effects[j]) for j in ok}
-        return {j: _fit_offer(s[m], treated[m], y[m], offset[m], settings, cols)
+        return {j: fit_offer(s[m], treated[m], y[m], offset[m], settings, cols)
                 for j, cols in ok.items() for m in [rows & (offer_idx == j)]}
 
     full = fit_on(np.ones(len(y), dtype=bool))

@@ -13,9 +13,9 @@ from scoring.offers.catalogue import CatalogueError, UpliftSettings, load_catalo
 from scoring.offers.policy import NO_OFFER, Customers, decide, options
 from scoring.offers.uplift import LEARNT, OfferEffectModel, UpliftModels, offer_effects
 from scoring.offers.value import ValueConfig, customer_value
+from training.effect_fit import fit_offer
 from training.uplift import (
     CampaignData,
-    _fit_offer,
     effect_columns,
     fit_uplift,
     gone_outcome,
@@ -238,7 +238,7 @@ def test_the_offset_logistic_estimator_recovers_known_effects():
     logit = np.log(p / (1 - p)) + 0.1 + 0.2 * (z - 1) + t * (-0.1 - 0.5 * (z - 1))
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
     s = (z - 1)[:, None]
-    c, main, a, inter = _fit_offer(s, t, y, np.log(p / (1 - p)), UpliftSettings(ridge_effect=0,
+    c, main, a, inter = fit_offer(s, t, y, np.log(p / (1 - p)), UpliftSettings(ridge_effect=0,
                                                                               ridge_risk=0))
     assert (c, main[0], a, inter[0]) == pytest.approx((0.1, 0.2, -0.1, -0.5), abs=0.06)
     model = OfferEffectModel("x", LEARNT, c=c, a=a, main=list(main), inter=list(inter),
@@ -249,7 +249,7 @@ def test_the_offset_logistic_estimator_recovers_known_effects():
     _, coef = qini(effect, t == 1, 1 - y)
     assert coef > 0, "ranking by the estimated effect must beat random targeting here"
     # the ridge pulls the varying part of the effect towards one average effect
-    _, _, _, shrunk = _fit_offer(s, t, y, np.log(p / (1 - p)), UpliftSettings(ridge_effect=1e6))
+    _, _, _, shrunk = fit_offer(s, t, y, np.log(p / (1 - p)), UpliftSettings(ridge_effect=1e6))
     assert abs(shrunk[0]) < 0.05 < abs(inter[0])
 
 
@@ -265,7 +265,7 @@ def test_an_effect_varies_only_with_the_features_of_the_reasons_it_addresses():
     rng = np.random.default_rng(5)
     s, t = rng.normal(size=(4000, 3)), (rng.random(4000) < 0.5).astype(float)
     y = (rng.random(4000) < 0.3).astype(float)
-    _, _, _, inter = _fit_offer(s, t, y, np.zeros(4000), reasons, np.array([True, False, True]))
+    _, _, _, inter = fit_offer(s, t, y, np.zeros(4000), reasons, np.array([True, False, True]))
     assert inter[1] == 0.0 and inter[0] != 0.0
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from features.numeric import sigmoid
 from scoring.offers.catalogue import UpliftSettings, load_catalogue
-from training.uplift import CampaignData, _fit_offer, fit_pooled, fit_uplift
+from training.effect_fit import fit_offer, fit_pooled
+from training.uplift import CampaignData, fit_uplift
 
 TRUE_A = {0: -0.5, 1: -0.2, 2: 0.0}  # each offer's effect on the log-odds at the average customer
 TRUE_INTER = {0: -0.4, 1: 0.0, 2: 0.0}  # how offer 0's effect varies with the first feature
@@ -56,7 +57,7 @@ def test_pooling_the_hold_outs_estimates_each_offer_better_than_one_model_per_of
         fit = fit_pooled(s, offer, treated, y, offset, settings, {0: cols, 1: cols})
         for j in (0, 1):
             rows = offer == j
-            alone = _fit_offer(s[rows], treated[rows], y[rows], offset[rows], settings, cols)[2]
+            alone = fit_offer(s[rows], treated[rows], y[rows], offset[rows], settings, cols)[2]
             pooled_err.append((fit.effects[j][0] - TRUE_A[j]) ** 2)
             alone_err.append((alone - TRUE_A[j]) ** 2)
     assert np.mean(pooled_err) < 0.8 * np.mean(alone_err), (np.mean(pooled_err), np.mean(alone_err))
