@@ -217,15 +217,20 @@ def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
 def feature_table(fs: FeatureSet) -> pa.Table:
     """The rows as Arrow, with the feature metadata in the schema's key-value metadata."""
     table = pa.Table.from_pandas(fs.frame, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[b"churn.features"] = specs_to_json(fs.specs).encode()
+    return table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                          **feature_metadata(fs)})
+
+
+def feature_metadata(fs: FeatureSet) -> dict[bytes, bytes]:
+    """The feature set's key-value metadata: the features, the labels, the settings, the data end."""
+    meta = {b"churn.features": specs_to_json(fs.specs).encode()}
     if fs.label_config is not None:
         meta[b"churn.labels"] = fs.label_config.model_dump_json().encode()
     if fs.config is not None:
         meta[b"churn.feature_config"] = fs.config.model_dump_json().encode()
     if fs.data_end is not None and pd.notna(fs.data_end):
         meta[b"churn.data_end"] = pd.Timestamp(fs.data_end).isoformat().encode()
-    return table.replace_schema_metadata(meta)
+    return meta
 
 
 def read_feature_set(path: str | Path) -> FeatureSet:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.btyd import PurchaseSummary, summarise
-from features.build import LABEL, FeatureSet, build_feature_set, feature_table, require_rows
+from features.build import LABEL, FeatureSet, build_feature_set, feature_metadata, require_rows
 from features.config import FeatureConfig, LabelConfig
 from features.contract import ContractError, Problem, parse_as_of, utc_now, validate
 from features.crm import CrmData
@@ -34,6 +35,7 @@ from features.events import SortedEvents
 from features.families.activity import vocabulary_from_counts
 from features.families.btyd import fit_btyd_summary
 from features.io import QUIET_BEFORE_AS_OF, write_atomic
+from features.parallel import ParallelConfig, map_parts
 from features.partitions import (
     UNIQUE,
     Partition,
@@ -90,15 +92,18 @@ def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: Feature
 
 
 def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
-                horizon_days: int | None = None, as_of=None) -> SourceScan:
+                horizon_days: int | None = None, as_of=None, workers: int = 1) -> SourceScan:
     """Check every part against the contract (all problems of all parts, then the ids that span
     parts) and fix the whole base's vocabulary, BTYD fits and data end (no cutoffs: only the
-    checks and the data end)."""
+    checks and the data end); ``workers`` parts at a time (``features.parallel``)."""
     as_of, now = parse_as_of(as_of), utc_now()
     parts = partitions(source)
     cutoffs = sorted(pd.Timestamp(c) for c in cutoffs)
     fits_wanted = [] if config.btyd is None or not cutoffs else [
         c for c in cutoffs if c.isoformat() not in (config.btyd_fits or {})]
+    count_types = config.event_types is None and bool(cutoffs)
+    jobs = [_ScanJob(part, fits_wanted, cutoffs[-1] if count_types else None, as_of, now,
+                     keep_tables=len(parts) == 1) for part in parts]
     problems: list[tuple[str, Problem]] = []
     latest: list[pd.Timestamp] = []
     signup_end: list[pd.Timestamp] = []
@@ -106,32 +111,27 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     summaries: dict[pd.Timestamp, list[PurchaseSummary]] = {c: [] for c in fits_wanted}
     customers, cached, rows = 0, None, defaultdict(int)
     ranges: dict[str, list] = {table: [] for table, _, _ in UNIQUE}
-    for part in bar(parts, desc="checking the data", unit="part"):
-        try:
-            tables = validate(part.read(), as_of=as_of, now=now)
-        except ContractError as exc:
-            problems += [(part.name, p) for p in exc.problems]
-            continue
-        crm = CrmData.from_tables(tables)
-        customers += len(crm.customers)
-        for name, frame in tables.items():
-            rows[name] += len(frame)
-        for table, column, _ in UNIQUE:
-            if table in tables:
-                ranges[table].append(id_range(tables[table], column))
-        if crm.latest_event is not None:
-            latest.append(crm.latest_event)
-        if len(crm.customers):
-            signup_end.append(crm.customers["signup_date"].max())
-        if config.event_types is None and crm.engagement is not None and cutoffs:
-            _count_types(crm.engagement, cutoffs[-1], types)
-        if fits_wanted:
-            index = pd.Index(crm.customers["customer_id"])
-            orders = SortedEvents.from_frame(crm.orders, index, "order_ts", ["amount", "discount"])
+    with closing(map_parts(_scan_part, jobs, workers, [p.name for p in parts])) as scanned:
+        for found in bar(scanned, total=len(parts), desc="checking the data", unit="part"):
+            if found.problems:
+                problems += [(found.name, p) for p in found.problems]
+                continue
+            customers += found.customers
+            for name, n in found.rows.items():
+                rows[name] += n
+            for table, r in found.ranges.items():
+                ranges[table].append(r)
+            if found.latest is not None:
+                latest.append(found.latest)
+            if found.signup_end is not None:
+                signup_end.append(found.signup_end)
+            for name, (n, valued) in found.types.items():
+                types[name][0] += n
+                types[name][1] += valued
             for c in fits_wanted:
-                summaries[c].append(_ordered(summarise(orders.before(c))))
-        cached = tables if len(parts) == 1 else None
-        log.debug("checked part %s: %d customers", part.name, len(crm.customers))
+                summaries[c].append(found.summaries[c])
+            cached = found.tables
+            log.debug("checked part %s: %d customers", found.name, found.customers)
     if problems:
         raise ContractError(_merge(problems, len(parts)))
     if any(overlapping(r) for r in ranges.values()):
@@ -164,6 +164,62 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     config = config.model_copy(update=update) if update else config
     return SourceScan(parts, config, as_of if as_of is not None else found_end, customers, now,
                       as_of, cached, dict(rows), max(latest) if latest else None)
+
+
+@dataclass(frozen=True)
+class _ScanJob:
+    """What the first pass asks of one part (plain data: it goes to a worker process)."""
+
+    part: Partition
+    fits_wanted: list[pd.Timestamp]
+    types_before: pd.Timestamp | None  # count the event types before it (None: do not)
+    as_of: pd.Timestamp | None
+    now: pd.Timestamp
+    keep_tables: bool = False
+
+
+@dataclass
+class _PartScan:
+    """What the first pass found in one part: its problems, or what the whole base needs of it."""
+
+    name: str
+    problems: list[Problem] = field(default_factory=list)
+    customers: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    ranges: dict[str, tuple | None] = field(default_factory=dict)
+    latest: pd.Timestamp | None = None
+    signup_end: pd.Timestamp | None = None
+    types: dict[str, tuple[int, int]] = field(default_factory=dict)
+    summaries: dict[pd.Timestamp, PurchaseSummary] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] | None = None
+
+
+def _scan_part(job: _ScanJob) -> _PartScan:
+    """One part checked against the contract, and its share of what the whole base fixes."""
+    found = _PartScan(job.part.name)
+    try:
+        tables = validate(job.part.read(), as_of=job.as_of, now=job.now)
+    except ContractError as exc:
+        found.problems = exc.problems
+        return found
+    crm = CrmData.from_tables(tables)
+    found.customers = len(crm.customers)
+    found.rows = {name: len(frame) for name, frame in tables.items()}
+    found.ranges = {table: id_range(tables[table], column) for table, column, _ in UNIQUE
+                    if table in tables}
+    found.latest = crm.latest_event
+    if len(crm.customers):
+        found.signup_end = crm.customers["signup_date"].max()
+    if job.types_before is not None and crm.engagement is not None:
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        _count_types(crm.engagement, job.types_before, counts)
+        found.types = {k: (v[0], v[1]) for k, v in counts.items()}
+    if job.fits_wanted:
+        index = pd.Index(crm.customers["customer_id"])
+        orders = SortedEvents.from_frame(crm.orders, index, "order_ts", ["amount", "discount"])
+        found.summaries = {c: _ordered(summarise(orders.before(c))) for c in job.fits_wanted}
+    found.tables = tables if job.keep_tables else None
+    return found
 
 
 def _count_types(engagement: pd.DataFrame, latest_cutoff: pd.Timestamp,
@@ -222,38 +278,46 @@ class StreamedBuild:
 
 def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
                      labels: LabelConfig, out: str | Path, population_only: bool = True,
-                     as_of=None) -> StreamedBuild:
+                     as_of=None, workers: int | None = None) -> StreamedBuild:
     """Features and labels of every partition of ``source`` written to ``out`` (Parquet, the
-    layout ``write_feature_set`` writes), holding one partition in memory at a time. Nothing is
-    written when the data breaks the contract or no customer is in any population."""
+    layout ``write_feature_set`` writes), ``workers`` partitions at a time (default one per core,
+    ``features.parallel.ParallelConfig``; 1 = in this process), each in memory only while it is
+    built. The rows come in partition order whatever the number of workers. Nothing is written
+    when the data breaks the contract or no customer is in any population."""
     if not cutoffs:
         raise BadInput("at least one cutoff is needed")
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise BadInput(f"feature sets are written as .parquet, got {out.name}")
-    scan = scan_source(source, cutoffs, features, labels.horizon_days, as_of)
+    workers = ParallelConfig().workers if workers is None else workers
+    scan = scan_source(source, cutoffs, features, labels.horizon_days, as_of, workers)
     result = StreamedBuild(out, 0, [], scan.config, scan.data_end)
+    cached, scan.cached = scan.cached, None
+    jobs = [_BuildJob(part, cutoffs, scan.config, labels, population_only, scan.data_end,
+                      scan.as_of, scan.now, cached) for part in scan.parts]
+    del cached
 
     def write(tmp: Path) -> None:
         writer = schema = None
         try:
-            for part in bar(scan.parts, desc="building features", unit="part"):
-                cached, scan.cached = scan.cached, None
-                fs = build_partition(cached if cached is not None else part.read(), cutoffs,
-                                     scan.config, labels, population_only, scan.data_end,
-                                     scan.as_of, scan.now, checked=cached is not None,
-                                     scanned=True)
-                del cached
-                if writer is None:
-                    table = feature_table(fs)
-                    schema, result.specs = table.schema, fs.specs
-                    writer = pq.ParquetWriter(tmp, schema)
-                else:
-                    table = pa.Table.from_pandas(fs.frame, schema=schema, preserve_index=False)
-                writer.write_table(table)
-                result.rows += len(fs.frame)
-                _tally(fs.frame, result.per_cutoff)
-                log.debug("built part %s: %d rows", part.name, len(fs.frame))
+            with closing(map_parts(_build_part, jobs, workers,
+                                   [p.name for p in scan.parts])) as built:
+                for part in bar(built, total=len(jobs), desc="building features", unit="part"):
+                    table = part.table
+                    if writer is None:
+                        result.specs = part.specs
+                        schema = table.schema.with_metadata(_metadata(
+                            table.schema, part.specs, labels, scan.config, scan.data_end))
+                        writer = pq.ParquetWriter(tmp, schema)
+                    elif not table.schema.equals(schema, check_metadata=False):
+                        table = table.cast(schema)
+                    writer.write_table(table)
+                    result.rows += table.num_rows
+                    for cutoff, counts in part.per_cutoff.items():
+                        row = result.per_cutoff.setdefault(cutoff, [0, 0, 0.0])
+                        for i, v in enumerate(counts):
+                            row[i] += v
+                    log.debug("built part %s: %d rows", part.name, table.num_rows)
         finally:
             if writer is not None:
                 writer.close()
@@ -261,8 +325,50 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
             require_rows(FeatureSet(pd.DataFrame(), [], labels), cutoffs)
 
     write_atomic(out, write)
-    log.info("wrote %s: %d rows from %d partitions", out, result.rows, len(scan.parts))
+    log.info("wrote %s: %d rows from %d partitions (%d at a time)", out, result.rows,
+             len(scan.parts), min(workers, len(scan.parts)))
     return result
+
+
+@dataclass(frozen=True)
+class _BuildJob:
+    """What the second pass asks of one part (plain data: it goes to a worker process)."""
+
+    part: Partition
+    cutoffs: list
+    config: FeatureConfig
+    labels: LabelConfig
+    population_only: bool
+    data_end: pd.Timestamp
+    as_of: pd.Timestamp | None
+    now: pd.Timestamp
+    checked: dict[str, pd.DataFrame] | None = None  # a one-part source's tables, typed already
+
+
+@dataclass
+class _BuiltPart:
+    name: str
+    table: pa.Table
+    specs: list[FeatureSpec]
+    per_cutoff: dict[pd.Timestamp, list[float]]
+
+
+def _build_part(job: _BuildJob) -> _BuiltPart:
+    """One part's rows as Arrow (the worker converts them, the writer only writes)."""
+    fs = build_partition(job.checked if job.checked is not None else job.part.read(),
+                         job.cutoffs, job.config, job.labels, job.population_only, job.data_end,
+                         job.as_of, job.now, checked=job.checked is not None, scanned=True)
+    per_cutoff: dict = {}
+    _tally(fs.frame, per_cutoff)
+    return _BuiltPart(job.part.name, pa.Table.from_pandas(fs.frame, preserve_index=False),
+                      fs.specs, per_cutoff)
+
+
+def _metadata(schema: pa.Schema, specs, labels: LabelConfig, config: FeatureConfig,
+              data_end) -> dict:
+    """The first part's schema metadata (pandas') with the feature set's (``feature_table``'s)."""
+    return {**(schema.metadata or {}),
+            **feature_metadata(FeatureSet(pd.DataFrame(), specs, labels, config, data_end))}
 
 
 def _tally(frame: pd.DataFrame, per_cutoff: dict) -> None:

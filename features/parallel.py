@@ -1,0 +1,113 @@
+"""Customer partitions worked on by several processes at once, results in partition order.
+
+The streamed feature build (``features.stream``) runs each of its two passes over the partitions
+through :func:`map_parts`: with one worker in this process, one part after the other; with more,
+in a pool of worker processes (one per core by default, ``ParallelConfig``), each taking the next
+part. Results come back in the parts' order whatever order the workers finish in, so the output
+is the same with any number of workers, and at most ``workers + 1`` parts are in flight (memory
+stays set by the partition, not by the number of customers).
+
+A failure in one worker stops the others: the parts not started are cancelled, the running
+workers are ended, and the exception is raised in the caller (a worker that dies outright gives
+:class:`WorkerError`). Workers are started with ``forkserver``: a clean process, not a copy of a
+caller that may hold threads and a large heap.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+MAX_WORKERS = 8  # beyond this the partitions' reads, not the cores, are the limit
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """One worker per core, at most ``MAX_WORKERS``."""
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+class ParallelConfig(BaseModel):
+    """How many partitions the local feature build works on at once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workers: int = Field(default_factory=default_workers, ge=1, le=64, description=(
+        "worker processes of the local feature build, each building one customer partition at a "
+        "time (1 = in the calling process); default one per core, at most 8. Peak memory grows "
+        "with it: about one partition per worker"))
+
+
+class WorkerError(RuntimeError):
+    """A worker process died (killed, out of memory) before returning its part's result."""
+
+
+def map_parts(fn: Callable[[T], R], items: Iterable[T], workers: int = 1,
+              names: list[str] | None = None) -> Iterator[R]:
+    """``fn(item)`` for each item, yielded in the items' order; ``workers`` processes at a time
+    (``fn`` and the items must pickle: module-level functions, plain data). ``names`` name the
+    items in the error of a worker that died."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    workers = min(workers, len(items))
+    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                                  initializer=_quiet_worker)
+    pending: deque[tuple[int, cf.Future]] = deque()
+    ok = False
+    try:
+        nxt = 0
+        while nxt < len(items) or pending:
+            while nxt < len(items) and len(pending) <= workers:  # workers + 1 in flight
+                pending.append((nxt, pool.submit(fn, items[nxt])))
+                nxt += 1
+            i, future = pending.popleft()
+            try:
+                result = future.result()
+            except BrokenProcessPool as exc:
+                name = names[i] if names else f"item {i}"
+                raise WorkerError(f"a worker process stopped unexpectedly while working on "
+                                  f"{name} (killed, or out of memory?)") from exc
+            yield result
+        ok = True
+    finally:
+        if not ok:
+            _stop(pool, [f for _, f in pending])
+        else:
+            pool.shutdown(wait=True)
+
+
+def _stop(pool: cf.ProcessPoolExecutor, futures: list[cf.Future]) -> None:
+    """Cancel what has not started and end the running workers (they would only finish parts
+    whose results nobody will use)."""
+    for f in futures:
+        f.cancel()
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way in 3.11
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.join(timeout=10)
+    log.debug("stopped %d workers after a failure", len(processes))
+
+
+def _quiet_worker() -> None:
+    """Workers draw no progress bars (the caller draws one over the parts)."""
+    from features.progress import set_quiet
+
+    set_quiet(True)
