@@ -1,16 +1,16 @@
 """Customer partitions worked on by several processes at once, results in partition order.
 
-The streamed feature build (``features.stream``) runs each of its two passes over the partitions
-through :func:`map_parts`: with one worker in this process, one part after the other; with more,
-in a pool of worker processes (one per core by default, ``ParallelConfig``), each taking the next
-part. Results come back in the parts' order whatever order the workers finish in, so the output
-is the same with any number of workers, and at most ``workers + 1`` parts are in flight (memory
+The streamed feature build (``features.stream``) runs each of its passes over the partitions
+through :meth:`PartPool.map`: with one worker in this process, one part after the other; with
+more, in a pool of worker processes (one per core by default, ``ParallelConfig``), each taking
+the next part. Results come back in the parts' order whatever order the workers finish in, so the
+output is the same with any number of workers, and one part per worker is in flight (memory
 stays set by the partition, not by the number of customers).
 
 A failure in one worker stops the others: the parts not started are cancelled, the running
 workers are ended, and the exception is raised in the caller (a worker that dies outright gives
-:class:`WorkerError`). Workers are started with ``forkserver``: a clean process, not a copy of a
-caller that may hold threads and a large heap.
+:class:`WorkerError`). Workers are spawned: clean processes, not copies of a caller that may hold
+threads and a large heap, and children of the caller (their CPU time counts in its children's).
 """
 
 from __future__ import annotations
@@ -54,40 +54,72 @@ class WorkerError(RuntimeError):
     """A worker process died (killed, out of memory) before returning its part's result."""
 
 
-def map_parts(fn: Callable[[T], R], items: Iterable[T], workers: int = 1,
-              names: list[str] | None = None) -> Iterator[R]:
-    """``fn(item)`` for each item, yielded in the items' order; ``workers`` processes at a time
-    (``fn`` and the items must pickle: module-level functions, plain data). ``names`` name the
-    items in the error of a worker that died."""
-    items = list(items)
-    if workers <= 1 or len(items) <= 1:
-        yield from map(fn, items)
-        return
-    workers = min(workers, len(items))
-    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
-                                  initializer=_quiet_worker)
-    pending: deque[tuple[int, cf.Future]] = deque()
-    ok = False
+class PartPool:
+    """Worker processes reused by every pass of a build (started on first use; ``close`` ends
+    them). With one worker, everything runs in the calling process."""
+
+    def __init__(self, workers: int = 1):
+        self.workers = max(1, int(workers))
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T],
+            names: list[str] | None = None) -> Iterator[R]:
+        """``fn(item)`` for each item, yielded in the items' order, ``workers`` at a time (``fn``
+        and the items must pickle: module-level functions, plain data). ``names`` name the items
+        in the error of a worker that died. A failure ends every worker (the pool cannot be used
+        again) and is raised here."""
+        items = list(items)
+        if self.workers <= 1 or len(items) <= 1:
+            yield from map(fn, items)
+            return
+        pool = self._start()
+        pending: deque[tuple[int, cf.Future]] = deque()
+        ok = False
+        try:
+            nxt = 0
+            while nxt < len(items) or pending:
+                while nxt < len(items) and len(pending) < self.workers:  # one part a worker
+                    pending.append((nxt, pool.submit(fn, items[nxt])))
+                    nxt += 1
+                i, future = pending.popleft()
+                try:
+                    result = future.result()
+                except BrokenProcessPool as exc:
+                    name = names[i] if names else f"item {i}"
+                    raise WorkerError(f"a worker process stopped unexpectedly while working on "
+                                      f"{name} (killed, or out of memory?)") from exc
+                yield result
+            ok = True
+        finally:
+            if not ok:
+                self._stop([f for _, f in pending])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _start(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = cf.ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_quiet_worker)
+        return self._pool
+
+    def _stop(self, futures: list[cf.Future]) -> None:
+        if self._pool is not None:
+            _stop(self._pool, futures)
+            self._pool = None
+
+
+@contextlib.contextmanager
+def part_pool(workers: int = 1) -> Iterator[PartPool]:
+    """A :class:`PartPool` whose workers end with the block."""
+    pool = PartPool(workers)
     try:
-        nxt = 0
-        while nxt < len(items) or pending:
-            while nxt < len(items) and len(pending) <= workers:  # workers + 1 in flight
-                pending.append((nxt, pool.submit(fn, items[nxt])))
-                nxt += 1
-            i, future = pending.popleft()
-            try:
-                result = future.result()
-            except BrokenProcessPool as exc:
-                name = names[i] if names else f"item {i}"
-                raise WorkerError(f"a worker process stopped unexpectedly while working on "
-                                  f"{name} (killed, or out of memory?)") from exc
-            yield result
-        ok = True
+        yield pool
     finally:
-        if not ok:
-            _stop(pool, [f for _, f in pending])
-        else:
-            pool.shutdown(wait=True)
+        pool.close()
 
 
 def _stop(pool: cf.ProcessPoolExecutor, futures: list[cf.Future]) -> None:
