@@ -78,16 +78,19 @@ class PartPool:
         try:
             nxt = 0
             while nxt < len(items) or pending:
-                while nxt < len(items) and len(pending) < self.workers:  # one part a worker
-                    pending.append((nxt, pool.submit(fn, items[nxt])))
-                    nxt += 1
-                i, future = pending.popleft()
                 try:
+                    while nxt < len(items) and len(pending) < self.workers:  # one part a worker
+                        pending.append((nxt, pool.submit(fn, items[nxt])))
+                        nxt += 1
+                    _, future = pending[0]
                     result = future.result()
                 except BrokenProcessPool as exc:
-                    name = names[i] if names else f"item {i}"
-                    raise WorkerError(f"a worker process stopped unexpectedly while working on "
-                                      f"{name} (killed, or out of memory?)") from exc
+                    busy = [j for j, _ in pending] or [nxt]  # which of them died is not known
+                    raise WorkerError(
+                        "a worker process stopped unexpectedly (killed, or out of memory?) "
+                        "while the workers had "
+                        + ", ".join(names[j] if names else f"item {j}" for j in busy)) from exc
+                pending.popleft()
                 yield result
             ok = True
         finally:

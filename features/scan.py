@@ -138,8 +138,9 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     if fits_wanted:
         fits = dict(config.btyd_fits or {})
         wanted = [(_joined(summaries.pop(c)), config.btyd) for c in fits_wanted]
-        with closing(pool.map(_fit, wanted, [f"the BTYD fit at {c.date()}"
-                                             for c in fits_wanted])) as fitted:
+        fitter = pool if len(parts) > 1 else PartPool(1)  # no workers started for one part
+        with closing(fitter.map(_fit, wanted, [f"the BTYD fit at {c.date()}"
+                                               for c in fits_wanted])) as fitted:
             for c, fit in zip(fits_wanted, fitted, strict=True):  # one cutoff per worker
                 fits[c.isoformat()] = fit
         update["btyd_fits"] = fits
