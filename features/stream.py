@@ -24,7 +24,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.build import LABEL, FeatureSet, build_feature_set, feature_metadata, require_rows
+from features.build import (
+    LABEL,
+    FeatureSet,
+    PreparedCrm,
+    build_feature_set,
+    feature_metadata,
+    require_rows,
+)
 from features.config import FeatureConfig, LabelConfig
 from features.contract import validate
 from features.crm import CrmData
@@ -48,9 +55,11 @@ def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: Feature
     (only typed when ``scanned``: ``scan_source`` checked these files; nothing when ``checked``:
     they are typed already), then features and labels with the settings (``scan_source``'s) and
     the data end that the whole base fixed."""
-    crm = CrmData.from_tables(raw if checked else validate(raw, as_of=as_of, now=now,
-                                                           checks=not scanned))
-    return build_feature_set(crm, cutoffs, config, labels, population_only, data_end=data_end)
+    tables = raw if checked else validate(raw, as_of=as_of, now=now, checks=not scanned)
+    del raw  # the raw tables go as soon as they are typed, the typed ones once sorted
+    prepared = PreparedCrm(CrmData.from_tables(tables))
+    del tables
+    return build_feature_set(prepared, cutoffs, config, labels, population_only, data_end=data_end)
 
 
 @dataclass
@@ -157,8 +166,9 @@ def _build_part(job: _BuildJob) -> _BuiltPart:
                          job.as_of, job.now, checked=job.checked is not None, scanned=True)
     per_cutoff: dict = {}
     _tally(fs.frame, per_cutoff)
-    return _BuiltPart(job.part.name, pa.Table.from_pandas(fs.frame, preserve_index=False),
-                      fs.specs, per_cutoff)
+    table, specs = pa.Table.from_pandas(fs.frame, preserve_index=False), fs.specs
+    del fs  # the frame goes before the table is sent
+    return _BuiltPart(job.part.name, table, specs, per_cutoff)
 
 
 def _metadata(schema: pa.Schema, specs, labels: LabelConfig, config: FeatureConfig,
