@@ -59,7 +59,6 @@ class PreparedCrm:
     """A source with each event table sorted once by (customer, time), reused for every cutoff."""
 
     def __init__(self, crm: CrmData):
-        self.crm = crm
         self.customers = crm.customers.reset_index(drop=True)
         self.index = pd.Index(self.customers["customer_id"])
         self.data_end = crm.data_end
@@ -126,7 +125,7 @@ def _add_static(sink: FeatureSink, customers: pd.DataFrame) -> None:
         sink.add(spec, array)
 
 
-def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: FeatureConfig,
+def build_feature_set(crm: CrmData | PreparedCrm, cutoffs: list[pd.Timestamp], config: FeatureConfig,
                       label_config: LabelConfig, population_only: bool = True,
                       data_end: pd.Timestamp | None = None) -> FeatureSet:
     """Features and labels at each cutoff, stacked (one row per customer in the population).
@@ -137,7 +136,7 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
     """
     if not cutoffs:
         raise BadInput("at least one cutoff is needed")
-    prepared = PreparedCrm(crm)
+    prepared = crm if isinstance(crm, PreparedCrm) else PreparedCrm(crm)
     config = resolve_config(prepared, cutoffs, config, label_config.horizon_days)
     if data_end is not None:
         prepared.data_end = pd.Timestamp(data_end)
@@ -148,16 +147,15 @@ def build_feature_set(crm: CrmData, cutoffs: list[pd.Timestamp], config: Feature
         population, label = population_and_label(prepared.customers, prepared.orders, cutoff,
                                                   label_config, prepared.data_end)
         keep = population if population_only else np.ones(len(population), dtype=bool)
-        frame = pd.DataFrame({"customer_id": prepared.customers["customer_id"].to_numpy()[keep]})
-        frame["cutoff"] = cutoff
-        frame = pd.concat([frame, pd.DataFrame({k: v[keep] for k, v in sink.values.items()})],
-                          axis=1)
+        frame = pd.DataFrame({"customer_id": prepared.customers["customer_id"].to_numpy()[keep],
+                              **{k: v[keep] for k, v in sink.values.items()}})
+        frame.insert(1, "cutoff", cutoff)  # one copy of the features, not two
         frame[LABEL] = label[keep]
+        specs, sink = sink.specs, None
         frames.append(frame)
         if not is_observed(cutoff, label_config, prepared.data_end):
             log.info("cutoff %s: the horizon ends %s, after the data's end %s: no labels",
                      cutoff.date(), horizon_end(cutoff, label_config), prepared.data_end)
-        specs = sink.specs
         labelled = np.isfinite(label[keep])
         log.info("cutoff %s: %d customers in the population, churn rate %s", cutoff.date(),
                  keep.sum(), f"{label[keep][labelled].mean():.3f}" if labelled.any() else "unknown")
@@ -217,15 +215,20 @@ def write_feature_set(fs: FeatureSet, path: str | Path) -> Path:
 def feature_table(fs: FeatureSet) -> pa.Table:
     """The rows as Arrow, with the feature metadata in the schema's key-value metadata."""
     table = pa.Table.from_pandas(fs.frame, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[b"churn.features"] = specs_to_json(fs.specs).encode()
+    return table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                          **feature_metadata(fs)})
+
+
+def feature_metadata(fs: FeatureSet) -> dict[bytes, bytes]:
+    """The feature set's key-value metadata: the features, the labels, the settings, the data end."""
+    meta = {b"churn.features": specs_to_json(fs.specs).encode()}
     if fs.label_config is not None:
         meta[b"churn.labels"] = fs.label_config.model_dump_json().encode()
     if fs.config is not None:
         meta[b"churn.feature_config"] = fs.config.model_dump_json().encode()
     if fs.data_end is not None and pd.notna(fs.data_end):
         meta[b"churn.data_end"] = pd.Timestamp(fs.data_end).isoformat().encode()
-    return table.replace_schema_metadata(meta)
+    return meta
 
 
 def read_feature_set(path: str | Path) -> FeatureSet:

@@ -31,12 +31,28 @@ def _text(values) -> pa.Array:
     return array
 
 
+def sort_order(codes: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The permutation that sorts events by (customer code, time), ties in their order: that of
+    ``np.lexsort((ts, codes))``. Event logs usually come in time order; then a stable sort on
+    the codes alone gives it, done as a radix sort on 16-bit digits (numpy sorts 16-bit keys
+    stably in linear time), several times faster than the comparison sort."""
+    if len(ts) < 2 or not bool(np.all(ts[1:] >= ts[:-1])) or (len(codes) and codes.min() < 0):
+        return np.lexsort((ts, codes))
+    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    top, shift = int(codes.max()) if len(codes) else 0, 16
+    while top >> shift:  # the next 16 bits, stably: ties keep the order so far
+        digit = ((codes[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+        shift += 16
+    return order
+
+
 class SortedEvents:
     """A table's events sorted once by (customer, time); :meth:`before` cuts it at a cutoff."""
 
     def __init__(self, codes: np.ndarray, ts: np.ndarray, n_customers: int,
                  columns: dict[str, np.ndarray]):
-        order = np.lexsort((ts, codes))
+        order = sort_order(codes, ts)
         self.codes = codes[order]
         self.ts = ts[order]
         self.columns = {k: v[order] for k, v in columns.items()}

@@ -1,80 +1,51 @@
 """The feature build one customer partition at a time: peak memory set by the partition, not by
 the number of customers.
 
-Two passes over the partitions (``features.partitions``). The first (``scan_source``) checks each
-part against the contract and keeps what the whole base decides: the data's end (for the labels),
-the event vocabulary and the BTYD fits at each cutoff (from every customer's purchase summary);
-any breach raises before anything is written. The second builds each part with
+Two passes over the partitions (``features.partitions``), each in the workers of one
+``features.parallel.PartPool`` (one per core by default). The first (``features.scan``) checks
+each part against the contract and keeps what the whole base decides: the data's end (for the
+labels), the event vocabulary and the BTYD fits at each cutoff (from every customer's purchase
+summary); any breach raises before anything is written. The second builds each part with
 ``build_partition``, the function Spark runs on each bucket (``jobs.spark_features``), and
-appends its rows to the output file. A customer's features depend only on that customer's events
-and on what the first pass fixed, so the rows are those of the in-memory build; they come
-partition by partition (each partition's rows in cutoff order, then customer order).
+appends its rows to the output file in the parts' order, whatever the number of workers. A
+customer's features depend only on that customer's events and on what the first pass fixed, so
+the rows are those of the in-memory build; they come partition by partition (each partition's
+rows in cutoff order, then customer order).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections import defaultdict
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.btyd import PurchaseSummary, summarise
-from features.build import LABEL, FeatureSet, build_feature_set, feature_table, require_rows
+from features.build import (
+    LABEL,
+    FeatureSet,
+    PreparedCrm,
+    build_feature_set,
+    feature_metadata,
+    require_rows,
+)
 from features.config import FeatureConfig, LabelConfig
-from features.contract import ContractError, Problem, parse_as_of, utc_now, validate
+from features.contract import validate
 from features.crm import CrmData
 from features.errors import BadInput
-from features.events import SortedEvents
-from features.families.activity import vocabulary_from_counts
-from features.families.btyd import fit_btyd_summary
-from features.io import QUIET_BEFORE_AS_OF, write_atomic
-from features.partitions import (
-    UNIQUE,
-    Partition,
-    cross_partition_problems,
-    id_range,
-    overlapping,
-    partitions,
-)
+from features.io import write_atomic
+from features.parallel import ParallelConfig, part_pool
+from features.partitions import Partition
 from features.progress import bar
+from features.scan import SourceScan, scan_source
 from features.spec import FeatureSpec
 
+__all__ = ["SourceScan", "StreamedBuild", "build_partition", "build_to_parquet", "scan_source"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SourceScan:
-    """What the first pass found: the parts, the whole base's settings and the data's end."""
-
-    parts: list[Partition]
-    config: FeatureConfig
-    data_end: pd.Timestamp
-    customers: int
-    now: pd.Timestamp
-    as_of: pd.Timestamp | None
-    cached: dict[str, pd.DataFrame] | None = None  # the checked tables of a one-part source
-    rows: dict[str, int] = field(default_factory=dict)  # rows of each table, all parts
-    latest_event: pd.Timestamp | None = None
-    probe: CrmData | None = None  # a few customers, for engines that need the columns up front
-
-    fingerprinted: str | None = None  # set when the parts will not be there to read again
-
-    def fingerprint(self) -> str:
-        """A content hash of every table of every part (rows in order; reads the parts again).
-        For a one-part source it is ``CrmData.fingerprint`` of the whole source."""
-        if self.fingerprinted is not None:
-            return self.fingerprinted
-        digest = hashlib.sha256()
-        for part in self.parts:
-            tables = validate(part.read(), as_of=self.as_of, now=self.now)
-            CrmData.from_tables(tables).update_digest(digest)
-        return digest.hexdigest()[:16]
 
 
 def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: FeatureConfig,
@@ -84,127 +55,11 @@ def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: Feature
     (only typed when ``scanned``: ``scan_source`` checked these files; nothing when ``checked``:
     they are typed already), then features and labels with the settings (``scan_source``'s) and
     the data end that the whole base fixed."""
-    crm = CrmData.from_tables(raw if checked else validate(raw, as_of=as_of, now=now,
-                                                           checks=not scanned))
-    return build_feature_set(crm, cutoffs, config, labels, population_only, data_end=data_end)
-
-
-def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
-                horizon_days: int | None = None, as_of=None) -> SourceScan:
-    """Check every part against the contract (all problems of all parts, then the ids that span
-    parts) and fix the whole base's vocabulary, BTYD fits and data end (no cutoffs: only the
-    checks and the data end)."""
-    as_of, now = parse_as_of(as_of), utc_now()
-    parts = partitions(source)
-    cutoffs = sorted(pd.Timestamp(c) for c in cutoffs)
-    fits_wanted = [] if config.btyd is None or not cutoffs else [
-        c for c in cutoffs if c.isoformat() not in (config.btyd_fits or {})]
-    problems: list[tuple[str, Problem]] = []
-    latest: list[pd.Timestamp] = []
-    signup_end: list[pd.Timestamp] = []
-    types: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    summaries: dict[pd.Timestamp, list[PurchaseSummary]] = {c: [] for c in fits_wanted}
-    customers, cached, rows = 0, None, defaultdict(int)
-    ranges: dict[str, list] = {table: [] for table, _, _ in UNIQUE}
-    for part in bar(parts, desc="checking the data", unit="part"):
-        try:
-            tables = validate(part.read(), as_of=as_of, now=now)
-        except ContractError as exc:
-            problems += [(part.name, p) for p in exc.problems]
-            continue
-        crm = CrmData.from_tables(tables)
-        customers += len(crm.customers)
-        for name, frame in tables.items():
-            rows[name] += len(frame)
-        for table, column, _ in UNIQUE:
-            if table in tables:
-                ranges[table].append(id_range(tables[table], column))
-        if crm.latest_event is not None:
-            latest.append(crm.latest_event)
-        if len(crm.customers):
-            signup_end.append(crm.customers["signup_date"].max())
-        if config.event_types is None and crm.engagement is not None and cutoffs:
-            _count_types(crm.engagement, cutoffs[-1], types)
-        if fits_wanted:
-            index = pd.Index(crm.customers["customer_id"])
-            orders = SortedEvents.from_frame(crm.orders, index, "order_ts", ["amount", "discount"])
-            for c in fits_wanted:
-                summaries[c].append(_ordered(summarise(orders.before(c))))
-        cached = tables if len(parts) == 1 else None
-        log.debug("checked part %s: %d customers", part.name, len(crm.customers))
-    if problems:
-        raise ContractError(_merge(problems, len(parts)))
-    if any(overlapping(r) for r in ranges.values()):
-        log.info("ids of several parts overlap in range: checking them for duplicates with DuckDB")
-    cross = cross_partition_problems(parts, ranges)
-    if cross:
-        raise ContractError(cross)
-    if customers == 0:
-        raise ContractError([Problem("customers", None, "the table has no rows: there are no "
-                                     "customers to build features or labels for")])
-    found_end = max(latest) if latest else max(signup_end)
-    if as_of is not None and as_of - found_end > QUIET_BEFORE_AS_OF:
-        log.warning("the latest event in %s is %s, %d days before its as-of date %s: labels count "
-                    "those days as observed with no activity; check that the extract is complete",
-                    source, found_end, (as_of - found_end).days, as_of)
-    update: dict = {}
-    if horizon_days is not None and horizon_days != config.horizon_days:
-        update["horizon_days"] = horizon_days
-    if config.event_types is None and types:
-        update["event_types"], update["valued_event_types"] = vocabulary_from_counts(
-            {k: (v[0], v[1]) for k, v in types.items()}, config)
-    if fits_wanted:
-        fits = dict(config.btyd_fits or {})
-        for c in fits_wanted:
-            s = summaries.pop(c)
-            joined = PurchaseSummary(*(np.concatenate([getattr(p, f) for p in s])
-                                       for f in ("frequency", "recency", "age", "monetary")))
-            fits[c.isoformat()] = fit_btyd_summary(joined, config.btyd).as_dict()
-        update["btyd_fits"] = fits
-    config = config.model_copy(update=update) if update else config
-    return SourceScan(parts, config, as_of if as_of is not None else found_end, customers, now,
-                      as_of, cached, dict(rows), max(latest) if latest else None)
-
-
-def _count_types(engagement: pd.DataFrame, latest_cutoff: pd.Timestamp,
-                 types: dict[str, list[int]]) -> None:
-    """Events of each type before the latest cutoff, and those with a value (as
-    ``event_type_counts`` counts them on the whole base)."""
-    before = engagement["event_ts"].to_numpy("datetime64[ns]") < latest_cutoff.to_datetime64()
-    kind = engagement["event_type"][before].astype("str")
-    for name, n in kind.value_counts().items():
-        types[str(name)][0] += int(n)
-    if "value" in engagement.columns:
-        valued = engagement["value"][before].notna().to_numpy()
-        for name, n in kind[valued].value_counts().items():
-            types[str(name)][1] += int(n)
-
-
-def _ordered(s: PurchaseSummary) -> PurchaseSummary:
-    """Only the customers with an order (the fit uses no others), in the customers' order."""
-    has = np.isfinite(s.frequency)
-    return PurchaseSummary(s.frequency[has], s.recency[has], s.age[has], s.monetary[has])
-
-
-def _merge(problems: list[tuple[str, Problem]], parts: int) -> list[Problem]:
-    """The same breach in several parts as one problem: rows summed, the first examples kept,
-    the parts named."""
-    merged: dict[tuple, list] = {}
-    for part, p in problems:
-        key = (p.table, p.column, p.what)
-        if key not in merged:
-            merged[key] = [p, p.count, [part]]
-        else:
-            merged[key][1] += p.count
-            merged[key][2].append(part)
-    out = []
-    for p, count, names in merged.values():
-        where = ("" if parts == 1 else
-                 f" [in {len(names)} of {parts} parts: {', '.join(names[:3])}"
-                 f"{', ...' if len(names) > 3 else ''}]")
-        examples = f"{p.examples} (in {names[0]})" if p.examples and parts > 1 else p.examples
-        out.append(Problem(p.table, p.column, p.what + where, count, examples))
-    return out
+    tables = raw if checked else validate(raw, as_of=as_of, now=now, checks=not scanned)
+    del raw  # the raw tables go as soon as they are typed, the typed ones once sorted
+    prepared = PreparedCrm(CrmData.from_tables(tables))
+    del tables
+    return build_feature_set(prepared, cutoffs, config, labels, population_only, data_end=data_end)
 
 
 @dataclass
@@ -222,38 +77,55 @@ class StreamedBuild:
 
 def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
                      labels: LabelConfig, out: str | Path, population_only: bool = True,
-                     as_of=None) -> StreamedBuild:
+                     as_of=None, workers: int | None = None) -> StreamedBuild:
     """Features and labels of every partition of ``source`` written to ``out`` (Parquet, the
-    layout ``write_feature_set`` writes), holding one partition in memory at a time. Nothing is
-    written when the data breaks the contract or no customer is in any population."""
+    layout ``write_feature_set`` writes), ``workers`` partitions at a time (default one per core,
+    ``features.parallel.ParallelConfig``; 1 = in this process), each in memory only while it is
+    built. The rows come in partition order whatever the number of workers. Nothing is written
+    when the data breaks the contract or no customer is in any population."""
     if not cutoffs:
         raise BadInput("at least one cutoff is needed")
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise BadInput(f"feature sets are written as .parquet, got {out.name}")
-    scan = scan_source(source, cutoffs, features, labels.horizon_days, as_of)
+    workers = ParallelConfig().workers if workers is None else workers
+    with part_pool(workers) as pool:
+        scan = scan_source(source, cutoffs, features, labels.horizon_days, as_of, pool)
+        result = _write_parts(scan, cutoffs, labels, out, population_only, pool)
+    log.info("wrote %s: %d rows from %d partitions (%d at a time)", out, result.rows,
+             len(scan.parts), min(workers, len(scan.parts)))
+    return result
+
+
+def _write_parts(scan: SourceScan, cutoffs: list, labels: LabelConfig, out: Path,
+                 population_only: bool, pool) -> StreamedBuild:
+    """The second pass: each part built in ``pool`` and appended, in the parts' order."""
     result = StreamedBuild(out, 0, [], scan.config, scan.data_end)
+    cached, scan.cached = scan.cached, None
+    jobs = [_BuildJob(part, cutoffs, scan.config, labels, population_only, scan.data_end,
+                      scan.as_of, scan.now, cached) for part in scan.parts]
+    del cached
 
     def write(tmp: Path) -> None:
         writer = schema = None
         try:
-            for part in bar(scan.parts, desc="building features", unit="part"):
-                cached, scan.cached = scan.cached, None
-                fs = build_partition(cached if cached is not None else part.read(), cutoffs,
-                                     scan.config, labels, population_only, scan.data_end,
-                                     scan.as_of, scan.now, checked=cached is not None,
-                                     scanned=True)
-                del cached
-                if writer is None:
-                    table = feature_table(fs)
-                    schema, result.specs = table.schema, fs.specs
-                    writer = pq.ParquetWriter(tmp, schema)
-                else:
-                    table = pa.Table.from_pandas(fs.frame, schema=schema, preserve_index=False)
-                writer.write_table(table)
-                result.rows += len(fs.frame)
-                _tally(fs.frame, result.per_cutoff)
-                log.debug("built part %s: %d rows", part.name, len(fs.frame))
+            with closing(pool.map(_build_part, jobs, [p.name for p in scan.parts])) as built:
+                for part in bar(built, total=len(jobs), desc="building features", unit="part"):
+                    table = part.table
+                    if writer is None:
+                        result.specs = part.specs
+                        schema = table.schema.with_metadata(_metadata(
+                            table.schema, part.specs, labels, scan.config, scan.data_end))
+                        writer = pq.ParquetWriter(tmp, schema)
+                    elif not table.schema.equals(schema, check_metadata=False):
+                        table = table.cast(schema)
+                    writer.write_table(table)
+                    result.rows += table.num_rows
+                    for cutoff, counts in part.per_cutoff.items():
+                        row = result.per_cutoff.setdefault(cutoff, [0, 0, 0.0])
+                        for i, v in enumerate(counts):
+                            row[i] += v
+                    log.debug("built part %s: %d rows", part.name, table.num_rows)
         finally:
             if writer is not None:
                 writer.close()
@@ -261,8 +133,49 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
             require_rows(FeatureSet(pd.DataFrame(), [], labels), cutoffs)
 
     write_atomic(out, write)
-    log.info("wrote %s: %d rows from %d partitions", out, result.rows, len(scan.parts))
     return result
+
+
+@dataclass(frozen=True)
+class _BuildJob:
+    """What the second pass asks of one part (plain data: it goes to a worker process)."""
+
+    part: Partition
+    cutoffs: list
+    config: FeatureConfig
+    labels: LabelConfig
+    population_only: bool
+    data_end: pd.Timestamp
+    as_of: pd.Timestamp | None
+    now: pd.Timestamp
+    checked: dict[str, pd.DataFrame] | None = None  # a one-part source's tables, typed already
+
+
+@dataclass
+class _BuiltPart:
+    name: str
+    table: pa.Table
+    specs: list[FeatureSpec]
+    per_cutoff: dict[pd.Timestamp, list[float]]
+
+
+def _build_part(job: _BuildJob) -> _BuiltPart:
+    """One part's rows as Arrow (the worker converts them, the writer only writes)."""
+    fs = build_partition(job.checked if job.checked is not None else job.part.read(),
+                         job.cutoffs, job.config, job.labels, job.population_only, job.data_end,
+                         job.as_of, job.now, checked=job.checked is not None, scanned=True)
+    per_cutoff: dict = {}
+    _tally(fs.frame, per_cutoff)
+    table, specs = pa.Table.from_pandas(fs.frame, preserve_index=False), fs.specs
+    del fs  # the frame goes before the table is sent
+    return _BuiltPart(job.part.name, table, specs, per_cutoff)
+
+
+def _metadata(schema: pa.Schema, specs, labels: LabelConfig, config: FeatureConfig,
+              data_end) -> dict:
+    """The first part's schema metadata (pandas') with the feature set's (``feature_table``'s)."""
+    return {**(schema.metadata or {}),
+            **feature_metadata(FeatureSet(pd.DataFrame(), specs, labels, config, data_end))}
 
 
 def _tally(frame: pd.DataFrame, per_cutoff: dict) -> None:

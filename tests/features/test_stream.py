@@ -56,6 +56,19 @@ def test_partitioned_build_equals_in_memory_build(sources, tmp_path):
     pd.testing.assert_frame_equal(_sorted(streamed.frame), _sorted(memory.frame))
 
 
+def test_parallel_build_writes_what_the_serial_build_writes(sources, tmp_path):
+    serial = build_to_parquet(sources / "parts", CUTOFFS, FeatureConfig(), LabelConfig(),
+                              tmp_path / "serial.parquet", workers=1)
+    parallel = build_to_parquet(sources / "parts", CUTOFFS, FeatureConfig(), LabelConfig(),
+                                tmp_path / "parallel.parquet", workers=2)
+    one, two = (read_feature_set(tmp_path / f) for f in ("serial.parquet", "parallel.parquet"))
+    assert parallel.rows == serial.rows == len(two.frame) > 1000
+    assert parallel.per_cutoff == serial.per_cutoff
+    assert (two.specs, two.config, two.data_end) == (one.specs, one.config, one.data_end)
+    assert two.config.btyd_fits and len(two.config.btyd_fits) == len(CUTOFFS)
+    pd.testing.assert_frame_equal(two.frame, one.frame)  # same rows in the same order
+
+
 def test_single_file_source_streams_as_one_partition(sources, tmp_path):
     memory = build_feature_set(load_crm(sources / "single"), CUTOFFS, FeatureConfig(),
                                LabelConfig())
@@ -71,22 +84,24 @@ def _edit_part(folder, table, part, fn):
     return frame
 
 
-def _build_error(source, tmp_path, **kwargs) -> str:
+def _build_error(source, tmp_path, workers: int = 1, **kwargs) -> str:
     out = tmp_path / "f.parquet"
     with pytest.raises(ContractError) as err:
-        build_to_parquet(source, CUTOFFS, FeatureConfig(), LabelConfig(), out, **kwargs)
+        build_to_parquet(source, CUTOFFS, FeatureConfig(), LabelConfig(), out, workers=workers,
+                         **kwargs)
     assert not out.exists() and not list(tmp_path.glob(".f.parquet*")), "output half-written"
     return str(err.value)
 
 
-def test_bad_value_in_a_later_partition_names_table_column_and_rows(parts, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bad_value_in_a_later_partition_names_table_column_and_rows(parts, tmp_path, workers):
     def bad(frame):
         frame["amount"] = frame["amount"].astype(str)  # a text column, as a CSV export gives
         frame.loc[7, "amount"] = "twelve"
         return frame
 
     _edit_part(parts, "orders", 2, bad)
-    message = _build_error(parts, tmp_path / "out")
+    message = _build_error(parts, tmp_path / "out", workers)
     assert "orders.amount" in message and "not a number" in message, message
     assert "row 7" in message and "'twelve'" in message and "part-00002" in message, message
     assert "part-00000" not in message, message

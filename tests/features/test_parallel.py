@@ -1,0 +1,88 @@
+"""The worker pool of the streamed build: results in the items' order, a failure in one worker
+stops the others, a worker that dies is named."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from features.errors import BadInput
+from features.parallel import MAX_WORKERS, ParallelConfig, PartPool, WorkerError, part_pool
+
+
+def _square_slowly(job: tuple[int, float]) -> tuple[int, int]:
+    """The item squared with the worker's pid; the first items sleep so later ones finish first."""
+    value, delay = job
+    time.sleep(delay)
+    return value * value, os.getpid()
+
+
+def _fail_or_wait(job: tuple[int, str]) -> int:
+    """Item 0 fails once item 1 runs in the other worker; the others note their pid, wait, then
+    leave a mark."""
+    i, folder = job
+    if i == 0:
+        for _ in range(600):
+            if Path(folder, "started-1").exists():
+                break
+            time.sleep(0.05)
+        raise BadInput("orders.amount: not a number in part-00000")
+    Path(folder, f".started-{i}").write_text(str(os.getpid()))
+    os.replace(Path(folder, f".started-{i}"), Path(folder, f"started-{i}"))  # whole, at once
+    time.sleep(20)
+    Path(folder, f"done-{i}").write_text("")
+    return i
+
+
+def _die(i: int) -> int:
+    if i == 1:
+        os._exit(3)  # as the kernel's out-of-memory killer would leave it
+    return i
+
+
+def test_results_come_in_the_items_order_from_several_workers():
+    jobs = [(i, 0.4 if i < 2 else 0.0) for i in range(6)]
+    with part_pool(2) as pool:
+        out = list(pool.map(_square_slowly, jobs))
+    assert [v for v, _ in out] == [i * i for i in range(6)]
+    assert len({pid for _, pid in out}) == 2, "the items did not run in two worker processes"
+    assert os.getpid() not in {pid for _, pid in out}
+
+
+def test_one_worker_runs_in_this_process():
+    out = list(PartPool(1).map(_square_slowly, [(3, 0.0), (4, 0.0)]))
+    assert out == [(9, os.getpid()), (16, os.getpid())]
+
+
+def test_a_failing_worker_raises_its_error_and_stops_the_others(tmp_path):
+    jobs = [(i, str(tmp_path)) for i in range(6)]
+    with part_pool(2) as pool, pytest.raises(BadInput, match="orders.amount: not a number"):
+        list(pool.map(_fail_or_wait, jobs))
+    started = sorted(tmp_path.glob("started-*"))
+    assert len(started) == 1, f"items after the failure were started: {started}"
+    pid = int(started[0].read_text())
+    for _ in range(50):  # the running worker is ended, not left to finish its item
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"worker {pid} still runs after another worker failed")
+    assert not list(tmp_path.glob("done-*")), "a worker finished its item after the failure"
+
+
+def test_a_worker_that_dies_is_named():
+    with part_pool(2) as pool, pytest.raises(WorkerError, match="part-00001"):
+        list(pool.map(_die, [0, 1, 2, 3], names=[f"part-{i:05d}" for i in range(4)]))
+
+
+def test_workers_default_to_the_cores_and_are_bounded():
+    assert ParallelConfig().workers == max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    assert ParallelConfig(workers=3).workers == 3
+    with pytest.raises(ValidationError):
+        ParallelConfig(workers=0)
