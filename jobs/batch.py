@@ -7,8 +7,9 @@ that cannot be scored (missing id, infinite values, values the model's specifica
 every feature empty: ``scoring.limits``) go to a quarantine file with a reason each, counted per
 reason in the manifest; the job fails (and writes no output) when they exceed
 ``max_quarantine_share``. An input with no rows, or none left to score, gives an empty output with
-its quarantine and manifest and a warning. The end of the job (allocation and writing, output
-committed before manifest) is ``jobs.batch_output``, shared with the Spark engine.
+its quarantine and manifest and a warning. The input (chunks read ahead, each with the model's
+matrix) is ``jobs.batch_read``; the end of the job (allocation and writing, output committed
+before manifest) is ``jobs.batch_output``, shared with the Spark engine.
 """
 
 from __future__ import annotations
