@@ -147,8 +147,8 @@ def duplicated_keys(source: pd.DataFrame | Path, config: BatchConfig) -> set[str
     names = [c for c in (config.id_column, CUTOFF) if c in columns(source)]
     if config.id_column not in names:
         raise BatchError(f"the input has no {config.id_column!r} column")
-    hashes = [_key_hashes(row_keys(chunk, config).dropna())
-              for chunk in chunks(source, config.chunk_size, names)]
+    hashes = [_key_hashes(_with_id(chunk, config)) for chunk in chunks(source, config.chunk_size,
+                                                                      names)]
     every = np.sort(np.concatenate(hashes)) if hashes else np.array([], dtype=np.uint64)
     candidates = np.unique(every[1:][every[1:] == every[:-1]])
     del every, hashes
@@ -156,14 +156,32 @@ def duplicated_keys(source: pd.DataFrame | Path, config: BatchConfig) -> set[str
         return set()
     counts: dict[str, int] = {}
     for chunk in chunks(source, config.chunk_size, names):
-        keys = row_keys(chunk, config).dropna()
-        for key in keys[np.isin(_key_hashes(keys), candidates)]:
+        keyed = _with_id(chunk, config)
+        keys = row_keys(keyed, config)
+        for key in keys[np.isin(_key_hashes(keyed), candidates)]:
             counts[key] = counts.get(key, 0) + 1
     return {key for key, n in counts.items() if n > 1}
 
 
-def _key_hashes(keys: pd.Series) -> np.ndarray:
-    return pd.util.hash_pandas_object(keys, index=False).to_numpy(np.uint64)
+def _with_id(chunk: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
+    """The rows that have an id (the others have no key)."""
+    ids = chunk[config.id_column]
+    return chunk if not ids.isna().any() else chunk[ids.notna().to_numpy()]
+
+
+def _key_hashes(keyed: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's key (``row_keys``) without making its text: rows with the
+    same key text have the same id text and the same cutoff day, so the same hash."""
+    ids = keyed[next(c for c in keyed.columns if c != CUTOFF)].astype(str)
+    h = pd.util.hash_pandas_object(ids, index=False).to_numpy(np.uint64)
+    if CUTOFF in keyed.columns:
+        cutoffs = keyed[CUTOFF]
+        if isinstance(cutoffs.dtype, np.dtype) and cutoffs.dtype.kind == "M":  # as cutoff_text
+            day = cutoffs.to_numpy("datetime64[D]").view(np.int64)
+            h = h ^ pd.util.hash_array(day)
+        else:
+            h = h ^ pd.util.hash_array(cutoff_text(cutoffs).astype(object))
+    return h
 
 
 def _progress(total: int | None):
