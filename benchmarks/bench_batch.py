@@ -206,6 +206,9 @@ def main() -> None:
                              "the next run (default: a temporary folder)")
     parser.add_argument("--only", nargs="+", choices=STAGES,
                         help="run only these jobs (raw and local are always run)")
+    parser.add_argument("--pairs", type=int, default=1,
+                        help="run raw and local alternately this many times (the median ratio "
+                             "is reported: a shared machine moves single runs)")
     args = parser.parse_args()
     budget = 0.05 * args.rows * 10
     if args.stage:
@@ -217,18 +220,31 @@ def main() -> None:
         if not (folder / "features.parquet").exists():
             folder.mkdir(parents=True, exist_ok=True)
             _prepare(folder, args.customers, args.rows)
-        results = {}
-        for name in STAGES:
-            if (name == "spark" and args.skip_spark) or (
-                    args.only and name not in (*args.only, "raw", "local")):
-                continue
+
+        def run(name: str) -> dict:
+            load = os.getloadavg()[0]
             out = subprocess.run([sys.executable, __file__, "--stage", name, "--folder",
                                   str(folder), "--rows", str(args.rows)],
                                  capture_output=True, text=True, check=True)
-            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+            return {**json.loads(out.stdout.strip().splitlines()[-1]),
+                    "load": (load, os.getloadavg()[0])}
+
+        pairs = [{name: run(name) for name in ("raw", "local")} for _ in range(args.pairs)]
+        results = {}
+        for name in STAGES:
+            if name in ("raw", "local") or (name == "spark" and args.skip_spark) or (
+                    args.only and name not in args.only):
+                continue
+            results[name] = run(name)
         agree = agreement(folder)
+    # the pair with the median wall-time ratio stands for raw and local in the table
+    pairs.sort(key=lambda pair: pair["local"]["rows_per_s"] / pair["raw"]["rows_per_s"])
+    results.update(pairs[len(pairs) // 2])
     raw, local = results["raw"], results["local"]
-    print(f"{args.rows:,} customers, chunk size 50,000, campaign budget {budget:,.0f}")
+    from jobs.batch_output import BatchConfig
+
+    print(f"{args.rows:,} customers, chunk size {BatchConfig().chunk_size:,}, campaign budget "
+          f"{budget:,.0f}")
     print("| job | rows/s | time | CPU time | peak memory |\n|---|---|---|---|---|")
     print(f"| raw Booster.predict (read + matrix + predict) | {raw['rows_per_s']:,.0f} | "
           f"{raw['seconds']:.1f} s | {raw['cpu_s']:.1f} s | {raw['peak_mb'] / 1024:.2f} GB |")
@@ -252,6 +268,16 @@ def main() -> None:
     print(f"\nlocal job / raw predict: {local['rows_per_s'] / raw['rows_per_s']:.2f}x "
           f"(CPU time: raw / local {raw['cpu_s'] / local['cpu_s']:.2f}x) "
           f"(predict alone took {raw['predict_only_s']:.1f} s); offers: {local['offers']}")
+    if len(pairs) > 1:
+        print(f"\n{len(pairs)} pairs, raw then local each time (load average at each start -> "
+              "end), by ratio:\n| raw s (CPU s) | local s (CPU s) | ratio wall | ratio CPU | "
+              "local peak | load |\n|---|---|---|---|---|---|")
+        for pair in pairs:
+            r, lo = pair["raw"], pair["local"]
+            print(f"| {r['seconds']:.1f} ({r['cpu_s']:.1f}) | {lo['seconds']:.1f} "
+                  f"({lo['cpu_s']:.1f}) | {lo['rows_per_s'] / r['rows_per_s']:.2f}x | "
+                  f"{r['cpu_s'] / lo['cpu_s']:.2f}x | {lo['peak_mb'] / 1024:.2f} GB | "
+                  f"{r['load'][0]:.1f} -> {lo['load'][1]:.1f} |")
     if "local-noreasons" in results:
         print(f"without reasons: "
               f"{results['local-noreasons']['rows_per_s'] / raw['rows_per_s']:.2f}x")

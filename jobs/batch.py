@@ -7,8 +7,9 @@ that cannot be scored (missing id, infinite values, values the model's specifica
 every feature empty: ``scoring.limits``) go to a quarantine file with a reason each, counted per
 reason in the manifest; the job fails (and writes no output) when they exceed
 ``max_quarantine_share``. An input with no rows, or none left to score, gives an empty output with
-its quarantine and manifest and a warning. The end of the job (allocation and writing, output
-committed before manifest) is ``jobs.batch_output``, shared with the Spark engine.
+its quarantine and manifest and a warning. The input (chunks read ahead, each with the model's
+matrix) is ``jobs.batch_read``; the end of the job (allocation and writing, output committed
+before manifest) is ``jobs.batch_output``, shared with the Spark engine.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,12 +36,13 @@ from jobs.batch_output import (
     fingerprint_file,
     finish,
 )
+from jobs.batch_read import Chunk, chunks, columns, model_chunks, read_ahead, row_count
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 from scoring.offers.policy import Options, options
 from scoring.offers.uplift import offer_effects
 from scoring.reasons import reason_texts, top_positive
-from scoring.scorer import PATH, ScoringInputError
+from scoring.scorer import PATH
 
 log = logging.getLogger(__name__)
 
@@ -67,30 +66,33 @@ def cutoff_text(values: pd.Series) -> np.ndarray:
     return days.dt.strftime("%Y-%m-%d").fillna("").to_numpy(object)
 
 
-def row_keys(chunk: pd.DataFrame, config: BatchConfig) -> pd.Series:
-    """Each row's key: its id, and its cutoff when the table has one (None when the id is missing)."""
+def row_keys(chunk: pd.DataFrame, config: BatchConfig, cutoffs: np.ndarray | None = None
+             ) -> pd.Series:
+    """Each row's key: its id, and its cutoff when the table has one (None when the id is
+    missing); ``cutoffs``: the chunk's ``cutoff_text`` when already made."""
     ids = chunk[config.id_column]
     keys = ids.astype(str)
     if CUTOFF in chunk.columns:
-        keys = keys + "@" + cutoff_text(chunk[CUTOFF])
+        keys = keys + "@" + (cutoff_text(chunk[CUTOFF]) if cutoffs is None else cutoffs)
     return keys.where(ids.notna(), None)
 
 
 def quarantine_mask(core: ScoringCore, chunk: pd.DataFrame, x: np.ndarray,
-                    config: BatchConfig, duplicated: np.ndarray | None = None) -> np.ndarray:
+                    config: BatchConfig, duplicated: np.ndarray | None = None,
+                    cutoffs: np.ndarray | None = None) -> np.ndarray:
     """Per row, why it cannot be scored ("" when it can). ``duplicated``: rows whose key occurs
     more than once in the whole input (every copy is quarantined: which one is right is not ours
-    to guess)."""
+    to guess). ``chunk``: the id, the cutoff and the features that are not plain numbers at
+    least (the others are read from ``x``); ``cutoffs``: its ``cutoff_text`` when already made."""
     why = np.full(len(chunk), "", dtype=object)
     ids = chunk[config.id_column]
     why[ids.isna().to_numpy()] = f"{config.id_column} is missing"
     if CUTOFF in chunk.columns:
-        why[(cutoff_text(chunk[CUTOFF]) == "") & (why == "")] = "cutoff is missing or not a date"
+        text = cutoff_text(chunk[CUTOFF]) if cutoffs is None else cutoffs
+        why[(text == "") & (why == "")] = "cutoff is missing or not a date"
     if duplicated is not None:
         why[duplicated & (why == "")] = DUPLICATE_KEY
-    finite = np.isfinite(x) | np.isnan(x)
-    bad_num = ~finite.all(axis=1)
-    why[bad_num & (why == "")] = "a feature is infinite"
+    why[np.isinf(x).any(axis=1) & (why == "")] = "a feature is infinite"
     scorer = core.model.scorer
     booleans = scorer.limits.boolean_reasons(chunk)
     is_bool = (booleans != "") & (why == "")
@@ -134,84 +136,7 @@ def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
     return {"churn_probability": p, "risk_band": core.bands.bands(p), "reasons": reasons}, opts
 
 
-# --- the wiring: reading, writing, accounting ---------------------------------------------------
-def _chunks(source: pd.DataFrame | Path, size: int, columns: list[str] | None = None
-            ) -> Iterator[pd.DataFrame]:
-    """The input in chunks of ``size`` rows (only ``columns`` when given: the same chunks, so a
-    CSV's types are inferred alike in every pass)."""
-    if isinstance(source, pd.DataFrame):
-        frame = source if columns is None else source[columns]
-        for start in range(0, len(frame), size):
-            yield frame.iloc[start:start + size].reset_index(drop=True)
-        return
-    path = Path(source)
-    if path.suffix.lower() == ".parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=size, columns=columns):
-            yield batch.to_pandas()
-    else:
-        yield from pd.read_csv(path, chunksize=size, low_memory=False,
-                               usecols=None if columns is None else lambda c: c in columns)
-
-
-class _Failed:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-def _read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """The same chunks, the next one read in a background thread while this one is scored
-    (Parquet decoding releases the GIL, so reading overlaps scoring on a second core). The thread
-    reads a chunk only once the previous one was taken, so at most one chunk waits beside the
-    one being scored; it stops when the consumer stops, also on an error."""
-    ready: queue.Queue = queue.Queue()
-    slot = threading.Semaphore(1)  # taken while a chunk is read or waits to be taken
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            iterator = iter(chunks)
-            while True:
-                while not slot.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                chunk = next(iterator, done)
-                ready.put(chunk)
-                if chunk is done:
-                    return
-        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
-            ready.put(_Failed(exc))
-
-    thread = threading.Thread(target=produce, name="batch-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = ready.get()
-            slot.release()
-            if item is done:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _columns(source: pd.DataFrame | Path) -> list[str]:
-    if isinstance(source, pd.DataFrame):
-        return list(source.columns)
-    path = Path(source)
-    if path.suffix.lower() == ".parquet":
-        return list(pq.read_schema(path).names)
-    try:
-        return list(pd.read_csv(path, nrows=0).columns)
-    except pd.errors.EmptyDataError:
-        return []
-
-
+# --- the wiring: reading (``jobs.batch_read``), writing, accounting ----------------------------
 def duplicated_keys(source: pd.DataFrame | Path, config: BatchConfig) -> set[str]:
     """The (customer, cutoff) keys found more than once in the whole input: a first pass over
     the key columns only, so that every copy is quarantined whatever the chunking.
@@ -219,26 +144,44 @@ def duplicated_keys(source: pd.DataFrame | Path, config: BatchConfig) -> set[str
     The first pass keeps a 64-bit hash per row (8 bytes a row, no Python set of every key);
     only keys whose hash occurs twice are read again and compared as text, so a hash collision
     never quarantines a row."""
-    columns = [c for c in (config.id_column, CUTOFF) if c in _columns(source)]
-    if config.id_column not in columns:
+    names = [c for c in (config.id_column, CUTOFF) if c in columns(source)]
+    if config.id_column not in names:
         raise BatchError(f"the input has no {config.id_column!r} column")
-    hashes = [_key_hashes(row_keys(chunk, config).dropna())
-              for chunk in _chunks(source, config.chunk_size, columns)]
+    hashes = [_key_hashes(_with_id(chunk, config)) for chunk in chunks(source, config.chunk_size,
+                                                                      names)]
     every = np.sort(np.concatenate(hashes)) if hashes else np.array([], dtype=np.uint64)
     candidates = np.unique(every[1:][every[1:] == every[:-1]])
     del every, hashes
     if not len(candidates):
         return set()
     counts: dict[str, int] = {}
-    for chunk in _chunks(source, config.chunk_size, columns):
-        keys = row_keys(chunk, config).dropna()
-        for key in keys[np.isin(_key_hashes(keys), candidates)]:
+    for chunk in chunks(source, config.chunk_size, names):
+        keyed = _with_id(chunk, config)
+        keys = row_keys(keyed, config)
+        for key in keys[np.isin(_key_hashes(keyed), candidates)]:
             counts[key] = counts.get(key, 0) + 1
     return {key for key, n in counts.items() if n > 1}
 
 
-def _key_hashes(keys: pd.Series) -> np.ndarray:
-    return pd.util.hash_pandas_object(keys, index=False).to_numpy(np.uint64)
+def _with_id(chunk: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
+    """The rows that have an id (the others have no key)."""
+    ids = chunk[config.id_column]
+    return chunk if not ids.isna().any() else chunk[ids.notna().to_numpy()]
+
+
+def _key_hashes(keyed: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's key (``row_keys``) without making its text: rows with the
+    same key text have the same id text and the same cutoff day, so the same hash."""
+    ids = keyed[next(c for c in keyed.columns if c != CUTOFF)].astype(str)
+    h = pd.util.hash_pandas_object(ids, index=False).to_numpy(np.uint64)
+    if CUTOFF in keyed.columns:
+        cutoffs = keyed[CUTOFF]
+        if isinstance(cutoffs.dtype, np.dtype) and cutoffs.dtype.kind == "M":  # as cutoff_text
+            day = cutoffs.to_numpy("datetime64[D]").view(np.int64)
+            h = h ^ pd.util.hash_array(day)
+        else:
+            h = h ^ pd.util.hash_array(cutoff_text(cutoffs).astype(object))
+    return h
 
 
 def _progress(total: int | None):
@@ -256,18 +199,17 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
         raise BatchError(f"--out must end in .parquet or .csv, got {out.name}")
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(out)
-    if not _columns(source):
+    if not columns(source):
         raise BatchError("the input is empty: no columns, no rows")
     twice = duplicated_keys(source, config)
     stage = out.with_name(f".{out.name}.{os.getpid()}.stage.tmp")
     scored = ScoredRows(stage, core.catalogue.costs, input_fingerprint,
                         datetime.now(UTC).replace(microsecond=0).isoformat())
-    total = len(source) if isinstance(source, pd.DataFrame) else (
-        pq.ParquetFile(source).metadata.num_rows if Path(source).suffix == ".parquet" else None)
-    bar = _progress(total)
+    bar = _progress(row_count(source))
     writer = None
     try:
-        for chunk in _read_ahead(_chunks(source, config.chunk_size)):
+        for chunk in read_ahead(model_chunks(source, core.model.scorer, config.chunk_size,
+                                             [config.id_column, CUTOFF])):
             scored.summary.rows_in += len(chunk)
             table = _score_and_stage(core, chunk, config, cutoff, scored, twice)
             if table is not None:
@@ -289,39 +231,39 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
         stage.unlink(missing_ok=True)
 
 
-def _score_and_stage(core: ScoringCore, chunk: pd.DataFrame, config: BatchConfig,
+def _score_and_stage(core: ScoringCore, chunk: Chunk, config: BatchConfig,
                      cutoff: str | None, scored: ScoredRows, twice: set[str] = frozenset()
                      ) -> pa.Table | None:
     """Score one chunk: quarantined rows to ``scored.quarantine``, offer values to ``scored``,
     the scored rows returned as a table to stage (None when no row could be scored). Each row
     keeps its own cutoff (the table's column, else the job's)."""
-    if config.id_column not in chunk.columns:
+    frame, x = chunk.frame, chunk.x
+    if config.id_column not in frame.columns:
         raise BatchError(f"the input has no {config.id_column!r} column")
-    try:
-        x = core.model.scorer.matrix(chunk, order="F")  # column-major: no transposing copy
-    except ScoringInputError as exc:
-        raise BatchError(str(exc)) from exc
-    duplicated = row_keys(chunk, config).isin(twice).to_numpy() if twice else None
-    why = quarantine_mask(core, chunk, x, config, duplicated)
+    cutoffs = cutoff_text(frame[CUTOFF]) if CUTOFF in frame.columns else None
+    duplicated = row_keys(frame, config, cutoffs).isin(twice).to_numpy() if twice else None
+    why = quarantine_mask(core, frame, x, config, duplicated, cutoffs)
     bad = why != ""
     if bad.any():
-        q = chunk.loc[bad, [config.id_column]].copy()
-        if CUTOFF in chunk.columns:
-            q[CUTOFF] = cutoff_text(chunk.loc[bad, CUTOFF])
+        q = frame.loc[bad, [config.id_column]].copy()
+        if cutoffs is not None:
+            q[CUTOFF] = cutoffs[bad]
         q["reason"] = why[bad]
         scored.quarantine.append(q)
     good = ~bad
     if not good.any():
         return None
     every = bool(good.all())  # the usual case: no copy of the matrix or the chunk
-    rows = chunk if every else chunk.loc[good]
+    ids = frame[config.id_column] if every else frame.loc[good, config.id_column]
     cols, opts = score_chunk(core, x if every else x[good], config.top_reasons,
                              config.reasons_min_band)
-    frame = pd.DataFrame({"customer_id": rows[config.id_column].astype(str).to_numpy(), **cols})
-    frame[CUTOFF] = (cutoff_text(rows[CUTOFF]) if CUTOFF in chunk.columns
-                     else np.full(len(rows), cutoff or "", dtype=object))
+    if cutoffs is None:
+        cutoffs = np.full(len(ids), cutoff or "", dtype=object)
+    elif not every:
+        cutoffs = cutoffs[good]
+    out = pd.DataFrame({"customer_id": ids.astype(str).to_numpy(), **cols, CUTOFF: cutoffs})
     scored.add(cols["churn_probability"], opts.net, opts.reduction)
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    return pa.Table.from_pandas(out, preserve_index=False)
 
 
 def score_table(model: LoadedModel, core: ScoringCore, table: Path, out: Path,

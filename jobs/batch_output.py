@@ -48,7 +48,7 @@ class BatchError(BadInput):
 
 @dataclass(frozen=True)
 class BatchConfig:
-    chunk_size: int = 50_000
+    chunk_size: int = 20_000  # 1M rows x 178 features: peak under 1 GB
     top_reasons: int = 3
     reasons_min_band: str = "low"  # reasons for every customer ("low"), or from this band up
     max_quarantine_share: float = 0.01

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import lightgbm as lgb
 import numba
@@ -29,60 +31,78 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
-_MISSING = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
+# a split node's flags (``Forest.node_int[:, FLAGS]``)
+NAN_LEFT = 1  # a missing value (NaN) goes left
+ZERO_MISSING = 2  # LightGBM's "Zero" missing type: NaN and |value| <= 1e-35 take the default side
+CATEGORICAL = 4  # a category-set split: left when the value's code is in the set
 _ZERO = 1e-35  # LightGBM's kZeroThreshold
+# columns of ``node_int`` and ``node_float``: a child code >= 0 is a split node, < 0 is ~leaf
+FEATURE, LEFT, RIGHT, FLAGS, CAT_START, CAT_END = range(6)
+THRESHOLD, DELTA_LEFT, DELTA_RIGHT = range(3)
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_row(x, out, roots, feature, threshold, left, right, default_left, missing, is_cat,
-              cat_start, cat_end, cat_values, value):
+def _goes_left_slow(v, flags, threshold, start, end, cat_values):
+    """The rare splits: categorical (LightGBM: NaN and negative codes go right; the code is the
+    value truncated toward zero) and zero-as-missing numerical splits."""
+    if flags & CATEGORICAL:
+        if math.isnan(v) or not -2147483648.0 < v < 2147483648.0:
+            return False
+        code = int(v)
+        if code < 0:
+            return False
+        for k in range(start, end):
+            if cat_values[k] == code:
+                return True
+        return False
+    if math.isnan(v) or abs(v) <= _ZERO:
+        return (flags & NAN_LEFT) != 0
+    return v <= threshold
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_row(row, out, roots, root_value, leaf_value, node_int, node_float, cat_values):
     """Adds one row's path contributions to ``out`` (length features + 1; last = bias) and returns
-    the raw score."""
+    the raw score (the leaves' values summed in tree order, as LightGBM does)."""
     raw = 0.0
+    bias = 0.0
     for t in range(roots.shape[0]):
+        bias += root_value[t]
         node = roots[t]
-        out[-1] += value[node]
-        while feature[node] >= 0:
-            f = feature[node]
-            v = x[f]
-            if is_cat[node]:
-                go_left = False
-                if not math.isnan(v) and v >= 0:
-                    code = int(v)
-                    for k in range(cat_start[node], cat_end[node]):
-                        if cat_values[k] == code:
-                            go_left = True
-                            break
+        while node >= 0:
+            f = node_int[node, FEATURE]
+            flags = node_int[node, FLAGS]
+            v = row[f]
+            if flags <= NAN_LEFT:  # a plain numerical split: nearly all of them
+                left = v <= node_float[node, THRESHOLD] or (flags == NAN_LEFT and v != v)
             else:
-                m = missing[node]
-                if math.isnan(v) and m != MISSING_NAN:
-                    v = 0.0
-                if (m == MISSING_ZERO and abs(v) <= _ZERO) or (m == MISSING_NAN and math.isnan(v)):
-                    go_left = default_left[node]
-                else:
-                    go_left = v <= threshold[node]
-            child = left[node] if go_left else right[node]
-            out[f] += value[child] - value[node]
-            node = child
-        raw += value[node]
+                left = _goes_left_slow(v, flags, node_float[node, THRESHOLD],
+                                       node_int[node, CAT_START], node_int[node, CAT_END],
+                                       cat_values)
+            side = LEFT if left else RIGHT  # LEFT, RIGHT = DELTA_LEFT, DELTA_RIGHT
+            out[f] += node_float[node, side]
+            node = node_int[node, side]
+        raw += leaf_value[~node]
+    out[out.shape[0] - 1] += bias
     return raw
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _walk_parallel(x, out, raw, roots, feature, threshold, left, right, default_left, missing,
-                   is_cat, cat_start, cat_end, cat_values, value):
-    for i in numba.prange(x.shape[0]):
-        raw[i] = _walk_row(x[i], out[i], roots, feature, threshold, left, right, default_left,
-                           missing, is_cat, cat_start, cat_end, cat_values, value)
-
-
 @numba.njit(cache=True, nogil=True)
-def _walk_serial(x, out, raw, roots, feature, threshold, left, right, default_left, missing,
-                 is_cat, cat_start, cat_end, cat_values, value):
-    for i in range(x.shape[0]):
-        raw[i] = _walk_row(x[i], out[i], roots, feature, threshold, left, right, default_left,
-                           missing, is_cat, cat_start, cat_end, cat_values, value)
+def _walk_rows(lo, hi, x, out, raw, roots, root_value, leaf_value, node_int, node_float,
+               cat_values):
+    for i in range(lo, hi):
+        raw[i] = _walk_row(x[i], out[i], roots, root_value, leaf_value, node_int, node_float,
+                           cat_values)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _walk_parallel(blocks, x, out, raw, roots, root_value, leaf_value, node_int, node_float,
+                   cat_values):
+    n = x.shape[0]
+    size = (n + blocks - 1) // blocks
+    for b in numba.prange(blocks):
+        _walk_rows(b * size, min(n, (b + 1) * size), x, out, raw, roots, root_value, leaf_value,
+                   node_int, node_float, cat_values)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -109,33 +129,34 @@ def _top_row(buf, width, k, order, top):
 
 @numba.njit(cache=True, nogil=True)
 def _walk_top_rows(lo, hi, x, linear, tree_scale, linear_scale, k, raw, order, top, roots,
-                   feature, threshold, left, right, default_left, missing, is_cat, cat_start,
-                   cat_end, cat_values, value):
-    buf = np.empty(x.shape[1] + 1)
+                   root_value, leaf_value, node_int, node_float, cat_values):
+    width = x.shape[1]
+    buf = np.empty(width + 1)
+    row = np.empty(width)  # the row, contiguous (``x`` may be column-major): the walk's reads
     blend = linear.shape[0] > 0
     for i in range(lo, hi):
         buf[:] = 0.0
-        r = _walk_row(x[i], buf, roots, feature, threshold, left, right, default_left, missing,
-                      is_cat, cat_start, cat_end, cat_values, value)
+        for j in range(width):
+            row[j] = x[i, j]
+        r = _walk_row(row, buf, roots, root_value, leaf_value, node_int, node_float, cat_values)
         if blend:  # the blended contributions, and the margin as their sum
             r = 0.0
             for f in range(buf.shape[0]):
                 buf[f] = tree_scale * buf[f] + linear_scale * linear[i, f]
                 r += buf[f]
         raw[i] = r
-        _top_row(buf, x.shape[1], k, order[i], top[i])
+        _top_row(buf, width, k, order[i], top[i])
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _walk_top_parallel(blocks, x, linear, tree_scale, linear_scale, k, raw, order, top, roots,
-                       feature, threshold, left, right, default_left, missing, is_cat, cat_start,
-                       cat_end, cat_values, value):
+                       root_value, leaf_value, node_int, node_float, cat_values):
     n = x.shape[0]
     size = (n + blocks - 1) // blocks
     for b in numba.prange(blocks):
         _walk_top_rows(b * size, min(n, (b + 1) * size), x, linear, tree_scale, linear_scale, k,
-                       raw, order, top, roots, feature, threshold, left, right, default_left,
-                       missing, is_cat, cat_start, cat_end, cat_values, value)
+                       raw, order, top, roots, root_value, leaf_value, node_int, node_float,
+                       cat_values)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -156,8 +177,8 @@ def top_positive(contributions: np.ndarray, k: int) -> np.ndarray:
 
 def _rows_or_columns(x: np.ndarray) -> np.ndarray:
     """``x`` as float64, row-major or column-major as it comes (the batch job's matrices are
-    column-major: built column by column, and walked a block of rows at a time, a column-major
-    block stays in cache), copied only when it is neither."""
+    column-major: built column by column; the walk copies each row into a contiguous buffer
+    first), copied only when it is neither."""
     x = np.asarray(x, dtype=np.float64)
     return x if x.flags.c_contiguous or x.flags.f_contiguous else np.ascontiguousarray(x)
 
@@ -172,8 +193,87 @@ def _binary_sigmoid(objective: str) -> float | None:
     return 1.0
 
 
+@dataclass(frozen=True)
+class Forest:
+    """A booster's trees packed for the walk: every split node of the forest is one row of
+    ``node_int`` (feature, left, right, flags, category range) and of ``node_float`` (threshold,
+    and the change of the expected output to the left and the right child: the contribution the
+    split credits to its feature); leaves are only their values. Nodes are numbered tree by tree,
+    depth first, a node's left child next to it; a child code >= 0 is a split node, < 0 the leaf
+    ``~code``. A tree's root may be a leaf (a tree without splits)."""
+
+    roots: np.ndarray  # int32 per tree: the root's code
+    root_value: np.ndarray  # per tree: the root's expected output (the bias is their sum)
+    leaf_value: np.ndarray
+    node_int: np.ndarray  # (splits, 6) int32
+    node_float: np.ndarray  # (splits, 3) float64
+    cat_values: np.ndarray  # int64: the category sets, ``node_int[:, CAT_START:CAT_END]``
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """In the order the compiled functions take them."""
+        return (self.roots, self.root_value, self.leaf_value, self.node_int, self.node_float,
+                self.cat_values)
+
+    @classmethod
+    def of(cls, dump: dict) -> Forest:
+        """From ``Booster.dump_model()``: LightGBM's decision rule per split (numerical ``<=``
+        with its missing-value type, or a category set) folded into the flags."""
+        trees = max(1, len(dump["tree_info"])) if dump.get("average_output") else 1
+        ints: list[list[int]] = []
+        floats: list[list[float]] = []
+        leaves: list[float] = []
+        cats: list[int] = []
+
+        def value(node: dict) -> float:  # random-forest mode: the probability is sigmoid(mean)
+            v = node["internal_value"] if "split_feature" in node else node.get("leaf_value", 0.0)
+            return float(v) / trees if trees > 1 else float(v)
+
+        def add(node: dict) -> int:
+            if "split_feature" not in node:
+                if node.get("leaf_coeff"):
+                    raise ValueError("path contributions do not support linear trees")
+                leaves.append(value(node))
+                return ~(len(leaves) - 1)
+            i = len(ints)
+            ints.append([int(node["split_feature"]), 0, 0, 0, 0, 0])
+            floats.append([0.0, 0.0, 0.0])
+            if node["decision_type"] == "==":
+                ints[i][FLAGS] = CATEGORICAL
+                ints[i][CAT_START] = len(cats)
+                cats.extend(int(c) for c in str(node["threshold"]).split("||") if c != "")
+                ints[i][CAT_END] = len(cats)
+            else:
+                threshold = float(node["threshold"])
+                floats[i][THRESHOLD] = threshold
+                missing = node["missing_type"]
+                if missing == "None":  # a missing value is read as 0.0
+                    ints[i][FLAGS] = NAN_LEFT if 0.0 <= threshold else 0
+                elif missing == "NaN":
+                    ints[i][FLAGS] = NAN_LEFT if node["default_left"] else 0
+                else:  # "Zero"
+                    ints[i][FLAGS] = ZERO_MISSING | (NAN_LEFT if node["default_left"] else 0)
+            here = value(node)
+            for side, delta, child in ((LEFT, DELTA_LEFT, node["left_child"]),
+                                       (RIGHT, DELTA_RIGHT, node["right_child"])):
+                ints[i][side] = add(child)
+                floats[i][delta] = value(child) - here
+            return i
+
+        roots, root_value = [], []
+        for tree in dump["tree_info"]:
+            roots.append(add(tree["tree_structure"]))
+            root_value.append(value(tree["tree_structure"]))
+        return cls(np.asarray(roots, dtype=np.int32), np.asarray(root_value, dtype=np.float64),
+                   np.asarray(leaves, dtype=np.float64),
+                   np.asarray(ints, dtype=np.int32).reshape(-1, 6),
+                   np.asarray(floats, dtype=np.float64).reshape(-1, 3),
+                   np.asarray(cats, dtype=np.int64))
+
+
 class PathExplainer:
-    """A booster's trees as flat arrays, walked in compiled code for raw scores + contributions."""
+    """A booster's trees packed (``Forest``), walked in compiled code for raw scores +
+    contributions."""
 
     # below this many rows one thread is faster than starting the parallel loop
     PARALLEL_MIN_ROWS = 512
@@ -184,54 +284,16 @@ class PathExplainer:
             raise ValueError("path contributions support binary/regression boosters only")
         self.n_features = dump["max_feature_idx"] + 1
         self.sigmoid = _binary_sigmoid(str(dump.get("objective", "")))
-        nodes: dict[str, list] = {k: [] for k in (
-            "feature", "threshold", "left", "right", "default_left", "missing", "is_cat",
-            "cat_start", "cat_end", "value")}
-        cat_values: list[int] = []
-        roots: list[int] = []
+        self.forest = Forest.of(dump)
+        self._args = self.forest.arrays
+        self.trees = len(self.forest.roots)
 
-        def add(node: dict) -> int:
-            i = len(nodes["feature"])
-            for k in nodes:
-                nodes[k].append(0)
-            if "leaf_value" in node or "split_feature" not in node:
-                if node.get("leaf_coeff"):
-                    raise ValueError("path contributions do not support linear trees")
-                nodes["feature"][i] = -1
-                nodes["value"][i] = float(node.get("leaf_value", 0.0))
-                return i
-            nodes["feature"][i] = int(node["split_feature"])
-            nodes["value"][i] = float(node["internal_value"])
-            nodes["default_left"][i] = bool(node["default_left"])
-            nodes["missing"][i] = _MISSING[node["missing_type"]]
-            if node["decision_type"] == "==":
-                nodes["is_cat"][i] = True
-                cats = [int(c) for c in str(node["threshold"]).split("||") if c != ""]
-                nodes["cat_start"][i] = len(cat_values)
-                cat_values.extend(cats)
-                nodes["cat_end"][i] = len(cat_values)
-            else:
-                nodes["threshold"][i] = float(node["threshold"])
-            nodes["left"][i] = add(node["left_child"])
-            nodes["right"][i] = add(node["right_child"])
-            return i
-
-        for tree in dump["tree_info"]:
-            roots.append(add(tree["tree_structure"]))
-        if dump.get("average_output"):  # random-forest mode: the probability is sigmoid(mean)
-            nodes["value"] = [v / max(1, len(roots)) for v in nodes["value"]]
-        types = {"feature": np.int32, "threshold": np.float64, "left": np.int32,
-                 "right": np.int32, "default_left": np.bool_, "missing": np.int8,
-                 "is_cat": np.bool_, "cat_start": np.int64, "cat_end": np.int64,
-                 "value": np.float64}
-        self._arrays = (np.asarray(roots, dtype=np.int32),
-                        *(np.asarray(nodes[k], dtype=types[k]) for k in types),
-                        np.asarray(cat_values, dtype=np.int64))
-        # order the kernel expects: roots, feature, threshold, left, right, default_left, missing,
-        # is_cat, cat_start, cat_end, cat_values, value
-        r, feat, thr, lft, rgt, dl, miss, cat, cs, ce, val, cv = self._arrays
-        self._args = (r, feat, thr, lft, rgt, dl, miss, cat, cs, ce, cv, val)
-        self.trees = len(roots)
+    def _threads(self, n: int, threads: int) -> int:
+        """How many blocks to walk in parallel (1: in this thread, no parallel loop)."""
+        if n < self.PARALLEL_MIN_ROWS or threads == 1:
+            return 1
+        available = numba.config.NUMBA_NUM_THREADS
+        return min(threads, available) if threads > 0 else numba.get_num_threads()
 
     def explain(self, x: np.ndarray, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Raw scores (log-odds) and contributions, shaped like LightGBM's ``pred_contrib``
@@ -241,16 +303,12 @@ class PathExplainer:
             raise ValueError(f"expected a matrix with {self.n_features} columns, got {x.shape}")
         out = np.zeros((x.shape[0], self.n_features + 1))
         raw = np.empty(x.shape[0])
-        if x.shape[0] >= self.PARALLEL_MIN_ROWS and threads != 1:
-            previous = numba.get_num_threads()
-            if threads > 0:
-                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            try:
-                _walk_parallel(x, out, raw, *self._args)
-            finally:
-                numba.set_num_threads(previous)
+        blocks = self._threads(len(x), threads)
+        if blocks > 1:
+            with _numba_threads(blocks):
+                _walk_parallel(blocks, x, out, raw, *self._args)
         else:
-            _walk_serial(x, out, raw, *self._args)
+            _walk_rows(0, len(x), x, out, raw, *self._args)
         return raw, out
 
     def contributions(self, x: np.ndarray, threads: int = 0) -> np.ndarray:
@@ -279,17 +337,23 @@ class PathExplainer:
         raw = np.empty(n)
         order = np.full((n, max(k, 0)), -1, dtype=np.int64)
         top = np.zeros((n, max(k, 0)))
-        parallel = n >= self.PARALLEL_MIN_ROWS and threads != 1
-        previous = numba.get_num_threads()
-        if parallel and threads > 0:
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            if parallel:
-                _walk_top_parallel(numba.get_num_threads(), x, linear, float(tree_scale),
-                                   float(linear_scale), max(k, 0), raw, order, top, *self._args)
-            else:
-                _walk_top_rows(0, n, x, linear, float(tree_scale), float(linear_scale),
-                               max(k, 0), raw, order, top, *self._args)
-        finally:
-            numba.set_num_threads(previous)
+        blocks = self._threads(n, threads)
+        args = (x, linear, float(tree_scale), float(linear_scale), max(k, 0), raw, order, top,
+                *self._args)
+        if blocks > 1:
+            with _numba_threads(blocks):
+                _walk_top_parallel(blocks, *args)
+        else:
+            _walk_top_rows(0, n, *args)
         return raw, order, top
+
+
+@contextmanager
+def _numba_threads(threads: int):
+    """Numba's thread count set to ``threads`` for the duration, then restored."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)

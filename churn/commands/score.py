@@ -42,7 +42,7 @@ def score(
     id: Annotated[str, typer.Option("--id", help="Id column of the table.")] = "customer_id",
     campaign_budget: Annotated[float | None, typer.Option(
         help="Allocate offers across the base within this budget.")] = None,
-    chunk_size: Annotated[int, typer.Option(help="Rows per chunk (bounds memory).")] = 50_000,
+    chunk_size: Annotated[int, typer.Option(help="Rows per chunk (bounds memory).")] = 20_000,
     top_reasons: Annotated[int, typer.Option(help="Reasons per customer (0 = none).")] = 3,
     reasons_for: Annotated[ReasonsFrom, typer.Option(
         help="Give reasons to every customer (low) or from this risk band up (medium, high): "

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from features.numeric import logit, sigmoid
@@ -42,6 +43,42 @@ def standardise(x: np.ndarray, center: np.ndarray, spread: np.ndarray) -> np.nda
     s /= spread
     s[np.isnan(s)] = 0.0
     return np.clip(s, -CLIP, CLIP, out=s)  # +/- inf become +/- CLIP
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _standardised_products(x, center, spread, weights):  # pragma: no cover - compiled
+    """``standardise(x, center, spread) @ weights`` in one pass over ``x`` (a column at a time,
+    contiguous when ``x`` is column-major as in the batch job), without the standardised
+    matrix: at scoring time that matrix and its passes were most of the offers' cost. Each
+    column of the result is summed over the features in their order, whatever the other
+    columns, so an offer's products do not depend on which offers share the call."""
+    n, d = x.shape
+    m = weights.shape[1]
+    out = np.zeros((m, n))  # transposed: each product's rows contiguous
+    column = np.empty(n)
+    for j in range(d):
+        c, sp = center[j], spread[j]
+        for i in range(n):
+            s = (x[i, j] - c) / sp
+            s = 0.0 if s != s else s  # missing: at the center
+            column[i] = min(max(s, -CLIP), CLIP)
+        for q in range(m):
+            w = weights[j, q]
+            for i in range(n):
+                out[q, i] += column[i] * w
+    return out.T
+
+
+def standardised_products(x: np.ndarray, center: np.ndarray, spread: np.ndarray,
+                          weights: np.ndarray) -> np.ndarray:
+    """``standardise(x, center, spread) @ weights`` (rows x weight columns), compiled; equal to
+    it up to the order of the sums (the tests hold it to 1e-12)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not (x.flags.c_contiguous or x.flags.f_contiguous):
+        x = np.ascontiguousarray(x)
+    return _standardised_products(x, np.asarray(center, dtype=np.float64),
+                                  np.asarray(spread, dtype=np.float64),
+                                  np.ascontiguousarray(weights, dtype=np.float64))
 
 
 @dataclass
@@ -71,10 +108,22 @@ class OfferEffectModel:
             raise ValueError(f"offer {self.offer_id}: the learnt effect needs the {len(self.center)} "
                              f"model features, got {None if x is None else np.shape(x)[1]}")
         center, spread, main, inter = self._arrays
-        s = standardise(x, center, spread) if standardised is None else standardised
-        base = logit(p, LOGIT_EPS) + self.c + s @ main
-        effect = self.scale * (sigmoid(base + self.a + s @ inter) - sigmoid(base))
+        if standardised is None:
+            risk, varies = standardised_products(x, center, spread,
+                                                 np.column_stack([main, inter])).T
+        else:
+            risk, varies = standardised @ main, standardised @ inter
+        return self._effect(p, risk, varies)
+
+    def _effect(self, p: np.ndarray, risk: np.ndarray, varies: np.ndarray) -> np.ndarray:
+        """The effect from ``s(x) . main`` (``risk``) and ``s(x) . inter`` (``varies``)."""
+        base = logit(p, LOGIT_EPS) + self.c + risk
+        effect = self.scale * (sigmoid(base + self.a + varies) - sigmoid(base))
         return np.maximum(effect, -p)  # no offer cuts churn risk below zero
+
+    @property
+    def _uses_features(self) -> bool:
+        return self.source == LEARNT and self.scale != 0.0
 
     @cached_property
     def _arrays(self) -> tuple[np.ndarray, ...]:  # converted once, not on every request
@@ -95,20 +144,35 @@ class UpliftModels:
 
     def effects(self, p_churn: np.ndarray, x: np.ndarray | None,
                 catalogue: Catalogue) -> dict[str, np.ndarray]:
-        out, done = {}, []  # (center, spread, standardised x): the models share one, usually
-        for offer in catalogue.offers:
-            model = self.models.get(offer.id) or OfferEffectModel(offer.id, PRIOR,
-                                                                  "not in the trained models")
-            s = None
-            if model.source == LEARNT and model.scale != 0.0 and x is not None \
-                    and np.shape(x)[1] == len(model.center):
+        """Every catalogue offer's effect. The learnt models that standardise alike (usually all
+        of them) share one compiled pass over ``x`` for all their products."""
+        models = [self.models.get(o.id) or OfferEffectModel(o.id, PRIOR, "not in the trained models")
+                  for o in catalogue.offers]
+        groups: list[tuple[np.ndarray, np.ndarray, list[int]]] = []  # center, spread, models
+        if x is not None:
+            for k, model in enumerate(models):
+                if not model._uses_features or np.shape(x)[1] != len(model.center):
+                    continue
                 center, spread = model._arrays[:2]
-                s = next((st for c, sp, st in done if np.array_equal(c, center)
-                          and np.array_equal(sp, spread)), None)
-                if s is None:
-                    s = standardise(x, center, spread)
-                    done.append((center, spread, s))
-            out[offer.id] = model.effect(p_churn, x, offer.prior_effect, s)
+                group = next((g for g in groups if np.array_equal(g[0], center)
+                              and np.array_equal(g[1], spread)), None)
+                if group is None:
+                    groups.append((center, spread, [k]))
+                else:
+                    group[2].append(k)
+        products: dict[int, np.ndarray] = {}
+        for center, spread, members in groups:
+            weights = np.column_stack([w for k in members for w in models[k]._arrays[2:]])
+            together = standardised_products(x, center, spread, weights)
+            for q, k in enumerate(members):
+                products[k] = together[:, 2 * q:2 * q + 2]
+        out = {}
+        p = np.asarray(p_churn, dtype=float)
+        for k, (offer, model) in enumerate(zip(catalogue.offers, models, strict=True)):
+            if k in products:
+                out[offer.id] = model._effect(p, products[k][:, 0], products[k][:, 1])
+            else:
+                out[offer.id] = model.effect(p_churn, x, offer.prior_effect)
         return out
 
     def sources(self) -> dict[str, str]:

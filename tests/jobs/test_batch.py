@@ -140,3 +140,19 @@ def test_reasons_can_be_limited_to_the_riskier_customers(env, served):
     assert high.any() and (~high).any()
     assert (scored.loc[~high, "reasons"] == "[]").all()
     assert (scored.loc[high, "reasons"] != "[]").all()
+
+
+@pytest.mark.parametrize("cutoff", [
+    pd.to_datetime(["2025-01-01", "2025-01-01 09:30", "2025-01-01", "2025-02-01"],
+                   format="ISO8601"),
+    pd.Series(["2025-01-01", "2025-01-01", "2025-01-01", "2025-02-01"], dtype=object),
+], ids=["timestamps", "text"])
+def test_duplicate_keys_are_found_by_their_text_whatever_the_column_types(cutoff):
+    """The first pass hashes the id's text and the cutoff's day: an id stored as the number 1
+    and as the text "1" on the same cutoff day is one key, as the output writes it."""
+    from jobs.batch import BatchConfig, duplicated_keys
+
+    frame = pd.DataFrame({"cutoff": cutoff,
+                          "customer_id": pd.Series([1, "1", 2, 1], dtype=object)})
+    for size in (1, 3):
+        assert duplicated_keys(frame, BatchConfig(chunk_size=size)) == {"1@2025-01-01"}, size

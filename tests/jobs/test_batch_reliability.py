@@ -303,7 +303,7 @@ def test_duplicate_keys_are_exact_whatever_the_hashes_and_chunks(monkeypatch, co
 def test_read_ahead_yields_every_chunk_in_order_then_the_readers_error():
     import threading
 
-    from jobs.batch import _read_ahead
+    from jobs.batch_read import read_ahead as _read_ahead
 
     def chunks():
         yield from (pd.DataFrame({"i": [k]}) for k in range(3))

@@ -32,9 +32,11 @@ def test_raw_scores_equal_lightgbm_with_missing_values_and_categories(params):
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     booster = _booster(x, y, categorical=[1], **params)
     explainer = PathExplainer(booster)
-    # unseen and negative category codes, infinities, all-missing rows
+    # unseen and negative category codes (a code in (-1, 0) is truncated to category 0, as
+    # LightGBM reads it), infinities, all-missing rows, values at LightGBM's zero threshold
     probe = np.vstack([x[:500], [[np.inf, 40.0, -np.inf, 0.0], [np.nan] * 4,
-                                 [0.0, -3.0, 0.0, np.nan]]])
+                                 [0.0, -3.0, 0.0, np.nan], [1e-36, -0.5, -1e-36, 1.0],
+                                 [-0.0, 0.0, 1e-35, 2.0], [0.3, 2.9, 2.5, 1.0]]])
     raw, contrib = explainer.explain(probe)
     assert np.array_equal(raw, booster.predict(probe, raw_score=True))
     assert np.allclose(contrib.sum(axis=1), raw, atol=1e-12)
