@@ -51,7 +51,10 @@ class _ClientErrorFilter(logging.Filter):
         return True
 
 
-def quiet_client_errors() -> None:
+def configure_logs(access_log: bool) -> None:
+    """The access log at INFO (BentoML's server logging passes only warnings from loggers it
+    does not know); client errors as one line; no urllib3 retry noise."""
+    logging.getLogger("churn.access").setLevel(logging.INFO if access_log else logging.WARNING)
     for name in ("bentoml._internal.server.http_app", "_bentoml_impl.server.app"):
         logging.getLogger(name).addFilter(_ClientErrorFilter())
     # urllib3 logs every retry of every MLflow call (two lines a poll while the registry is
@@ -106,11 +109,15 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-@bentoml.service(name="churn", traffic={"timeout": 30}, workers=workers_from_env())
+# BentoML's own access line is off: the service writes its own (``churn.access``: one line per
+# request with its request id, method, path, status and milliseconds, and BentoML's trace ids),
+# so a request is logged once, not twice; CHURN_ACCESS_LOG=0 turns it off.
+@bentoml.service(name="churn", traffic={"timeout": 30}, workers=workers_from_env(),
+                 logging={"access": {"enabled": False}})
 class ChurnService:
     def __init__(self) -> None:
-        quiet_client_errors()
         self.settings = s = ServeSettings.from_env()
+        configure_logs(s.access_log)
         self.tracking = use_tracking()  # pinned: the watcher never follows a changed default
         self.catalogue = load_catalogue(s.catalogue)
         self.metrics = _metrics()
