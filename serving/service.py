@@ -9,16 +9,17 @@ a swap, and every answer names the model version and the store version that prod
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import bentoml
 import numpy as np
-from pydantic import ValidationError
-from pydantic_core import to_json
+from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from scoring.core import ScoringCore
@@ -33,6 +34,8 @@ from serving.settings import ServeSettings, workers_from_env
 
 log = logging.getLogger("churn.service")
 API_ROUTES = ("/score",)
+INLINE_ITEMS = 64  # requests of more customers are scored in a thread: the loop keeps answering
+_JSON = TypeAdapter(Any)  # pydantic's serialiser for plain data (ScoreResponse's own rules)
 cancel_request_timers()  # BentoML keeps every request alive for the whole timeout otherwise
 bound_metric_labels(route_labels(API_ROUTES))  # and labels metrics by any path a client sends
 
@@ -122,6 +125,7 @@ class ChurnService:
         self.catalogue = load_catalogue(s.catalogue)
         self.metrics = _metrics()
         self._counters = _Counters(self.metrics)
+        self._large = ThreadPoolExecutor(1, thread_name_prefix="large-requests")
         self.stores = StoreHolder(s.store)
         self.models = ModelHolder(s.model_uri, self.tracking, s.model_cache, self._build,
                                   self._swapped)
@@ -149,6 +153,7 @@ class ChurnService:
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self._stop.set()
+        self._large.shutdown(wait=False)
 
     def __is_ready__(self) -> bool:
         return self.readiness()[0]
@@ -177,12 +182,18 @@ class ChurnService:
     # --- the API -----------------------------------------------------------------------------
     # ``async``: BentoML runs a synchronous API in a worker thread, and for one customer that
     # hand-off cost more than the work (~0.15 ms of CPU: store lookup, score, reasons, offer).
-    # Scoring is CPU work that never waits, so it runs on the event loop; a request of many
-    # customers holds the loop for its scoring time (1,000 customers: a few tens of ms).
+    # Scoring is CPU work that never waits, so a request of a few customers is scored on the
+    # event loop; one of more than INLINE_ITEMS goes to a thread of its own so that it does not
+    # hold the loop (and the small requests behind it) for its tens of milliseconds.
     @bentoml.api(route=API_ROUTES[0], input_spec=ScoreRequest, output_spec=ScoreResponse)
     async def score(self, customers: list[CustomerItem], top_reasons: int = 3) -> Response:
         """Score customers by id (features from the online store) or with their features."""
-        return Response(self.score_json(customers, top_reasons), media_type="application/json")
+        if len(customers) <= INLINE_ITEMS:
+            body = self.score_json(customers, top_reasons)
+        else:
+            body = await asyncio.get_running_loop().run_in_executor(
+                self._large, self.score_json, customers, top_reasons)
+        return Response(body, media_type="application/json")
 
     def score_json(self, customers: list[CustomerItem], top_reasons: int = 3) -> bytes:
         """The ``ScoreResponse`` of a request, as JSON (serialised once, from plain dicts shaped
@@ -236,7 +247,7 @@ class ChurnService:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("scored %d items (%d errors) with version %s in %.1f ms", len(results),
                       len(results) - len(rows), version, (time.perf_counter() - started) * 1000)
-        return to_json({
+        return _JSON.dump_json({
             "results": results,
             "model": {"name": name, "version": version, "source": self.models.source,
                       "degraded": self.models.degraded},

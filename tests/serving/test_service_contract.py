@@ -81,6 +81,20 @@ def test_the_answer_is_exactly_the_documented_response_with_a_request_id(client,
     assert mine.headers["x-request-id"] == "crm-7", "a client's request id is kept"
 
 
+def test_a_large_request_scored_off_the_event_loop_answers_the_same(client, served):
+    """Over ``INLINE_ITEMS`` customers a request is scored in a thread: same answers, in order."""
+    from serving.service import INLINE_ITEMS
+
+    ids = served["features"].frame["customer_id"].head(INLINE_ITEMS + 6).tolist()
+    r = _score(client, {"customers": [{"customer_id": c} for c in ids]})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [i["customer_id"] for i in results] == ids
+    for i in (0, len(ids) - 1):
+        alone = _score(client, {"customers": [{"customer_id": ids[i]}]}).json()["results"][0]
+        assert results[i] == alone
+
+
 def test_results_come_in_request_order_and_a_bad_item_fails_alone(client, known):
     body = {"customers": [{"customer_id": known[1]}, {"customer_id": "nobody"},
                           {"customer_id": known[2]},
