@@ -168,6 +168,9 @@ def main() -> None:
                         help="also serve the service from this source tree (e.g. an export of "
                              "the last commit: `git archive HEAD | tar -x -C DIR`), as one more "
                              "endpoint in every pair: before/after figures from the same runs")
+    parser.add_argument("--bare-async", action="store_true",
+                        help="also serve the bare endpoint with the same fixes and an async API "
+                             "(no thread hand-off, as this service's)")
     parser.add_argument("--no-plain", action="store_true",
                         help="leave out the bare endpoint without the fixes (a third less time)")
     args = parser.parse_args()
@@ -206,6 +209,10 @@ def main() -> None:
              {"BARE_FIXES": "0"}, None)]
         if args.no_plain:
             endpoints = endpoints[:2]
+        if args.bare_async:
+            endpoints.append(("bare endpoint with the same fixes, async API", bare, "/predict",
+                              folder / "bare.json", None, {"BARE_FIXES": "1", "BARE_ASYNC": "1"},
+                              None))
         if args.before:
             before = args.before.resolve()
             endpoints.append((f"this service before (from {before})",
@@ -274,6 +281,10 @@ def main() -> None:
             plain = [c["rps"] for c, _ in runs[names[2]]]
             line += (f"; throughput / plain bare endpoint: "
                      f"{_median_range([a / b for a, b in zip(rps, plain, strict=True)])}")
+        for other in [n for n in names if n.endswith("async API")]:
+            them = [c["rps"] for c, _ in runs[other]]
+            line += (f"; throughput / {other}: "
+                     f"{_median_range([a / b for a, b in zip(rps, them, strict=True)])}")
         print(line)
 
 
