@@ -225,7 +225,11 @@ def main() -> None:
         try:
             for name, cmd, path, bodies, key, extra, cwd in endpoints:
                 port = _free_port()
-                proc = _start(cmd + ["--port", str(port)], {**env, **extra},
+                # a BentoML home of its own: every `bentoml serve` empties its home's Prometheus
+                # folder when it starts, which blanks /metrics of any other server sharing it
+                # (the other endpoints here, or a test's server running meanwhile)
+                home = {"BENTOML_HOME": str(folder / f"bentoml-home-{port}")}
+                proc = _start(cmd + ["--port", str(port)], {**env, **extra, **home},
                               folder / f"{port}.log", cwd)
                 running.append((name, f"http://127.0.0.1:{port}{path}", bodies, key, proc, port))
                 _wait(f"http://127.0.0.1:{port}/readyz", proc)
