@@ -2,7 +2,8 @@
 LightGBM booster on a feature vector sent in the request (no store, no reasons, no offers, no
 auth). With ``BARE_FIXES=1`` it gets the same two BentoML fixes as the churn service (request
 timers cancelled, the loaded heap frozen out of the garbage collector), so the comparison is fair
-both ways."""
+both ways. With ``BARE_ASYNC=1`` its API is ``async`` (run on the event loop, no hand-off to a
+thread), as the churn service's is: to see how much of a difference that alone makes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import lightgbm as lgb
 import numpy as np
 
 FIXES = os.environ.get("BARE_FIXES") == "1"
+ASYNC = os.environ.get("BARE_ASYNC") == "1"
 if FIXES:
     from serving.bentoml_fixes import cancel_request_timers
 
@@ -28,7 +30,15 @@ class BareBooster:
             gc.collect()
             gc.freeze()
 
-    @bentoml.api(route="/predict")
-    def predict(self, features: list[list[float | None]]) -> list[float]:
+    def _predict(self, features: list[list[float | None]]) -> list[float]:
         x = np.array([[np.nan if v is None else v for v in row] for row in features], dtype=float)
         return self.booster.predict(x, num_threads=1).tolist()
+
+    if ASYNC:
+        @bentoml.api(route="/predict")
+        async def predict(self, features: list[list[float | None]]) -> list[float]:
+            return self._predict(features)
+    else:
+        @bentoml.api(route="/predict")
+        def predict(self, features: list[list[float | None]]) -> list[float]:
+            return self._predict(features)

@@ -82,11 +82,11 @@ def _prepare(folder: Path, customers: int) -> dict:
     return {"ids": sample["customer_id"].tolist()}
 
 
-def _start(cmd: list[str], env: dict, log: Path):
+def _start(cmd: list[str], env: dict, log: Path, cwd: Path | None = None):
     # its own process group: `churn serve` starts BentoML's server as a child, and stopping only
     # the parent left that child serving after the benchmark
     return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                            start_new_session=True)
+                            start_new_session=True, cwd=cwd)
 
 
 def _stop(proc, port: int) -> None:
@@ -164,6 +164,15 @@ def main() -> None:
                              "with py-spy recording its server processes into this file")
     parser.add_argument("--profile-endpoint", default="this service",
                         help="which endpoint --profile measures (a part of its name)")
+    parser.add_argument("--before", type=Path,
+                        help="also serve the service from this source tree (e.g. an export of "
+                             "the last commit: `git archive HEAD | tar -x -C DIR`), as one more "
+                             "endpoint in every pair: before/after figures from the same runs")
+    parser.add_argument("--bare-async", action="store_true",
+                        help="also serve the bare endpoint with the same fixes and an async API "
+                             "(no thread hand-off, as this service's)")
+    parser.add_argument("--no-plain", action="store_true",
+                        help="leave out the bare endpoint without the fixes (a third less time)")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,22 +200,37 @@ def main() -> None:
         bin_dir = Path(sys.executable).parent
         bare = [str(bin_dir / "bentoml"), "serve", "bare_service:BareBooster", "--working-dir",
                 str(HERE)]
-        endpoints = [
+        endpoints = [  # (name, command, route, bodies, key, environment, working folder)
             ("this service (by id, 3 reasons, offer)",
-             [str(bin_dir / "churn"), "serve"], "/score", folder / "ours.json", KEY, {}),
+             [str(bin_dir / "churn"), "serve"], "/score", folder / "ours.json", KEY, {}, None),
             ("bare endpoint with the same BentoML fixes", bare, "/predict",
-             folder / "bare.json", None, {"BARE_FIXES": "1"}),
+             folder / "bare.json", None, {"BARE_FIXES": "1"}, None),
             ("bare BentoML booster endpoint", bare, "/predict", folder / "bare.json", None,
-             {"BARE_FIXES": "0"})]
+             {"BARE_FIXES": "0"}, None)]
+        if args.no_plain:
+            endpoints = endpoints[:2]
+        if args.bare_async:
+            endpoints.append(("bare endpoint with the same fixes, async API", bare, "/predict",
+                              folder / "bare.json", None, {"BARE_FIXES": "1", "BARE_ASYNC": "1"},
+                              None))
+        if args.before:
+            before = args.before.resolve()
+            endpoints.append((f"this service before (from {before})",
+                              [str(bin_dir / "churn"), "serve"], "/score", folder / "ours.json",
+                              KEY, {"PYTHONPATH": str(before)}, before))
         if args.profile:
             endpoints = [e for e in endpoints if args.profile_endpoint in e[0]][:1]
         running = []  # (name, url, bodies, key, proc, port)
         runs: dict[str, list[tuple[dict, dict]]] = {e[0]: [] for e in endpoints}
         try:
-            for name, cmd, path, bodies, key, extra in endpoints:
+            for name, cmd, path, bodies, key, extra, cwd in endpoints:
                 port = _free_port()
-                proc = _start(cmd + ["--port", str(port)], {**env, **extra},
-                              folder / f"{port}.log")
+                # a BentoML home of its own: every `bentoml serve` empties its home's Prometheus
+                # folder when it starts, which blanks /metrics of any other server sharing it
+                # (the other endpoints here, or a test's server running meanwhile)
+                home = {"BENTOML_HOME": str(folder / f"bentoml-home-{port}")}
+                proc = _start(cmd + ["--port", str(port)], {**env, **extra, **home},
+                              folder / f"{port}.log", cwd)
                 running.append((name, f"http://127.0.0.1:{port}{path}", bodies, key, proc, port))
                 _wait(f"http://127.0.0.1:{port}/readyz", proc)
                 _load(running[-1][1], bodies, key, "closed", 3)  # warm-up
@@ -246,15 +270,26 @@ def main() -> None:
               f"{np.median(p50):.1f} / {np.median(p99):.1f} ms | "
               f"{', '.join(f'{v:.0f}' for v in p99)} ms | {errors} |")
     names = list(runs)
-    ours = [c["rps"] for c, _ in runs[names[0]]]
-    fixed = [a / c["rps"] for a, (c, _) in zip(ours, runs[names[1]], strict=True)]
-    plain = [a / c["rps"] for a, (c, _) in zip(ours, runs[names[2]], strict=True)]
-    cpu = [c["cpu_ms"] for c, _ in runs[names[0]]]
-    cpu_fixed = [c["cpu_ms"] for c, _ in runs[names[1]]]
-    print(f"\nserver CPU per request in the throughput runs, medians: this service "
-          f"{np.median(cpu):.2f} ms, bare endpoint with the same fixes {np.median(cpu_fixed):.2f} ms")
-    print(f"\nthis service / bare endpoint with the same fixes, per pair: {_median_range(fixed)}; "
-          f"/ plain bare endpoint: {_median_range(plain)}")
+    bare_rps = [c["rps"] for c, _ in runs[names[1]]]
+    bare_cpu = [c["cpu_ms"] for c, _ in runs[names[1]]]
+    print("\nserver CPU per request in the throughput runs, medians: " + ", ".join(
+        f"{name} {np.median([c['cpu_ms'] for c, _ in runs[name]]):.2f} ms" for name in names))
+    for name in [n for n in names if n.startswith("this service")]:
+        rps = [c["rps"] for c, _ in runs[name]]
+        cpu = [c["cpu_ms"] for c, _ in runs[name]]
+        line = (f"\n{name} / bare endpoint with the same fixes, per pair: throughput "
+                f"{_median_range([a / b for a, b in zip(rps, bare_rps, strict=True)])}, "
+                f"CPU per request (bare / this) "
+                f"{_median_range([b / a for a, b in zip(cpu, bare_cpu, strict=True)])}")
+        if len(names) > 2 and names[2].startswith("bare BentoML"):
+            plain = [c["rps"] for c, _ in runs[names[2]]]
+            line += (f"; throughput / plain bare endpoint: "
+                     f"{_median_range([a / b for a, b in zip(rps, plain, strict=True)])}")
+        for other in [n for n in names if n.endswith("async API")]:
+            them = [c["rps"] for c, _ in runs[other]]
+            line += (f"; throughput / {other}: "
+                     f"{_median_range([a / b for a, b in zip(rps, them, strict=True)])}")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""ASGI middleware: API keys and per-key rate limits, body size, JSON only, readiness, access log.
+"""The service's own request handling, one pure-ASGI layer: readiness, request id and access log,
+API keys and per-key rate limits, 503 while nothing can score, JSON only, body size.
+
+One layer, not six: each ASGI middleware costs a coroutine, and most of these needed the headers
+decoded into a dict of their own; ``ServiceGate`` decodes them once and wraps ``send`` and
+``receive`` only when it has to. The checks and their order are those of the six middlewares it
+replaced (``ApiKeyMiddleware`` stays on its own for tests and other apps).
 
 Nothing here logs or echoes a key, a body or a customer id.
 """
@@ -6,11 +12,12 @@ Nothing here logs or echoes a key, a body or a customer id.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import os
 import secrets
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +28,7 @@ log = logging.getLogger("churn.access")
 PROBE_PATHS = ("/healthz", "/livez", "/readyz")
 PUBLIC_PATHS = ("/docs.json", "/schema.json", "/static_content", "/assets")
 METRICS_PATH = "/metrics"
+BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 async def _reply(send, status: int, body: dict, headers: list | None = None) -> None:
@@ -41,13 +49,24 @@ def _headers(scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-class ApiKeyMiddleware:
+# --- request ids -------------------------------------------------------------------------------
+# A random prefix per worker process and a counter: unique across workers and restarts without
+# a uuid4 (a system call for randomness) on every request.
+_ID_PREFIX = os.urandom(4).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+
+
+# --- API keys ----------------------------------------------------------------------------------
+class ApiKeys:
     """Scoring (and /metrics unless ``metrics_open``) needs ``Authorization: Bearer <key>``;
     each key may send ``rate`` requests a second with bursts of ``burst`` (429 beyond)."""
 
-    def __init__(self, app, keys: tuple[str, ...] = (), allow_anonymous: bool = False,
+    def __init__(self, keys: tuple[str, ...] = (), allow_anonymous: bool = False,
                  metrics_open: bool = False, rate: float = 0.0, burst: int = 1):
-        self.app = app
         self.hashes = [hashlib.sha256(k.encode()).digest() for k in keys]
         self.allow_anonymous = allow_anonymous
         self.metrics_open = metrics_open
@@ -69,114 +88,44 @@ class ApiKeyMiddleware:
                 found = i
         return found
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or _is_open(scope.get("path", ""), self.metrics_open) \
-                or scope.get("method") == "OPTIONS":
-            return await self.app(scope, receive, send)
-        key = self._key(_headers(scope).get("authorization"))
+    def refusal(self, scope, headers: dict[str, str]) -> tuple[int, dict, list] | None:
+        """None when the request may go ahead, else (status, body, extra headers)."""
+        if _is_open(scope.get("path", ""), self.metrics_open) or scope.get("method") == "OPTIONS":
+            return None
+        key = self._key(headers.get("authorization"))
         if key is None:
-            return await _reply(send, 401, {"error": "missing or invalid API key: send "
-                                                     "'Authorization: Bearer <key>'"},
-                                [(b"www-authenticate", b"Bearer")])
+            return (401, {"error": "missing or invalid API key: send "
+                                   "'Authorization: Bearer <key>'"},
+                    [(b"www-authenticate", b"Bearer")])
         wait = self.buckets.take(key)
         if wait > 0:
             after = TokenBuckets.retry_after(wait)
-            return await _reply(send, 429, {"error": f"rate limit of {self.buckets.rate:g} "
-                                                     f"requests/s for this key exceeded: retry "
-                                                     f"in {after} s"},
-                                [(b"retry-after", after.encode())])
-        return await self.app(scope, receive, send)
+            return (429, {"error": f"rate limit of {self.buckets.rate:g} requests/s for this key "
+                                   f"exceeded: retry in {after} s"},
+                    [(b"retry-after", after.encode())])
+        return None
 
 
-class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413 (declared or streamed)."""
+class ApiKeyMiddleware:
+    """``ApiKeys`` as a middleware of its own."""
 
-    def __init__(self, app, max_bytes: int = 2_000_000):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = _headers(scope).get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            return await _reply(send, 413, {"error": f"request body over {self.max_bytes} bytes"})
-        seen = 0
-        too_big = False
-
-        async def limited():
-            nonlocal seen, too_big
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    too_big = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
-            return message
-
-        started = False
-
-        async def guarded_send(message):
-            nonlocal started
-            if too_big and not started:
-                started = True
-                await _reply(send, 413, {"error": f"request body over {self.max_bytes} bytes"})
-                return
-            if too_big:
-                return
-            started = True
-            await send(message)
-
-        return await self.app(scope, limited, guarded_send)
-
-
-class AccessLogMiddleware:
-    """One line per request: id, method, path, status, milliseconds. Never bodies, ids or keys."""
-
-    def __init__(self, app):
+    def __init__(self, app, keys: tuple[str, ...] = (), allow_anonymous: bool = False,
+                 metrics_open: bool = False, rate: float = 0.0, burst: int = 1):
         self.app = app
+        self.keys = ApiKeys(keys, allow_anonymous, metrics_open, rate, burst)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        request_id = _headers(scope).get("x-request-id", "")[:64] or uuid.uuid4().hex[:16]
-        start = time.perf_counter()
-        status = {"code": 500}
-
-        async def send_with_id(message):
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-                message = {**message, "headers": list(message.get("headers", []))
-                           + [(b"x-request-id", request_id.encode())]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            if not _is_open(scope.get("path", "")):
-                log.info("request %s %s %s -> %d in %.1f ms", request_id, scope.get("method"),
-                         scope.get("path"), status["code"], (time.perf_counter() - start) * 1000)
-
-
-class JsonOnlyMiddleware:
-    """The API speaks JSON: any other declared body type gets 415 before anything parses it."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH") \
-                and not _is_open(scope.get("path", "")):
-            ctype = _headers(scope).get("content-type")
-            if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
-                return await _reply(send, 415, {"error": f"content-type {ctype!r} is not "
-                                                         "supported: send application/json"})
+        if scope["type"] == "http":
+            refused = self.keys.refusal(scope, _headers(scope))
+            if refused:
+                return await _reply(send, *refused)
         return await self.app(scope, receive, send)
 
 
 # --- readiness ---------------------------------------------------------------------------------
 # One service instance per worker process: it publishes how to judge its readiness here, and the
-# middleware below answers /readyz with it (BentoML's own /readyz says only 200 or 503, and
-# BentoML turns an API's own 503 into "an unexpected error").
+# gate below answers /readyz with it (BentoML's own /readyz says only 200 or 503, and BentoML
+# turns an API's own 503 into "an unexpected error").
 _published: dict[str, Callable] = {}
 
 
@@ -186,50 +135,114 @@ def publish_readiness(report: Callable[[], tuple[bool, dict[str, Any]]],
     _published.update(report=report, unavailable=unavailable)
 
 
-class ReadinessMiddleware:
-    """``GET /readyz``: 200 when the service can score (``status`` ok or degraded), else 503,
-    with a JSON body saying which model and which store version answer, and any problem."""
+# --- the gate ----------------------------------------------------------------------------------
+class ServiceGate:
+    """Everything the service checks before BentoML parses a request, outermost first:
 
-    def __init__(self, app):
-        self.app = app
+    1. ``GET /readyz``: 200 when the service can score (``status`` ok or degraded), else 503,
+       with a JSON body saying which model and which store version answer, and any problem.
+    2. A request id (the client's ``X-Request-ID``, at most 64 characters, or a new one) in the
+       answer's ``X-Request-ID`` header and in one access-log line per request (id, method,
+       path, status, milliseconds; open paths are not logged). Never bodies, ids or keys.
+    3. API key and per-key rate limit (``ApiKeys``): 401, 429.
+    4. 503 with the reason and Retry-After while no model is loaded.
+    5. 413 for a body over ``max_bytes``, declared or streamed (on every path).
+    6. 415 for a declared body type other than JSON.
+    """
+
+    def __init__(self, app, keys: ApiKeys, max_bytes: int = 2_000_000,
+                 access_log: bool = True):
+        self.app, self.keys, self.max_bytes, self.access_log = app, keys, max_bytes, access_log
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("path") != "/readyz":
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if "report" not in _published:
-            return await _reply(send, 503, {"status": "starting"})
-        ready, body = _published["report"]()
-        return await _reply(send, 200 if ready else 503, body)
+        path = scope.get("path", "")
+        if path == "/readyz":
+            if "report" not in _published:
+                return await _reply(send, 503, {"status": "starting"})
+            ready, body = _published["report"]()
+            return await _reply(send, 200 if ready else 503, body)
+        headers = _headers(scope)
+        request_id = headers.get("x-request-id", "")[:64] or new_request_id()
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
+        start = time.perf_counter()
+        status = 500
+        too_big = False
+        started = False
 
+        async def send_with_id(message):
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                if too_big:  # the app answered before it saw the whole body: 413 instead
+                    started = True
+                    return await _reply(send, 413, self._too_big(), [id_header])
+                started = True
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            elif too_big:
+                return None
+            return await send(message)
 
-class UnavailableMiddleware:
-    """The API answers 503 with the reason (and Retry-After) while it cannot score at all."""
+        async def limited_receive():
+            nonlocal seen, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    too_big = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
 
-    def __init__(self, app):
-        self.app = app
+        seen = 0
+        try:
+            refused = self._refusal(scope, path, headers)
+            if refused:
+                status = refused[0]
+                return await _reply(send, refused[0], refused[1], [*refused[2], id_header])
+            # a declared length (checked above) is enforced by the HTTP server: only a body
+            # without one (chunked) needs counting as it arrives
+            declared = headers.get("content-length")
+            body_receive = receive if declared and declared.isdigit() else limited_receive
+            await self.app(scope, body_receive, send_with_id)
+            if too_big:
+                status = 413
+        finally:
+            if self.access_log and not _is_open(path):
+                log.info("request %s %s %s -> %d in %.1f ms", request_id, scope.get("method"),
+                         path, status, (time.perf_counter() - start) * 1000)
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and not _is_open(scope.get("path", "")):
+    def _too_big(self) -> dict:
+        return {"error": f"request body over {self.max_bytes} bytes"}
+
+    def _refusal(self, scope, path: str, headers: dict[str, str]) -> tuple[int, dict, list] | None:
+        refused = self.keys.refusal(scope, headers)
+        if refused:
+            return refused
+        is_open = _is_open(path)
+        if not is_open:
             why = _published["unavailable"]() if "unavailable" in _published else "starting"
             if why:
-                return await _reply(send, 503, {"error": why}, [(b"retry-after", b"5")])
-        return await self.app(scope, receive, send)
+                return 503, {"error": why}, [(b"retry-after", b"5")]
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            return 413, self._too_big(), []
+        if not is_open and scope.get("method") in BODY_METHODS:
+            ctype = headers.get("content-type")
+            if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
+                return 415, {"error": f"content-type {ctype!r} is not supported: send "
+                                      "application/json"}, []
+        return None
 
 
-class EnvApiKeyMiddleware(ApiKeyMiddleware):
-    """ApiKeyMiddleware with keys and limits from the service settings (read when the worker
-    starts)."""
+class EnvServiceGate(ServiceGate):
+    """``ServiceGate`` with keys, limits and switches from the service settings (read when the
+    worker starts)."""
 
     def __init__(self, app):
         from serving.settings import ServeSettings
 
         s = ServeSettings.from_env()
-        super().__init__(app, tuple(k.get_secret_value() for k in s.api_keys), s.allow_anonymous,
-                         s.metrics_open, s.rate_limit, s.rate_burst)
-
-
-class EnvBodyLimitMiddleware(BodyLimitMiddleware):
-    def __init__(self, app):
-        from serving.settings import ServeSettings
-
-        super().__init__(app, ServeSettings.from_env().max_body_bytes)
+        keys = ApiKeys(tuple(k.get_secret_value() for k in s.api_keys), s.allow_anonymous,
+                       s.metrics_open, s.rate_limit, s.rate_burst)
+        super().__init__(app, keys, s.max_body_bytes, s.access_log)

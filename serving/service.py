@@ -9,36 +9,33 @@ a swap, and every answer names the model version and the store version that prod
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import bentoml
 import numpy as np
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from starlette.responses import Response
 
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel, use_tracking
 from scoring.offers.catalogue import load_catalogue
 from serving.bentoml_fixes import bound_metric_labels, cancel_request_timers
 from serving.limits import route_labels
-from serving.middleware import (
-    AccessLogMiddleware,
-    EnvApiKeyMiddleware,
-    EnvBodyLimitMiddleware,
-    JsonOnlyMiddleware,
-    ReadinessMiddleware,
-    UnavailableMiddleware,
-    publish_readiness,
-)
+from serving.middleware import EnvServiceGate, publish_readiness
 from serving.refresh import ModelHolder, StoreHolder, watch
-from serving.schemas import CustomerItem, ScoreItem, ScoreRequest, ScoreResponse
+from serving.schemas import CustomerItem, ScoreRequest, ScoreResponse
 from serving.settings import ServeSettings, workers_from_env
 
 log = logging.getLogger("churn.service")
 API_ROUTES = ("/score",)
+INLINE_ITEMS = 64  # requests of more customers are scored in a thread: the loop keeps answering
+_JSON = TypeAdapter(Any)  # pydantic's serialiser for plain data (ScoreResponse's own rules)
 cancel_request_timers()  # BentoML keeps every request alive for the whole timeout otherwise
 bound_metric_labels(route_labels(API_ROUTES))  # and labels metrics by any path a client sends
 
@@ -57,7 +54,10 @@ class _ClientErrorFilter(logging.Filter):
         return True
 
 
-def quiet_client_errors() -> None:
+def configure_logs(access_log: bool) -> None:
+    """The access log at INFO (BentoML's server logging passes only warnings from loggers it
+    does not know); client errors as one line; no urllib3 retry noise."""
+    logging.getLogger("churn.access").setLevel(logging.INFO if access_log else logging.WARNING)
     for name in ("bentoml._internal.server.http_app", "_bentoml_impl.server.app"):
         logging.getLogger(name).addFilter(_ClientErrorFilter())
     # urllib3 logs every retry of every MLflow call (two lines a poll while the registry is
@@ -84,6 +84,24 @@ def _metrics():
     }
 
 
+class _Counters:
+    """The metrics every request moves, their labelled children looked up once (``labels()``
+    takes a lock and builds a key on every call). Offer ids come from the catalogue: bounded."""
+
+    def __init__(self, metrics: dict[str, Any]) -> None:
+        self.probability = metrics["scores"]
+        self.scored = metrics["items"].labels("scored")
+        self.failed = metrics["items"].labels("error")
+        self._offers = metrics["offers"]
+        self._offer: dict[str, Any] = {}
+
+    def offer(self, offer_id: str):
+        child = self._offer.get(offer_id)
+        if child is None:
+            child = self._offer[offer_id] = self._offers.labels(offer_id)
+        return child
+
+
 def _freeze_heap() -> None:
     """Move everything alive now (libraries, the model) out of the garbage collector's sight.
 
@@ -94,14 +112,20 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-@bentoml.service(name="churn", traffic={"timeout": 30}, workers=workers_from_env())
+# BentoML's own access line is off: the service writes its own (``churn.access``: one line per
+# request with its request id, method, path, status and milliseconds, and BentoML's trace ids),
+# so a request is logged once, not twice; CHURN_ACCESS_LOG=0 turns it off.
+@bentoml.service(name="churn", traffic={"timeout": 30}, workers=workers_from_env(),
+                 logging={"access": {"enabled": False}})
 class ChurnService:
     def __init__(self) -> None:
-        quiet_client_errors()
         self.settings = s = ServeSettings.from_env()
+        configure_logs(s.access_log)
         self.tracking = use_tracking()  # pinned: the watcher never follows a changed default
         self.catalogue = load_catalogue(s.catalogue)
         self.metrics = _metrics()
+        self._counters = _Counters(self.metrics)
+        self._large = ThreadPoolExecutor(1, thread_name_prefix="large-requests")
         self.stores = StoreHolder(s.store)
         self.models = ModelHolder(s.model_uri, self.tracking, s.model_cache, self._build,
                                   self._swapped)
@@ -129,6 +153,7 @@ class ChurnService:
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
         self._stop.set()
+        self._large.shutdown(wait=False)
 
     def __is_ready__(self) -> bool:
         return self.readiness()[0]
@@ -155,20 +180,36 @@ class ChurnService:
         return None
 
     # --- the API -----------------------------------------------------------------------------
-    @bentoml.api(route=API_ROUTES[0], input_spec=ScoreRequest)
-    def score(self, customers: list[CustomerItem], top_reasons: int = 3) -> ScoreResponse:
+    # ``async``: BentoML runs a synchronous API in a worker thread, and for one customer that
+    # hand-off cost more than the work (~0.15 ms of CPU: store lookup, score, reasons, offer).
+    # Scoring is CPU work that never waits, so a request of a few customers is scored on the
+    # event loop; one of more than INLINE_ITEMS goes to a thread of its own so that it does not
+    # hold the loop (and the small requests behind it) for its tens of milliseconds.
+    @bentoml.api(route=API_ROUTES[0], input_spec=ScoreRequest, output_spec=ScoreResponse)
+    async def score(self, customers: list[CustomerItem], top_reasons: int = 3) -> Response:
         """Score customers by id (features from the online store) or with their features."""
+        if len(customers) <= INLINE_ITEMS:
+            body = self.score_json(customers, top_reasons)
+        else:
+            body = await asyncio.get_running_loop().run_in_executor(
+                self._large, self.score_json, customers, top_reasons)
+        return Response(body, media_type="application/json")
+
+    def score_json(self, customers: list[CustomerItem], top_reasons: int = 3) -> bytes:
+        """The ``ScoreResponse`` of a request, as JSON (serialised once, from plain dicts shaped
+        like the response types: ``tests/serving`` checks the answers against them)."""
         started = time.perf_counter()
         core, store = self.models.core, self.stores.store
-        if core is None:  # UnavailableMiddleware answers first: only in a race at start
+        if core is None:  # the gate answers 503 first: only in a race at start
             raise bentoml.exceptions.ServiceUnavailable(self.unavailable() or "no model")
         if len(customers) > self.settings.max_items:
             raise bentoml.exceptions.InvalidArgument(
                 f"customers: at most {self.settings.max_items} items per request")
         scorer = core.model.scorer
-        results: list[dict[str, Any]] = [{"customer_id": c.customer_id} for c in customers]
+        name, version = core.model.name, core.model.version
+        results = [_item(c.customer_id, name, version) for c in customers]
         wanted = [c.customer_id for c in customers if c.features is None]
-        stored = store.get_many(wanted) if store is not None else {}
+        stored = store.get_many(wanted) if store is not None and wanted else {}
         rows, where = [], []
         for i, c in enumerate(customers):
             if c.features is None:
@@ -191,31 +232,35 @@ class ChurnService:
                 continue
             rows.append(x)
             where.append(i)
+        counters = self._counters
         if rows:
             scored = core.score_block(np.vstack(rows), top_k=top_reasons, threads=1)
             for i, item in zip(where, scored, strict=True):
                 results[i].update(item)
-                self.metrics["scores"].observe(item["churn_probability"])
+                counters.probability.observe(item["churn_probability"])
                 offer = item.get("offer")
-                self.metrics["offers"].labels(offer["offer_id"] if offer else "none").inc()
-        for r in results:
-            r["model_name"], r["model_version"] = core.model.name, core.model.version
-            self.metrics["items"].labels("error" if r.get("error") else "scored").inc()
-        log.debug("scored %d items (%d errors) with version %s in %.1f ms", len(results),
-                  len(results) - len(rows), core.model.version,
-                  (time.perf_counter() - started) * 1000)
-        return ScoreResponse(
-            results=[ScoreItem(**r) for r in results],
-            model={"name": core.model.name, "version": core.model.version,
-                   "source": self.models.source, "degraded": self.models.degraded},
-            store=None if store is None else {"version": store.stamp.version,
-                                              "written_at": store.stamp.written_at,
-                                              "customers": len(store)})
+                counters.offer(offer["offer_id"] if offer else "none").inc()
+        if len(rows):
+            counters.scored.inc(len(rows))
+        if len(results) > len(rows):
+            counters.failed.inc(len(results) - len(rows))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("scored %d items (%d errors) with version %s in %.1f ms", len(results),
+                      len(results) - len(rows), version, (time.perf_counter() - started) * 1000)
+        return _JSON.dump_json({
+            "results": results,
+            "model": {"name": name, "version": version, "source": self.models.source,
+                      "degraded": self.models.degraded},
+            "store": None if store is None else {"version": store.stamp.version,
+                                                 "written_at": store.stamp.written_at,
+                                                 "customers": len(store)}})
 
 
-ChurnService.add_asgi_middleware(ReadinessMiddleware)
-ChurnService.add_asgi_middleware(AccessLogMiddleware)
-ChurnService.add_asgi_middleware(EnvApiKeyMiddleware)
-ChurnService.add_asgi_middleware(UnavailableMiddleware)
-ChurnService.add_asgi_middleware(EnvBodyLimitMiddleware)
-ChurnService.add_asgi_middleware(JsonOnlyMiddleware)
+def _item(customer_id: str, model_name: str | None, model_version: str | None) -> dict:
+    """A ``ScoreItem`` as a dict, every field in its order with its default."""
+    return {"customer_id": customer_id, "churn_probability": None, "risk_band": None,
+            "reasons": [], "offer": None, "offer_explanation": None, "model_name": model_name,
+            "model_version": model_version, "features_as_of": None, "error": None}
+
+
+ChurnService.add_asgi_middleware(EnvServiceGate)

@@ -79,6 +79,8 @@ class ServeSettings(BaseModel):
                               "worker (token bucket); 0 turns the limit off")
     rate_burst: int = Field(200, ge=1, description="requests a key may send at once")
     workers: int = Field(1, ge=1, le=64, description="BentoML worker processes")
+    access_log: bool = Field(True, description="one log line per request (id, method, path, "
+                             "status, ms); CHURN_ACCESS_LOG=0 turns it off")
     bands: RiskBands = RiskBands()
     value: ValueConfig = ValueConfig()
 
@@ -105,6 +107,8 @@ class ServeSettings(BaseModel):
                 rate_limit=float(env.get("CHURN_RATE_LIMIT", 100)),
                 rate_burst=int(env.get("CHURN_RATE_BURST", 200)),
                 workers=workers_from_env(env),
+                access_log=env.get("CHURN_ACCESS_LOG", "1").strip().lower()
+                not in ("0", "false", "no"),
                 bands=RiskBands.parse(env["CHURN_RISK_BANDS"]) if env.get("CHURN_RISK_BANDS")
                 else RiskBands())
         except ValueError as exc:

@@ -12,7 +12,7 @@ import stat
 import pytest
 
 from serving.limits import TokenBuckets, route_labels
-from serving.middleware import ApiKeyMiddleware
+from serving.middleware import ApiKeyMiddleware, ApiKeys, ServiceGate, publish_readiness
 from serving.settings import MIN_KEY_CHARS, ServeSettings, ServeSettingsError, read_api_keys
 
 KEY_A = "a" * 40
@@ -58,6 +58,9 @@ def test_the_limits_are_settings_with_defaults():
                                 "CHURN_MODEL_CACHE": "/tmp/x"})
     assert (s.rate_limit, s.metrics_open, s.store_check_seconds, str(s.model_cache)) == (
         0, True, 1.5, "/tmp/x")
+    assert s.access_log is True, "the access log is on unless turned off"
+    assert ServeSettings.from_env({"CHURN_API_KEY": KEY_A, "CHURN_ACCESS_LOG": "0"}).access_log \
+        is False
     with pytest.raises(ServeSettingsError, match="rate_limit"):
         ServeSettings.from_env({"CHURN_API_KEY": KEY_A, "CHURN_RATE_LIMIT": "-1"})
 
@@ -172,3 +175,91 @@ def test_metrics_need_a_key_unless_configured_open():
     assert _call(closed, "/metrics", KEY_A)[0] == 200
     assert _call(closed, "/readyz")[0] == 200 and _call(closed, "/livez")[0] == 200
     assert _call(ApiKeyMiddleware(_ok_app, (KEY_A,), metrics_open=True), "/metrics")[0] == 200
+
+
+# --- the service's gate (keys, request ids, access log, body size, JSON only), in process ------
+
+async def _reading_app(scope, receive, send):
+    """Reads the whole body, then answers 200 with its length."""
+    size, more = 0, True
+    while more:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(size).encode()})
+
+
+def _gate_call(gate, chunks=(b"{}",), headers=(), path="/score"):
+    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+                for i, c in enumerate(chunks)]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path,
+             "headers": [(b"authorization", f"Bearer {KEY_A}".encode()), *headers]}
+    asyncio.run(gate(scope, receive, send))
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+@pytest.fixture
+def ready():
+    """A worker that can score; what was published before (a service in this process) is put
+    back afterwards."""
+    from serving import middleware
+
+    saved = dict(middleware._published)
+    publish_readiness(lambda: (True, {"status": "ok"}), lambda: None)
+    yield
+    middleware._published.clear()
+    middleware._published.update(saved)
+
+
+def test_the_gate_gives_every_answer_a_request_id_and_logs_it_once(ready, caplog):
+    gate = ServiceGate(_reading_app, ApiKeys((KEY_A,)))
+    with caplog.at_level("INFO", logger="churn.access"):
+        status, headers, _ = _gate_call(gate)
+        first = headers[b"x-request-id"].decode()
+        again = _gate_call(gate)[1][b"x-request-id"].decode()
+        theirs = _gate_call(gate, headers=[(b"x-request-id", b"crm-42")])[1][b"x-request-id"]
+        refused = ServiceGate(_reading_app, ApiKeys((KEY_B,)))
+        status_401, headers_401, _ = _gate_call(refused)
+    assert status == 200 and first and again != first and theirs == b"crm-42"
+    assert status_401 == 401 and headers_401[b"x-request-id"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "churn.access"]
+    assert len(lines) == 4, lines
+    assert first in lines[0] and "POST /score -> 200" in lines[0]
+    assert "crm-42" in lines[2] and "-> 401" in lines[3]
+    assert not any(KEY_A in line for line in lines), "a key was logged"
+    caplog.clear()
+    quiet = ServiceGate(_reading_app, ApiKeys((KEY_A,)), access_log=False)
+    with caplog.at_level("INFO", logger="churn.access"):
+        assert _gate_call(quiet)[1][b"x-request-id"], "ids stay when the log is off"
+    assert not [r for r in caplog.records if r.name == "churn.access"]
+
+
+def test_the_gate_refuses_large_bodies_declared_or_streamed_and_non_json(ready):
+    gate = ServiceGate(_reading_app, ApiKeys((KEY_A,)), max_bytes=1024)
+    assert _gate_call(gate, chunks=(b"x" * 600, b"x" * 300))[:1] == (200,)
+    status, headers, body = _gate_call(gate, chunks=(b"x" * 600, b"x" * 600))
+    assert status == 413 and b"1024 bytes" in body and headers[b"x-request-id"], "streamed"
+    status, _, body = _gate_call(gate, headers=[(b"content-length", b"5000")])
+    assert status == 413, "declared"
+    status, _, body = _gate_call(gate, headers=[(b"content-type", b"text/plain")])
+    assert status == 415 and b"application/json" in body
+    assert _gate_call(gate, headers=[(b"content-type", b"application/json; charset=utf-8")]
+                      )[0] == 200
+
+
+def test_the_gate_answers_503_while_nothing_can_score_and_readyz_always(ready):
+    gate = ServiceGate(_reading_app, ApiKeys((KEY_A,)))
+    publish_readiness(lambda: (False, {"status": "not ready"}), lambda: "no model loaded yet")
+    status, headers, body = _gate_call(gate)
+    assert status == 503 and headers[b"retry-after"] == b"5" and b"no model" in body
+    status, _, body = _gate_call(gate, path="/readyz")
+    assert status == 503 and json.loads(body) == {"status": "not ready"}

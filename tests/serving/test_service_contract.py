@@ -61,6 +61,40 @@ def test_score_by_id_answers_every_field(client, known, served):
         assert item["offer"]["effect_source"] in ("learnt", "prior")
 
 
+def test_the_answer_is_exactly_the_documented_response_with_a_request_id(client, known):
+    """The answer is serialised from plain dicts in one step: it must be what the response
+    types say, field for field (no field missing, none extra), errors and reasons included."""
+    from serving.schemas import ScoreResponse
+
+    body = {"customers": [{"customer_id": known[0]}, {"customer_id": "no-such-customer"},
+                          {"customer_id": "x", "features": {"no_such_feature": 1}}],
+            "top_reasons": 2}
+    r = _score(client, body)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert ScoreResponse.model_validate(answer).model_dump(mode="json") == answer
+    assert [bool(i["error"]) for i in answer["results"]] == [False, True, True]
+    first = r.headers["x-request-id"]
+    again = _score(client, body).headers["x-request-id"]
+    assert first and again and first != again, "every answer has its own request id"
+    mine = _score(client, body, headers={**AUTH, "X-Request-ID": "crm-7"})
+    assert mine.headers["x-request-id"] == "crm-7", "a client's request id is kept"
+
+
+def test_a_large_request_scored_off_the_event_loop_answers_the_same(client, served):
+    """Over ``INLINE_ITEMS`` customers a request is scored in a thread: same answers, in order."""
+    from serving.service import INLINE_ITEMS
+
+    ids = served["features"].frame["customer_id"].head(INLINE_ITEMS + 6).tolist()
+    r = _score(client, {"customers": [{"customer_id": c} for c in ids]})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [i["customer_id"] for i in results] == ids
+    for i in (0, len(ids) - 1):
+        alone = _score(client, {"customers": [{"customer_id": ids[i]}]}).json()["results"][0]
+        assert results[i] == alone
+
+
 def test_results_come_in_request_order_and_a_bad_item_fails_alone(client, known):
     body = {"customers": [{"customer_id": known[1]}, {"customer_id": "nobody"},
                           {"customer_id": known[2]},
