@@ -65,10 +65,10 @@ bench-campaigns: $(STAMP) ## off-policy evaluation and campaign readouts: interv
 	$(BIN)/python benchmarks/bench_campaigns.py --customers 20000 --seeds 200
 
 bench-serve: $(STAMP) ## service vs a bare BentoML booster endpoint: five paired runs, median ratio and range
-	$(BIN)/python benchmarks/bench_serve.py
+	$(BIN)/python benchmarks/bench_serve.py --no-plain --bare-async
 
 bench-batch: $(STAMP) ## batch scoring of 1M customers vs raw Booster.predict, and Spark local[2]
-	$(BIN)/python benchmarks/bench_batch.py
+	$(BIN)/python benchmarks/bench_batch.py --pairs 3
 
 bench-spark-cluster: $(STAMP) ## feature build and scoring: local engine vs Spark local[2] vs a 2-worker standalone cluster
 	$(BIN)/python benchmarks/bench_spark_cluster.py

@@ -186,7 +186,7 @@ def _table(results: dict[int, dict[str, dict]]) -> None:
             if "failed" in r:
                 print(f"| {stage} | {n:,} | - | failed: {r['failed'][0][:80]} | | | | |")
                 continue
-            mem = r["tree_peak_mb"] if stage == "spark" else r["peak_mb"]
+            mem = r["tree_peak_mb"] if stage in ("spark", "features") else r["peak_mb"]
             rate = r["rows"] / r["seconds"] if r["seconds"] else 0
             te = me = "-"
             if prev is not None:
@@ -232,7 +232,8 @@ def main() -> None:
         result = call()
         result["peak_mb"] = peak_mb()
         usage = resource.getrusage(resource.RUSAGE_SELF)  # CPU time: what a shared machine's
-        result["cpu_s"] = usage.ru_utime + usage.ru_stime  # load does not inflate
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # load does not inflate (workers too)
+        result["cpu_s"] = usage.ru_utime + usage.ru_stime + kids.ru_utime + kids.ru_stime
         print(json.dumps(result))
         return
     results: dict[int, dict[str, dict]] = {}

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.config import FeatureConfig, LabelConfig
 from features.errors import BadInput
+from features.parallel import ParallelConfig
 from jobs.monitoring import MonitorConfig
 from scoring.bands import RiskBands
 from training.config import TrainConfig
@@ -38,6 +39,7 @@ class Settings(BaseModel):
     labels: LabelConfig = LabelConfig()
     training: TrainConfig = TrainConfig()
     monitor: MonitorConfig = MonitorConfig()
+    parallel: ParallelConfig = ParallelConfig()  # the local feature build's worker processes
     bands: RiskBands = RiskBands()
 
 

@@ -62,7 +62,7 @@ def features_build(
     with summary(f"features build ({engine.value})") as job:
         if engine is Engine.local:
             per_cutoff, n_specs = _build_local(data, cutoffs, settings.features, labels, target,
-                                               declared, job)
+                                               declared, job, settings.parallel.workers)
         else:
             fs = _feature_set(engine, data, cutoffs, settings.features, labels,
                               _spark_options(spark_master, spark_conf, spark_buckets, ship_code),
@@ -79,13 +79,14 @@ def features_build(
         typer.echo(f"  {c.date()}  {rows:>9,} customers  churn {rate}")
 
 
-def _build_local(data: str, cutoffs, features, labels, target, as_of, job):
+def _build_local(data: str, cutoffs, features, labels, target, as_of, job, workers=None):
     """The local engine: one customer partition of the source in memory at a time."""
     from features.stream import build_to_parquet
     from jobs.storage import local_copy, location, staged_output
 
     with local_copy(location(data)) as folder, staged_output(target) as local_out:
-        built = build_to_parquet(folder, cutoffs, features, labels, local_out, as_of=as_of)
+        built = build_to_parquet(folder, cutoffs, features, labels, local_out, as_of=as_of,
+                                 workers=workers)
     job.rows = built.rows
     return built.per_cutoff, len(built.specs)
 

@@ -142,7 +142,10 @@ def churn_serve(root: Path, env: dict[str, str], workers: int = 1, name: str = "
                 args: tuple[str, ...] = ()) -> Server:
     port = free_port()
     cmd = [str(BIN / "churn"), "serve", "--port", str(port), "--workers", str(workers), *args]
-    return Server(cmd, port, root / f"{name}.log", worktree_env(env), cwd=root)
+    # a BentoML home of its own: every `bentoml serve` empties the metrics folder of its home
+    # when it starts, which would blank another server's /metrics
+    home = {"BENTOML_HOME": str(root / f"bentoml-{name}-{port}")}
+    return Server(cmd, port, root / f"{name}.log", worktree_env({**home, **env}), cwd=root)
 
 
 def mlflow_server(root: Path) -> Server:
