@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo
+DEMO_CUSTOMERS ?=
 PORT ?= 3000
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
@@ -29,7 +30,7 @@ $(VENV)/.bench-installed: $(STAMP) pyproject.toml constraints.txt
 install: $(STAMP) ## create .venv with pinned dependencies (idempotent)
 
 demo: $(STAMP) ## generate a sample CRM, build features, train and register a champion
-	$(BIN)/churn demo --workdir $(DEMO_DIR)
+	$(BIN)/churn demo --workdir $(DEMO_DIR) $(if $(DEMO_CUSTOMERS),--customers $(DEMO_CUSTOMERS),)
 
 serve: $(STAMP) ## serve the demo's champion on localhost:$(PORT) (run make demo first)
 	@test -f .churn-api-key || (umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(32))" > .churn-api-key)

@@ -85,7 +85,9 @@ def test_train_on_events_then_promote_from_the_command_line(local_tracking, samp
 def test_make_demo_runs_end_to_end(tmp_path):
     """What the README promises: `make demo` generates, builds, trains and registers a champion."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    result = subprocess.run(["make", "-C", str(ROOT), "demo", f"DEMO_DIR={tmp_path}/demo"],
+    # 20,000 customers instead of the default 60,000: the same steps in a third of the time
+    result = subprocess.run(["make", "-C", str(ROOT), "demo", f"DEMO_DIR={tmp_path}/demo",
+                             "DEMO_CUSTOMERS=20000"],
                             capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,32 +158,16 @@ def mlflow_server(root: Path) -> Server:
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory, feature_set, sample_crm):
+def registry(tmp_path_factory, served):
     """A real `mlflow server` with a trained champion, for tests that take the registry down
-    (each test starts it again if a previous one left it stopped)."""
-    import mlflow
-
-    from features.config import FeatureConfig
-    from training.config import TrainConfig
-    from training.pipeline import train_on_feature_set
-    from training.registry import promote
-
+    (each test starts it again if a previous one left it stopped). Its store is a copy of the
+    served champion's tracking database (the same trained model, version and alias; artifacts
+    stay where that training wrote them, on this machine), so the sample is not trained twice."""
     root = tmp_path_factory.mktemp("registry")
+    shutil.copy(Path(served["root"]) / "mlflow.db", root / "mlflow.db")
     server = mlflow_server(root)
     server.start(timeout=120)
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = server.url
-    try:
-        result = train_on_feature_set(feature_set, "fp", FeatureConfig(), TrainConfig(),
-                                      crm=sample_crm)
-        promote("churn")
-    finally:
-        if old is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old
-        mlflow.set_tracking_uri(None)
-    yield {"server": server, "url": server.url, "first_version": result.model_version}
+    yield {"server": server, "url": server.url, "first_version": champion(server.url)}
     server.stop()
 
 
