@@ -50,6 +50,9 @@ class ContractError(BadInput):
         n = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
         super().__init__(f"the data breaks the contract ({n}):\n{lines}")
 
+    def __reduce__(self):  # rebuilt from its problems (it crosses process boundaries)
+        return (type(self), (self.problems,))
+
 
 @dataclass
 class _Checker:

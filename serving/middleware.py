@@ -200,11 +200,9 @@ class ServiceGate:
             if refused:
                 status = refused[0]
                 return await _reply(send, refused[0], refused[1], [*refused[2], id_header])
-            # a declared length (checked above) is enforced by the HTTP server: only a body
-            # without one (chunked) needs counting as it arrives
-            declared = headers.get("content-length")
-            body_receive = receive if declared and declared.isdigit() else limited_receive
-            await self.app(scope, body_receive, send_with_id)
+            # every body is counted as it arrives, declared length or not: a request may declare
+            # a small Content-Length and send a chunked body (h11 accepts both headers)
+            await self.app(scope, limited_receive, send_with_id)
             if too_big:
                 status = 413
         finally:

@@ -191,8 +191,14 @@ class ChurnService:
         if len(customers) <= INLINE_ITEMS:
             body = self.score_json(customers, top_reasons)
         else:
-            body = await asyncio.get_running_loop().run_in_executor(
-                self._large, self.score_json, customers, top_reasons)
+            try:
+                body = await asyncio.get_running_loop().run_in_executor(
+                    self._large, self.score_json, customers, top_reasons)
+            except RuntimeError as e:  # the thread was shut down: the worker is stopping
+                if "after shutdown" not in str(e):
+                    raise
+                raise bentoml.exceptions.ServiceUnavailable(
+                    "the service is shutting down; retry") from e
         return Response(body, media_type="application/json")
 
     def score_json(self, customers: list[CustomerItem], top_reasons: int = 3) -> bytes:

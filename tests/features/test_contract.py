@@ -122,3 +122,16 @@ def test_integer_ids_match_across_tables(tmp_path, tiny):
         tiny[name]["customer_id"] = tiny[name]["customer_id"].map({"A": 1, "B": 2, "C": 3})
     crm = load_crm(write_tables(tiny, tmp_path / "crm", fmt="csv"))
     assert set(crm.orders["customer_id"]) == {"1", "2", "3"}
+
+
+def test_a_contract_error_keeps_its_message_across_processes():
+    """The streamed build's workers send their errors back pickled: the message that names the
+    table, column and examples must arrive whole."""
+    import pickle
+
+    from features.contract import Problem
+
+    error = ContractError([Problem("orders", "amount", "is negative", 2, "O1=-3.0, O2=-1.5")])
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is ContractError and str(again) == str(error)
+    assert "orders.amount" in str(again) and again.problems == error.problems
