@@ -527,3 +527,40 @@ def test_the_spark_feature_build_shows_its_tasks(tmp_path, sample_dir, monkeypat
     assert "building features on Spark" in run.stderr and "task" in run.stderr, run.stderr[-3000:]
     rows = pq.ParquetFile(out).metadata.num_rows
     assert f"features build (spark): {rows:,} rows in " in run.stderr
+
+
+@pytest.mark.parametrize("workers", ["0", "65", "two"])
+def test_a_bad_worker_count_in_the_settings_file_is_refused(tmp_path, sample_dir, workers):
+    (tmp_path / "churn.yaml").write_text(f"parallel: {{workers: {workers}}}\n")
+    out = tmp_path / "fs.parquet"
+    run = runner.invoke(app, ["features", "build", "--data", str(sample_dir), "--cutoff",
+                              "2025-01-01", "--out", str(out),
+                              "--config", str(tmp_path / "churn.yaml")])
+    assert run.exit_code == 2, run.output
+    assert "churn.yaml: parallel.workers" in run.output, run.output
+    assert not out.exists()
+
+
+def test_the_settings_files_worker_count_runs_the_build(tmp_path, caplog):
+    """``parallel.workers`` reaches the feature build: two workers build the parts two at a time
+    and write what one worker writes."""
+    import logging
+
+    data = tmp_path / "crm"
+    run = runner.invoke(app, ["data", "generate", "--out", str(data), "--customers", "1500",
+                              "--months", "8", "--partitioned", "--block", "500"])
+    assert run.exit_code == 0, run.output
+    frames = {}
+    for workers in (1, 2):
+        (tmp_path / "churn.yaml").write_text(f"parallel: {{workers: {workers}}}\n")
+        out = tmp_path / f"fs{workers}.parquet"
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="features.stream"):
+            run = runner.invoke(app, ["features", "build", "--data", str(data), "--cutoff",
+                                      "2024-06-01", "--out", str(out),
+                                      "--config", str(tmp_path / "churn.yaml")])
+        assert run.exit_code == 0, run.output
+        assert f"from 3 partitions ({workers} at a time)" in caplog.text, caplog.text
+        frames[workers] = pd.read_parquet(out)
+    assert len(frames[1]) > 0
+    pd.testing.assert_frame_equal(frames[1], frames[2])

@@ -31,7 +31,7 @@ def retention_campaign(rng: np.random.Generator, people: Customers, state: Custo
                        month: Month, offers: Events) -> None:
     """Send this month's campaign on its 20th day (appended to ``offers``); the treated
     customers' offers take effect from next month (sets ``state.offer_mult`` and ``offer_until``)."""
-    act, sent_day = month.act, month.lo_m + 19 * DAY
+    act, sent_day = month.act, month.campaign_day
     # still there on the day it is sent: signed up before it, not left before it
     chosen = (rng.random(len(act)) < 0.2) & (people.signup[act] < sent_day) & (month.hi > sent_day)
     idx = np.flatnonzero(chosen)
@@ -50,7 +50,7 @@ def _send(rng: np.random.Generator, people: Customers, state: CustomerState, mon
     churn hazard from next month (``state.offer_mult`` and ``offer_until``; a held-out customer's
     offer in force is kept when ``hold_outs_keep_their_offer``), some accept, and a row per
     selected customer is appended to ``offers``."""
-    n, sent_day = len(cc), month.lo_m + 19 * DAY
+    n, sent_day = len(cc), month.campaign_day
     mult = np.ones(n)
     for j, oid in enumerate(mx.OFFER_IDS):
         sel = offer == j
@@ -84,7 +84,7 @@ def programme_campaign(rng: np.random.Generator, people: Customers, state: Custo
     """A month's campaign as a retention programme runs it (see the module): who is picked and
     which offer they get depend on what the business sees; the draws keep ``retention_campaign``'s
     order (who, which offer, treated, accepted)."""
-    act, m, sent_day = month.act, month.m, month.lo_m + 19 * DAY
+    act, m, sent_day = month.act, month.m, month.campaign_day
     at_risk = sigmoid(2.5 * (0.45 - state.eng[act]) - 0.8 * state.sat[act]
                       + 0.4 * np.minimum(state.pain[act], 3.0) - 1.0)
     pick = np.clip(0.9 * at_risk, 0.01, 0.6)  # about a tenth of the base each month

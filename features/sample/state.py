@@ -113,3 +113,8 @@ class Month:
     lo: np.ndarray  # from when each was there this month (signup or month start) ...
     hi: np.ndarray  # ... until when (leaving time or month end)
     frac: np.ndarray  # share of the month each was there
+
+    @property
+    def campaign_day(self) -> int:
+        """The instant a retention campaign is sent this month: its 20th day."""
+        return self.lo_m + 19 * DAY
