@@ -97,13 +97,16 @@ def polled(read: Callable[[], tuple[int, int] | None], desc: str, unit: str = "t
         progress.close()
 
 
-def peak_memory_bytes() -> int | None:
-    """The peak resident memory of this process so far (None where the OS does not say)."""
+def peak_memory_bytes(children: bool = False) -> int | None:
+    """The peak resident memory of this process so far, or with ``children`` of its largest
+    finished child process (a feature-build worker, say; 0 when there was none). None where the
+    OS does not say."""
     try:
         import resource
     except ImportError:  # pragma: no cover - not on POSIX
         return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    peak = resource.getrusage(who).ru_maxrss
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # Linux gives KiB
 
 
@@ -124,6 +127,7 @@ class Measured:
     seconds: float = 0.0
     peak_memory: int | None = None
     unit: str = "rows"
+    child_peak_memory: int | None = None  # the largest child process's (workers), if any ran
 
     def line(self) -> str:
         parts = [f"{self.what}:"]
@@ -133,6 +137,8 @@ class Measured:
         line = " ".join(parts)
         if self.peak_memory is not None:
             line += f", peak memory {_size(self.peak_memory)}"
+            if self.child_peak_memory:
+                line += f" (largest child process {_size(self.child_peak_memory)})"
         return line
 
 
@@ -145,4 +151,5 @@ def measured(what: str, unit: str = "rows") -> Iterator[Measured]:
     yield job
     job.seconds = time.perf_counter() - start
     job.peak_memory = peak_memory_bytes()
+    job.child_peak_memory = peak_memory_bytes(children=True)
     log.info("%s", job.line())
