@@ -19,8 +19,18 @@ class ServeSettingsError(BadInput):
     pass
 
 
-def _flag(env: dict[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in ("1", "true", "yes")
+def _flag(env: dict[str, str], name: str, default: bool = False) -> bool:
+    """A yes/no variable: 1, true or yes; 0, false or no; unset or empty is ``default``. Anything
+    else is refused rather than guessed."""
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise ServeSettingsError(f"{name} must be 1, true or yes (on) or 0, false or no (off), "
+                             f"not {env[name]!r}")
 
 
 def read_api_keys(env: dict[str, str]) -> list[str]:
@@ -107,8 +117,7 @@ class ServeSettings(BaseModel):
                 rate_limit=float(env.get("CHURN_RATE_LIMIT", 100)),
                 rate_burst=int(env.get("CHURN_RATE_BURST", 200)),
                 workers=workers_from_env(env),
-                access_log=env.get("CHURN_ACCESS_LOG", "1").strip().lower()
-                not in ("0", "false", "no"),
+                access_log=_flag(env, "CHURN_ACCESS_LOG", default=True),
                 bands=RiskBands.parse(env["CHURN_RISK_BANDS"]) if env.get("CHURN_RISK_BANDS")
                 else RiskBands())
         except ValueError as exc:

@@ -65,6 +65,18 @@ def test_the_limits_are_settings_with_defaults():
         ServeSettings.from_env({"CHURN_API_KEY": KEY_A, "CHURN_RATE_LIMIT": "-1"})
 
 
+@pytest.mark.parametrize("name", ["CHURN_ACCESS_LOG", "CHURN_METRICS_OPEN",
+                                  "CHURN_ALLOW_ANONYMOUS"])
+def test_a_yes_no_setting_with_another_value_is_refused_and_named(name):
+    for value, expected in (("no", False), ("YES", True), ("", name == "CHURN_ACCESS_LOG")):
+        s = ServeSettings.from_env({"CHURN_API_KEY": KEY_A, name: value})
+        got = {"CHURN_ACCESS_LOG": s.access_log, "CHURN_METRICS_OPEN": s.metrics_open,
+               "CHURN_ALLOW_ANONYMOUS": s.allow_anonymous}[name]
+        assert got is expected, (name, value)
+    with pytest.raises(ServeSettingsError, match=f"{name} must be .* not 'off-ish'"):
+        ServeSettings.from_env({"CHURN_API_KEY": KEY_A, name: "off-ish"})
+
+
 def test_serve_warns_when_others_can_read_the_key_file(tmp_path, monkeypatch):
     import subprocess
 
