@@ -163,6 +163,7 @@ def _run(stage: str, args, work: Path) -> dict:
         return {"failed": result.stderr.strip().splitlines()[-1:] or ["?"]}
     out = json.loads(result.stdout.strip().splitlines()[-1])
     out["tree_peak_mb"] = sampled.peak_mb
+    out["tree_pss_mb"] = sampled.pss_peak_mb
     return out
 
 
@@ -192,8 +193,10 @@ def _table(results: dict[int, dict[str, dict]]) -> None:
             if prev is not None:
                 pn, pr, pm = prev
                 te, me = _exponent(pr["seconds"], r["seconds"], pn, n), _exponent(pm, mem, pn, n)
+            pss = (f" (PSS {r['tree_pss_mb'] / 1024:.2f} GB)"
+                   if stage in ("spark", "features") and r.get("tree_pss_mb") else "")
             print(f"| {stage} | {n:,} | {r['rows']:,} | {r['seconds']:.1f} s | "
-                  f"{mem / 1024:.2f} GB | {rate:,.0f} | {te} | {me} |")
+                  f"{mem / 1024:.2f} GB{pss} | {rate:,.0f} | {te} | {me} |")
             prev = (n, r, mem)
 
 
