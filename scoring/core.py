@@ -21,6 +21,7 @@ from scoring.offers.policy import Customers, best_offers, explain, options
 from scoring.offers.uplift import offer_effects
 from scoring.offers.value import ValueConfig, customer_value, value_features
 from scoring.reasons import top_reasons
+from scoring.rows import RowReader
 from scoring.scorer import PATH
 
 
@@ -38,6 +39,7 @@ class ScoringCore:
         self._value_cols = (pos.get(orders), pos.get(aov))
         self._attr = {name: pos.get(name) for name in ("days_since_last_offer", "segment",
                                                        "plan", "has_contract")}
+        self.rows = RowReader(s)  # one customer's feature dict as a checked vector (online)
 
     def _attribute(self, x: np.ndarray, name: str, decode: bool = False):
         j = self._attr[name]
