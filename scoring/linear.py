@@ -51,9 +51,12 @@ class LinearPart:
             out[:, numbers] = weight * z + missing_weight * (missing - share)
         categories, table, unseen = self._category_arrays
         if len(categories):  # all category columns at once: a code outside its list weighs 0
+            # a code is the value truncated toward zero: values in (-1, unseen + 1) are codes,
+            # the rest (and missing values) are unseen
             block = x[:, categories]
-            codes = np.where(np.isnan(block), unseen, np.nan_to_num(block)).astype(int)
-            codes = np.where((codes < 0) | (codes >= unseen + 1), unseen, codes)
+            with np.errstate(invalid="ignore"):
+                known = (block > -1) & (block < unseen + 1)
+            codes = np.where(known, block, unseen).astype(int)
             out[:, categories] = table[np.arange(len(categories)), codes]
         out[:, -1] = self.intercept
         return out
