@@ -142,7 +142,8 @@ class OfferEffectModel:
 class UpliftModels:
     models: dict[str, OfferEffectModel]
     # per catalogue (its offer ids) and feature count: the models and their groups, worked out
-    # once (on every request it was a fifth of the offers' cost)
+    # once, not on every request (about a fifth of the effects' cost for one customer); the
+    # models are complete when they are put here (training sets their scale before)
     _plans: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _plan(self, offer_ids: tuple[str, ...], width: int | None) -> tuple[list, list]:
