@@ -155,38 +155,48 @@ def _read_stamp(con: sqlite3.Connection, path: Path) -> StoreStamp:
     return stamp
 
 
+def _close(connections: list[sqlite3.Connection]) -> None:
+    for con in connections:
+        con.close()
+
+
 class SQLiteStore:
     """Read-only lookups on one file, checked when opened.
 
     The store keeps the file it opened: when ``materialize`` renames a new file into place, this
     object still reads the old one (the service opens the new file as another ``SQLiteStore`` and
-    swaps). One connection, shared by the request threads under a lock."""
+    swaps). ``connections`` connections, opened together on that file, each used by one thread at
+    a time: a lookup takes a free one, so the service's event loop does not wait while a large
+    request's thread looks up its customers (it waits only when every one is busy)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, connections: int = 2):
         self.path = Path(path)
         if not self.path.exists():
             raise StoreError(f"online feature store {self.path} does not exist: run "
                              "`churn features materialize` first")
         before = _identity(self.path)
+        cons: list[sqlite3.Connection] = []
         try:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            for _ in range(max(1, connections)):
+                cons.append(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                            check_same_thread=False))
         except sqlite3.Error as exc:
+            _close(cons)
             raise StoreError(f"online store {self.path} cannot be opened: {exc}") from exc
         try:
-            self.stamp = _read_stamp(con, self.path)
+            self.stamp = _read_stamp(cons[0], self.path)
         except sqlite3.Error as exc:
-            con.close()
+            _close(cons)
             raise StoreError(f"online store {self.path} is not a readable SQLite store: "
                              f"{exc}") from exc
         except StoreError:
-            con.close()
+            _close(cons)
             raise
         self.identity = _identity(self.path)
         if self.identity != before:
-            con.close()
+            _close(cons)
             raise StoreError(f"online store {self.path} changed while it was being opened")
-        self._con = con
-        self._lock = threading.Lock()
+        self._pool = [(threading.Lock(), con) for con in cons]
 
     def __len__(self) -> int:
         return self.stamp.customers
@@ -195,19 +205,36 @@ class SQLiteStore:
         return {"path": str(self.path), **self.stamp.describe()}
 
     def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        for lock, con in self._pool:
+            with lock:
+                con.close()
+
+    def _take(self) -> tuple[threading.Lock, sqlite3.Connection]:
+        """A connection no other thread is using, locked (the first one, waited for, when
+        every one is busy)."""
+        for lock, con in self._pool:
+            if lock.acquire(blocking=False):
+                return lock, con
+        lock, con = self._pool[0]
+        lock.acquire()
+        return lock, con
 
     def get_many(self, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         if not ids:
             return {}
-        out = {}
-        with self._lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                marks = ",".join("?" * len(chunk))
-                found = self._con.execute(
-                    f"select customer_id, as_of, payload from features where customer_id in "
-                    f"({marks})", chunk).fetchall()
-                out.update((cid, (as_of, payload)) for cid, as_of, payload in found)
-        return {cid: (as_of, json.loads(payload)) for cid, (as_of, payload) in out.items()}
+        lock, con = self._take()
+        try:
+            if len(ids) == 1:  # the usual API call: one customer
+                found = con.execute("select customer_id, as_of, payload from features where "
+                                    "customer_id = ?", ids).fetchall()
+            else:
+                found = []
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start:start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    found += con.execute(
+                        f"select customer_id, as_of, payload from features where customer_id in "
+                        f"({marks})", chunk).fetchall()
+        finally:
+            lock.release()
+        return {cid: (as_of, json.loads(payload)) for cid, as_of, payload in found}

@@ -21,6 +21,7 @@ from scoring.offers.policy import Customers, best_offers, explain, options
 from scoring.offers.uplift import offer_effects
 from scoring.offers.value import ValueConfig, customer_value, value_features
 from scoring.reasons import top_reasons
+from scoring.rows import RowReader
 from scoring.scorer import PATH
 
 
@@ -38,6 +39,8 @@ class ScoringCore:
         self._value_cols = (pos.get(orders), pos.get(aov))
         self._attr = {name: pos.get(name) for name in ("days_since_last_offer", "segment",
                                                        "plan", "has_contract")}
+        self._tables: dict[str, np.ndarray] = {}
+        self.rows = RowReader(s)  # one customer's feature dict as a checked vector (online)
 
     def _attribute(self, x: np.ndarray, name: str, decode: bool = False):
         j = self._attr[name]
@@ -48,7 +51,10 @@ class ScoringCore:
             scorer = self.model.scorer
             if scorer.kinds[j] != CATEGORY:
                 return np.array([scorer.decode(name, v) for v in column], dtype=object)
-            table = np.array([*scorer.categories[name], None], dtype=object)
+            table = self._tables.get(name)
+            if table is None:  # the category names, missing last: built once per model
+                table = self._tables[name] = np.array([*scorer.categories[name], None],
+                                                      dtype=object)
             missing = np.isnan(column)
             return table[np.where(missing, len(table) - 1, column).astype(int)]
         return column

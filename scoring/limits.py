@@ -14,6 +14,7 @@ rule applies to it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,10 @@ class Limits:
                 no_bool.append(name)
         return cls(tuple(features), low, high, tuple(no_bool))
 
+    @cached_property
+    def _no_booleans(self) -> frozenset[str]:  # looked up once per value sent
+        return frozenset(self.no_booleans)
+
     # --- the check ---------------------------------------------------------------------------
     def _why(self, j: int, value: float, detail: bool) -> str:
         name, below = self.names[j], value < self.low[j]
@@ -166,10 +171,23 @@ class Limits:
     def item_problems(self, features: dict[str, Any], x: np.ndarray) -> list[str]:
         """One customer's problems (the API's per-item error): booleans where numbers belong,
         then the range check of its encoded vector ``x``."""
+        no_booleans = self._no_booleans
         problems = [f"feature {name!r} must be a number, got {value!r}"
                     for name, value in features.items()
-                    if name in self.no_booleans and isinstance(value, bool)]
+                    if value.__class__ is bool and name in no_booleans]
         if problems:
             return problems
-        why = self.reasons(x.reshape(1, -1), detail=True)[0]
+        why = self.row_reason(x)
         return [why] if why else []
+
+    def row_reason(self, x: np.ndarray) -> str:
+        """``reasons`` of one encoded vector, with the value (``detail``), without the arrays of
+        a block: "" when the vector is within the limits."""
+        if np.isnan(x).all():
+            return ALL_EMPTY
+        with np.errstate(invalid="ignore"):
+            outside = (x < self.low) | (x > self.high)
+        if not outside.any():
+            return ""
+        j = int(np.argmax(outside))
+        return self._why(j, float(x[j]), True)

@@ -49,17 +49,30 @@ class LinearPart:
             z = np.where(missing, 0.0, (TRANSFORMS[self.transform](np.where(missing, 0.0, block))
                                         - center) / scale)
             out[:, numbers] = weight * z + missing_weight * (missing - share)
-        for j, kind in enumerate(self.kinds):
-            if kind != CATEGORY:
-                continue
-            column = x[:, j]
-            missing = np.isnan(column)
-            w = np.asarray(self.category_weights[j] + (0.0,))
-            codes = np.where(missing, len(w) - 1, np.nan_to_num(column)).astype(int)
-            codes = np.where((codes < 0) | (codes >= len(w)), len(w) - 1, codes)
-            out[:, j] = w[codes]
+        categories, table, unseen = self._category_arrays
+        if len(categories):  # all category columns at once: a code outside its list weighs 0
+            # a code is the value truncated toward zero: values in (-1, unseen + 1) are codes,
+            # the rest (and missing values) are unseen
+            block = x[:, categories]
+            with np.errstate(invalid="ignore"):
+                known = (block > -1) & (block < unseen + 1)
+            codes = np.where(known, block, unseen).astype(int)
+            out[:, categories] = table[np.arange(len(categories)), codes]
         out[:, -1] = self.intercept
         return out
+
+    @functools.cached_property
+    def _category_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The category columns, their weights as one table (a row each, the weight of an
+        unseen or missing value, 0, after the last code) and that last position per column:
+        built once, not on every request."""
+        categories = [j for j, k in enumerate(self.kinds) if k == CATEGORY]
+        weights = [self.category_weights[j] + (0.0,) for j in categories]
+        table = np.zeros((len(categories), max((len(w) for w in weights), default=1)))
+        for row, w in enumerate(weights):
+            table[row, :len(w)] = w
+        return (np.array(categories, dtype=int), table,
+                np.array([len(w) - 1 for w in weights], dtype=int))
 
     @functools.cached_property
     def _number_arrays(self) -> tuple[np.ndarray, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +92,14 @@ class Calibrator:
     def __call__(self, p: np.ndarray) -> np.ndarray:
         p = np.asarray(p, dtype=np.float64)
         if self.kind == "isotonic":
-            return np.interp(p, self.x, self.y)
+            return np.interp(p, *self._curve)
         if self.kind == "sigmoid":
             return sigmoid(self.a * logit(p) + self.b)
         return p
+
+    @cached_property
+    def _curve(self) -> tuple[np.ndarray, np.ndarray]:  # the steps as arrays, converted once
+        return np.asarray(self.x, dtype=np.float64), np.asarray(self.y, dtype=np.float64)
 
 
 @dataclass

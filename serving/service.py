@@ -211,7 +211,7 @@ class ChurnService:
         if len(customers) > self.settings.max_items:
             raise bentoml.exceptions.InvalidArgument(
                 f"customers: at most {self.settings.max_items} items per request")
-        scorer = core.model.scorer
+        reader = core.rows
         name, version = core.model.name, core.model.version
         results = [_item(c.customer_id, name, version) for c in customers]
         wanted = [c.customer_id for c in customers if c.features is None]
@@ -229,10 +229,9 @@ class ChurnService:
             else:
                 features = c.features
             # the store may hold features this model does not use (another model's, or a wider
-            # event vocabulary): only a client's own unknown names are an error
-            x, problems = scorer.row(features, ignore_unknown=c.features is None)
-            # values the model's specification does not allow (scoring.limits): this item only
-            problems = problems or scorer.limits.item_problems(features, x)
+            # event vocabulary): only a client's own unknown names are an error; values the
+            # model's specification does not allow (scoring.limits) fail this item only
+            x, problems = reader.read(features, ignore_unknown=c.features is None)
             if problems:
                 results[i]["error"] = "; ".join(problems[:5])
                 continue

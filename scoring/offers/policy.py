@@ -72,17 +72,36 @@ class Options:
 
 
 def options(c: Customers, effects: dict[str, np.ndarray], catalogue: Catalogue) -> Options:
+    """Every offer's net value for every customer, all offers at once (the checks of
+    ``eligible`` on the columns; the restrictions few offers have, offer by offer)."""
     n, offers = len(c.p_churn), catalogue.offers
-    net = np.full((n, len(offers)), -np.inf)
-    reduction = np.zeros((n, len(offers)))
+    costs = catalogue.costs
     # no offer yet (missing) never cools down: NaN < anything is False
     cooling = np.asarray(c.days_since_last_offer, dtype=float) < catalogue.contact_cooldown_days
+    reduction = np.zeros((n, len(offers)))
     for j, offer in enumerate(offers):
-        r = -np.asarray(effects[offer.id], dtype=float)
-        reduction[:, j] = r
-        ok = eligible(offer, c) & ~cooling & (r > 0)  # a harmful offer is never an option
-        net[ok, j] = r[ok] * c.value[ok] - offer.cost
-    return Options(net, reduction, catalogue.costs, cooling)
+        reduction[:, j] = effects[offer.id]
+    np.negative(reduction, out=reduction)
+    p, value = np.asarray(c.p_churn)[:, None], np.asarray(c.value)[:, None]
+    low, high, min_value = _limits(catalogue)
+    # compared in the customers' own precision, as with the offer's plain numbers one at a time
+    ok = ((p >= low.astype(p.dtype, copy=False)) & (p <= high.astype(p.dtype, copy=False))
+          & (value >= min_value.astype(value.dtype, copy=False)))
+    for j, offer in enumerate(offers):
+        e = offer.eligibility
+        if e.segments is not None or e.plans is not None or e.contract != "any":
+            ok[:, j] = eligible(offer, c)
+    ok &= ~cooling[:, None] & (reduction > 0)  # a harmful offer is never an option
+    net = np.where(ok, reduction * value - costs, -np.inf)
+    return Options(net, reduction, costs, cooling)
+
+
+def _limits(catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each offer's risk range and minimum customer value, as rows to compare customers with."""
+    e = [o.eligibility for o in catalogue.offers]
+    return (np.array([x.risk_range[0] for x in e], dtype=float),
+            np.array([x.risk_range[1] for x in e], dtype=float),
+            np.array([x.min_customer_value for x in e], dtype=float))
 
 
 def best_offers(opts: Options) -> tuple[np.ndarray, np.ndarray]:

@@ -64,6 +64,41 @@ def test_the_store_carries_a_version_stamp_that_follows_its_content(tmp_path):
     assert one.describe()["version"] == one.stamp.version
 
 
+def test_one_lookup_does_not_wait_for_another_threads_lookup(tmp_path):
+    """The service looks up small requests on its event loop and large ones in a thread: the
+    loop must not stand still while the thread's lookup runs (a single locked connection made
+    it wait). The large lookup is held inside SQLite until the small one has answered."""
+    import threading
+
+    path = tmp_path / "s.sqlite"
+    materialize(_frame(), ["recency_days", "plan"], path)
+    store = SQLiteStore(path)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> int:  # SQLite's progress callback: only the large lookup stops in it
+        if threading.current_thread().name == "large":
+            inside.set()
+            release.wait(30)
+        return 0
+
+    for _, con in store._pool:
+        con.set_progress_handler(hold, 1)
+    large = threading.Thread(target=store.get_many, args=(["a", "b"],), name="large")
+    large.start()
+    assert inside.wait(30)
+    answer: dict = {}
+    small = threading.Thread(target=lambda: answer.update(store.get_many(["b", "a"])))
+    small.start()
+    small.join(30)  # a hang detector, not a timing: the old store never answered here
+    done = not small.is_alive()
+    release.set()
+    large.join(30)
+    small.join(30)
+    assert done, "a lookup waited for another thread's lookup to finish"
+    assert answer["a"] == ("2025-02-01", {"recency_days": 3.0, "plan": "basic"})
+    store.close()
+
+
 def test_a_store_keeps_reading_the_file_it_opened_after_a_rewrite(tmp_path):
     """materialize renames a new file into place: an open store still sees the old rows, and the
     file identity (what the service checks every few seconds) changes."""

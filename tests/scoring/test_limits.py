@@ -59,6 +59,10 @@ def test_the_check_names_the_first_bad_value_and_a_row_with_nothing():
     assert limits.item_problems({"orders_90d": True}, x[0]) == [
         "feature 'orders_90d' must be a number, got True"]
     assert limits.item_problems({"has_contract": True}, x[0]) == []
+    # one vector's check (the API's) says what the block's check says, with the value
+    detailed = limits.reasons(x, detail=True)
+    assert [limits.row_reason(row) for row in x] == list(detailed)
+    assert detailed[1] == "orders_90d = -1 is below the allowed minimum 0"
 
 
 def test_a_model_saved_before_limits_loads_with_the_unit_rules_only(served_workdir, tmp_path):

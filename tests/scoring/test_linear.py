@@ -17,7 +17,7 @@ def _by_feature(part: LinearPart, x: np.ndarray) -> np.ndarray:
         for i, v in enumerate(x[:, j]):
             if kind == CATEGORY:
                 w = part.category_weights[j]
-                out[i, j] = w[int(v)] if not np.isnan(v) and 0 <= int(v) < len(w) else 0.0
+                out[i, j] = w[int(v)] if np.isfinite(v) and 0 <= int(v) < len(w) else 0.0
             elif np.isnan(v):
                 out[i, j] = part.missing_weight[j] * (1 - part.missing_share[j])
             else:
@@ -42,6 +42,9 @@ def test_block_contributions_equal_the_per_feature_definition(transform):
         if k == CATEGORY:
             x[:, j] = rng.integers(-1, 5, size=len(x))  # -1 and 3, 4: categories never seen
     x[rng.random(x.shape) < 0.2] = np.nan
+    for j in [j for j, k in enumerate(kinds) if k == CATEGORY]:
+        # codes are truncated toward zero; huge and infinite values are never seen
+        x[:8, j] = [-0.5, 2.7, -1.5, np.inf, -np.inf, 1e300, -1e300, 3.0 - 1e-9]
     got = part.contributions(x)
     np.testing.assert_allclose(got, _by_feature(part, x), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(part.margin(x), got.sum(axis=1), rtol=0, atol=0)

@@ -139,6 +139,34 @@ def test_eligibility_and_the_contact_cool_down_are_respected():
     assert decisions[3].offer_id is None and "cool-down" in decisions[3].why
 
 
+def test_all_offers_at_once_equal_each_offers_own_checks():
+    """``options`` checks every offer's risk range and value on the whole block at once: the
+    same net values as each offer's ``eligible`` customers one offer at a time."""
+    from scoring.offers.policy import eligible
+
+    catalogue = parse_catalogue(_catalogue(**{
+        "offers.1.eligibility": {"risk_range": [0.1, 0.9], "segments": ["business"],
+                                 "min_customer_value": 50},
+        "offers.0.eligibility": {"contract": "no_contract", "risk_range": [0.2, 1.0]},
+        "offers.2.eligibility": {"risk_range": [0.3, 0.6], "min_customer_value": 5}}))
+    rng = np.random.default_rng(8)
+    n = 400
+    p = np.where(rng.random(n) < 0.1, 0.3, rng.uniform(0, 1, n))  # some right on an edge
+    p[:5] = np.nan
+    c = _customers(p, rng.choice([0.0, 5.0, 50.0, 400.0, np.nan], n),
+                   days=rng.choice([np.nan, 10.0, 100.0], n),
+                   segment=rng.choice(["business", "home"], n),
+                   has_contract=rng.choice([0.0, 1.0, np.nan], n))
+    effects = _effects(rng.normal(-0.05, 0.05, (n, 3)))
+    got = options(c, effects, catalogue)
+    for j, offer in enumerate(catalogue.offers):
+        r = -effects[offer.id]
+        ok = eligible(offer, c) & ~got.cooling & (r > 0)
+        want = np.where(ok, r * c.value - offer.cost, -np.inf)
+        assert np.array_equal(got.net[:, j], want), offer.id
+        assert np.array_equal(got.reduction[:, j], r), offer.id
+
+
 def test_ties_go_to_the_catalogue_order_deterministically():
     catalogue = load_catalogue()
     c = _customers([0.5], [100.0])
