@@ -245,7 +245,6 @@ class ChurnService:
                 counters.probability.observe(item["churn_probability"])
                 offer = item.get("offer")
                 counters.offer(offer["offer_id"] if offer else "none").inc()
-        if len(rows):
             counters.scored.inc(len(rows))
         if len(results) > len(rows):
             counters.failed.inc(len(results) - len(rows))
