@@ -80,12 +80,12 @@ def stage_train(work: Path, train_rows: int) -> dict:
 
     t0 = time.perf_counter()
     meta = read_feature_set_meta(work / "features.parquet")
-    file = pq.ParquetFile(work / "features.parquet")
+    file = pq.ParquetFile(work / "features.parquet", pre_buffer=False)  # pre-buffered column
     labelled = file.metadata.num_rows
     share = min(1.0, train_rows / max(labelled, 1))
     rng = np.random.default_rng(0)
     kept = []
-    for batch in file.iter_batches(batch_size=100_000):
+    for batch in file.iter_batches(batch_size=100_000):  # chunks would stay until the end
         take = rng.random(batch.num_rows) < share
         kept.append(batch.filter(pa.array(take)))
     frame = pa.Table.from_batches(kept, schema=file.schema_arrow).to_pandas()
