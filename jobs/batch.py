@@ -222,6 +222,7 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
             with writing_in(out.parent):
                 writer.close()
             writer = None
+        pa.default_memory_pool().release_unused()  # the reading's buffers, before the write
         return finish(model, core, scored, out, config)
     finally:
         if writer is not None:

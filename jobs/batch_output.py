@@ -123,16 +123,16 @@ def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
 def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
     """The staged scored rows (a file, or a folder of part files from Spark), in a stable order.
 
-    Rows marked for quarantine (a non-empty ``quarantine_reason``) are left out."""
-    import pyarrow.dataset as ds
-
+    Rows marked for quarantine (a non-empty ``quarantine_reason``) are left out. Each file is
+    read batch by batch in this thread, without pre-buffering: a dataset scanner's read-ahead on
+    Arrow's threads held about 0.3 GB at 1M rows (its defaults) or 0.2 GB (one batch ahead)."""
     stage = Path(stage)
     if not stage.exists():
         return
-    files = sorted(str(p) for p in stage.glob("*.parquet")) if stage.is_dir() else [str(stage)]
-    if not files:
-        return
-    for batch in ds.dataset(files, format="parquet").to_batches(batch_size=size):
+    files = sorted(stage.glob("*.parquet")) if stage.is_dir() else [stage]
+    batches = (batch for file in files for batch in pq.ParquetFile(file, pre_buffer=False)
+               .iter_batches(batch_size=size, use_threads=False))
+    for batch in batches:
         frame = batch.to_pandas()
         if "quarantine_reason" in frame.columns:
             frame = frame[frame["quarantine_reason"] == ""].reset_index(drop=True)

@@ -98,7 +98,7 @@ def model_chunks(source: pd.DataFrame | Path, scorer: ChurnScorer, size: int,
     rest = [c for c in wanted if c not in plain]
     others = [(j, name, kind) for j, (name, kind)
               in enumerate(zip(scorer.features, scorer.kinds, strict=True)) if name not in plain]
-    for batch in file.iter_batches(batch_size=size, columns=wanted):
+    for batch in file.iter_batches(batch_size=size, columns=wanted, use_threads=False):
         frame = batch.select(rest).to_pandas()
         x = np.empty((batch.num_rows, len(scorer.features)), order="F")
         for j, name in enumerate(scorer.features):
