@@ -120,19 +120,23 @@ def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
     return summary
 
 
-def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
-    """The staged scored rows (a file, or a folder of part files from Spark), in a stable order.
-
-    Rows marked for quarantine (a non-empty ``quarantine_reason``) are left out. Each file is
-    read batch by batch in this thread, without pre-buffering: a dataset scanner's read-ahead on
-    Arrow's threads held about 0.3 GB at 1M rows (its defaults) or 0.2 GB (one batch ahead)."""
+def staged_parts(stage: Path, size: int) -> Iterator[pa.RecordBatch]:
+    """The staged rows (a file, or a folder of part files from Spark) as Arrow batches, in a
+    stable order: file by file in name order, each read batch by batch in this thread without
+    pre-buffering (a dataset scanner's read-ahead on Arrow's threads held about 0.3 GB of a
+    1M-row stage with its defaults, 0.2 GB with one batch ahead)."""
     stage = Path(stage)
     if not stage.exists():
         return
-    files = sorted(stage.glob("*.parquet")) if stage.is_dir() else [stage]
-    batches = (batch for file in files for batch in pq.ParquetFile(file, pre_buffer=False)
-               .iter_batches(batch_size=size, use_threads=False))
-    for batch in batches:
+    for file in sorted(stage.glob("*.parquet")) if stage.is_dir() else [stage]:
+        yield from pq.ParquetFile(file, pre_buffer=False).iter_batches(batch_size=size,
+                                                                       use_threads=False)
+
+
+def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
+    """The staged scored rows (``staged_parts``) as frames, rows marked for quarantine (a
+    non-empty ``quarantine_reason``) left out."""
+    for batch in staged_parts(stage, size):
         frame = batch.to_pandas()
         if "quarantine_reason" in frame.columns:
             frame = frame[frame["quarantine_reason"] == ""].reset_index(drop=True)
@@ -287,4 +291,4 @@ def _write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, ch
 
 
 __all__ = ["BatchConfig", "BatchError", "BatchSummary", "ScoredRows", "finish", "clean_stale",
-           "companion_paths", "fingerprint_file", "read_committed", "stage_batches"]
+           "companion_paths", "fingerprint_file", "read_committed", "stage_batches", "staged_parts"]
