@@ -58,10 +58,11 @@ CUTOFF = "cutoff"
 def cutoff_text(values: pd.Series) -> np.ndarray:
     """Each row's cutoff as YYYY-MM-DD ("" when missing or not a date)."""
     if isinstance(values.dtype, np.dtype) and values.dtype.kind == "M":  # naive timestamps
-        days = values.to_numpy("datetime64[D]")
+        # each distinct day written once (a chunk has few: usually one cutoff for every row)
+        days, inverse = np.unique(values.to_numpy("datetime64[D]"), return_inverse=True)
         text = np.datetime_as_string(days, unit="D").astype(object)
         text[np.isnat(days)] = ""
-        return text
+        return text[inverse.ravel()]
     days = pd.to_datetime(values, errors="coerce", format="mixed")
     return days.dt.strftime("%Y-%m-%d").fillna("").to_numpy(object)
 
@@ -222,6 +223,7 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
             with writing_in(out.parent):
                 writer.close()
             writer = None
+        pa.default_memory_pool().release_unused()  # the reading's buffers, before the write
         return finish(model, core, scored, out, config)
     finally:
         if writer is not None:

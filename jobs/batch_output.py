@@ -77,7 +77,11 @@ class BatchSummary:
 @dataclass
 class ScoredRows:
     """What an engine scored, before the offers are chosen: the staged rows (a Parquet file or a
-    folder of parts, in a stable order) and, in the same order, each chunk's arrays."""
+    folder of parts, in a stable order) and, in the same order, each chunk's probabilities.
+
+    Offer values are kept only for the rows that have an offer worth sending (some positive net
+    value): no other row can be given one, by the budgeted allocation or without a budget, so
+    the memory they take is set by those rows, not by the size of the base."""
 
     stage: Path
     costs: np.ndarray  # cost of each catalogue offer
@@ -85,14 +89,20 @@ class ScoredRows:
     scored_at: str
     summary: BatchSummary = field(default_factory=BatchSummary)
     probs: list[np.ndarray] = field(default_factory=list)
-    nets: list[np.ndarray] = field(default_factory=list)  # rows x offers: expected net value
-    reductions: list[np.ndarray] = field(default_factory=list)  # rows x offers: churn cut
+    rows: int = 0  # rows added so far
+    where: list[np.ndarray] = field(default_factory=list)  # positions of the rows with an offer
+    nets: list[np.ndarray] = field(default_factory=list)  # those rows x offers: net value
+    reductions: list[np.ndarray] = field(default_factory=list)  # those rows x offers: churn cut
     quarantine: list[pd.DataFrame] = field(default_factory=list)  # id column + reason
 
     def add(self, probs: np.ndarray, nets: np.ndarray, reductions: np.ndarray) -> None:
+        """The next rows' probabilities and (rows x offers) net values and churn reductions."""
+        worth = np.flatnonzero((nets > 0).any(axis=1))
         self.probs.append(probs)
-        self.nets.append(nets)
-        self.reductions.append(reductions)
+        self.where.append(worth + self.rows)
+        self.nets.append(nets[worth])
+        self.reductions.append(reductions[worth])
+        self.rows += len(probs)
 
 
 def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
@@ -106,24 +116,27 @@ def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
         log.warning("no row could be scored: all %d quarantined (%s); writing an empty output, "
                     "the quarantine and the manifest", summary.rows_in,
                     _reason_counts(scored.quarantine))
-    choice, net_value = choose_offers(core, scored, config)
-    write_outputs(model, core, scored, choice, net_value, out, config)
+    write_outputs(model, core, scored, *choose_offers(core, scored, config), out, config)
     return summary
 
 
-def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
-    """The staged scored rows (a file, or a folder of part files from Spark), in a stable order.
-
-    Rows marked for quarantine (a non-empty ``quarantine_reason``) are left out."""
-    import pyarrow.dataset as ds
-
+def staged_parts(stage: Path, size: int) -> Iterator[pa.RecordBatch]:
+    """The staged rows (a file, or a folder of part files from Spark) as Arrow batches, in a
+    stable order: file by file in name order, each read batch by batch in this thread without
+    pre-buffering (a dataset scanner's read-ahead on Arrow's threads held about 0.3 GB of a
+    1M-row stage with its defaults, 0.2 GB with one batch ahead)."""
     stage = Path(stage)
     if not stage.exists():
         return
-    files = sorted(str(p) for p in stage.glob("*.parquet")) if stage.is_dir() else [str(stage)]
-    if not files:
-        return
-    for batch in ds.dataset(files, format="parquet").to_batches(batch_size=size):
+    for file in sorted(stage.glob("*.parquet")) if stage.is_dir() else [stage]:
+        yield from pq.ParquetFile(file, pre_buffer=False).iter_batches(batch_size=size,
+                                                                       use_threads=False)
+
+
+def stage_batches(stage: Path, size: int) -> Iterator[pd.DataFrame]:
+    """The staged scored rows (``staged_parts``) as frames, rows marked for quarantine (a
+    non-empty ``quarantine_reason``) left out."""
+    for batch in staged_parts(stage, size):
         frame = batch.to_pandas()
         if "quarantine_reason" in frame.columns:
             frame = frame[frame["quarantine_reason"] == ""].reset_index(drop=True)
@@ -153,30 +166,39 @@ def _reason_counts(parts: list[pd.DataFrame]) -> dict:
 
 
 def choose_offers(core: ScoringCore, scored: ScoredRows, config: BatchConfig
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's offer (``NO_OFFER`` for none) and its expected net value, over the whole base:
-    the budgeted allocation when the job has a campaign budget, else each row's best offer."""
-    if not scored.nets:
-        return np.array([], dtype=int), np.array([])
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's offer (``NO_OFFER`` for none), its expected net value and its churn reduction,
+    over the whole base: the budgeted allocation when the job has a campaign budget, else each
+    row's best offer.
+
+    Only the rows with an offer worth sending take part: the others get none either way, and
+    every method orders the (row, offer) options it may send in the rows' order, so leaving them
+    out changes no choice."""
+    n = scored.rows
+    choice = np.full(n, NO_OFFER, dtype=np.int64)
+    net, cut = np.zeros(n), np.zeros(n)
+    if not n:
+        return choice, net, cut
+    rows = np.concatenate(scored.where)
     opts = Options(np.vstack(scored.nets), np.vstack(scored.reductions), scored.costs,
-                   np.zeros(sum(len(n) for n in scored.nets), dtype=bool))
+                   np.zeros(len(rows), dtype=bool))
     if config.campaign_budget is not None:
-        choice = allocate(opts, core.catalogue, config.campaign_budget, config.allocation).offer
+        chosen = allocate(opts, core.catalogue, config.campaign_budget, config.allocation).offer
     else:
-        choice, _ = best_offers(opts)
-    rows = np.arange(len(choice))
-    net = np.where(choice != NO_OFFER, opts.net[rows, np.maximum(choice, 0)], 0.0)
-    return choice, net
+        chosen, _ = best_offers(opts)
+    sent = np.flatnonzero(chosen != NO_OFFER)
+    choice[rows[sent]] = chosen[sent]
+    net[rows[sent]] = opts.net[sent, chosen[sent]]
+    cut[rows[sent]] = opts.reduction[sent, chosen[sent]]
+    return choice, net, cut
 
 
 def _write_rows(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
-                net_value: np.ndarray, target: Path, suffix: str, config: BatchConfig) -> int:
+                net_value: np.ndarray, chosen_cut: np.ndarray, target: Path, suffix: str,
+                config: BatchConfig) -> int:
     """Stream the staged rows, with their offers, into ``target``; returns the rows written."""
     ids = np.array([*core.catalogue.ids, ""], dtype=object)
     out_columns = [config.id_column] + OUTPUT_COLUMNS[1:]
-    cuts = np.vstack(scored.reductions) if scored.reductions else np.zeros((0, len(scored.costs)))
-    chosen_cut = (np.where(choice != NO_OFFER, cuts[np.arange(len(choice)), np.maximum(choice, 0)],
-                           0.0) if len(choice) else np.array([]))
     offset, writer = 0, None
     try:
         for frame in stage_batches(scored.stage, config.chunk_size):
@@ -223,19 +245,21 @@ def _summarise(core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
 
 
 def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
-                  net_value: np.ndarray, out: Path, config: BatchConfig) -> None:
-    """Output, quarantine and manifest, written aside and committed (``jobs.batch_commit``)."""
+                  net_value: np.ndarray, cut: np.ndarray, out: Path, config: BatchConfig) -> None:
+    """Output, quarantine and manifest, written aside and committed (``jobs.batch_commit``);
+    ``choice``, ``net_value``, ``cut``: each row's offer, its net value and churn reduction."""
     with writing_in(out.parent):
-        _write_outputs(model, core, scored, choice, net_value, out, config)
+        _write_outputs(model, core, scored, choice, net_value, cut, out, config)
 
 
 def _write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
-                   net_value: np.ndarray, out: Path, config: BatchConfig) -> None:
+                   net_value: np.ndarray, cut: np.ndarray, out: Path, config: BatchConfig
+                   ) -> None:
     final_tmp = out.with_name(f".{out.name}.{os.getpid()}.final.tmp")
     q_tmp = out.with_name(f".{out.name}.{os.getpid()}.quarantine.tmp")
     summary = scored.summary
     try:
-        rows_out = _write_rows(model, core, scored, choice, net_value, final_tmp,
+        rows_out = _write_rows(model, core, scored, choice, net_value, cut, final_tmp,
                                out.suffix.lower(), config)
         _summarise(core, scored, choice, net_value)
         if summary.rows_in != rows_out + summary.rows_quarantined:
@@ -267,4 +291,4 @@ def _write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, ch
 
 
 __all__ = ["BatchConfig", "BatchError", "BatchSummary", "ScoredRows", "finish", "clean_stale",
-           "companion_paths", "fingerprint_file", "read_committed", "stage_batches"]
+           "companion_paths", "fingerprint_file", "read_committed", "stage_batches", "staged_parts"]

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 
 from jobs.batch import CUTOFF, cutoff_text, quarantine_mask, score_chunk
 from jobs.batch_output import (
@@ -29,6 +28,7 @@ from jobs.batch_output import (
     ScoredRows,
     clean_stale,
     finish,
+    staged_parts,
 )
 from jobs.spark_session import SparkOptions, spark_errors, spark_session
 from jobs.spark_ship import ship_model, worker_model
@@ -167,11 +167,9 @@ def _count_copies(frame, id_column: str):
 def _collect_and_finish(model, core, stage: Path, out: Path, config: BatchConfig,
                         fingerprint: str, offer_ids: list[str]) -> BatchSummary:
     """The single-machine step: gather every row's offer values, allocate, write atomically."""
-    files = sorted(str(p) for p in stage.glob("*.parquet"))
     scored = ScoredRows(stage, core.catalogue.costs, fingerprint,
                         datetime.now(UTC).replace(microsecond=0).isoformat())
-    for batch in ds.dataset(files, format="parquet").to_batches(batch_size=config.chunk_size) \
-            if files else []:
+    for batch in staged_parts(stage, config.chunk_size):
         pdf = batch.to_pandas()
         scored.summary.rows_in += len(pdf)
         bad = pdf["quarantine_reason"] != ""

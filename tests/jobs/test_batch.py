@@ -156,3 +156,16 @@ def test_duplicate_keys_are_found_by_their_text_whatever_the_column_types(cutoff
                           "customer_id": pd.Series([1, "1", 2, 1], dtype=object)})
     for size in (1, 3):
         assert duplicated_keys(frame, BatchConfig(chunk_size=size)) == {"1@2025-01-01"}, size
+
+
+def test_each_row_keeps_its_own_cutoff_day_as_text():
+    """Timestamps become their day (several days in one chunk, missing ones ""), in row order;
+    text dates are parsed the same way."""
+    from jobs.batch import cutoff_text
+
+    stamps = pd.Series(pd.to_datetime(["2025-01-01 00:00", None, "2024-03-02 13:30",
+                                       "2025-01-01 23:59", None, "2024-03-02 00:00"]))
+    want = ["2025-01-01", "", "2024-03-02", "2025-01-01", "", "2024-03-02"]
+    assert cutoff_text(stamps).tolist() == want
+    assert cutoff_text(stamps.astype(object).astype(str).replace("NaT", "x")).tolist() == want
+    assert cutoff_text(stamps[:0]).tolist() == []
