@@ -118,13 +118,17 @@ def _count_types(engagement: pd.DataFrame, latest_cutoff: pd.Timestamp,
     """Events of each type before the latest cutoff, and those with a value (as
     ``event_type_counts`` counts them on the whole base)."""
     before = engagement["event_ts"].to_numpy("datetime64[ns]") < latest_cutoff.to_datetime64()
-    kind = engagement["event_type"][before].astype("str")
-    for name, n in kind.value_counts().items():
-        types[str(name)][0] += int(n)
+    codes, names = pd.factorize(engagement["event_type"].astype("str"))  # -1: missing
+    before &= codes >= 0
+    counts = np.bincount(codes[before], minlength=len(names))
+    valued = np.zeros(len(names), dtype=np.int64)
     if "value" in engagement.columns:
-        valued = engagement["value"][before].notna().to_numpy()
-        for name, n in kind[valued].value_counts().items():
-            types[str(name)][1] += int(n)
+        valued = np.bincount(codes[before & engagement["value"].notna().to_numpy()],
+                             minlength=len(names))
+    for name, n, v in zip(names, counts, valued, strict=True):
+        if n:
+            types[str(name)][0] += int(n)
+            types[str(name)][1] += int(v)
 
 
 def _ordered(s: PurchaseSummary) -> PurchaseSummary:
