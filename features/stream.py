@@ -64,9 +64,11 @@ def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: Feature
     if not checked:
         codes = None if scanned else {}
         raw = validate(raw, as_of=as_of, now=now, checks=not scanned, codes=codes)
+        _release()  # what the checks took
     # the raw tables go as soon as they are typed, the typed ones once sorted
     prepared = PreparedCrm(CrmData.from_tables(raw), codes)
-    del raw
+    del raw, codes
+    _release()
     return build_feature_set(prepared, cutoffs, config, labels, population_only, data_end=data_end)
 
 
@@ -184,22 +186,26 @@ class _BuiltPart:
 def _build_part(job: _BuildJob) -> _BuiltPart:
     """One part's rows as Arrow (the worker converts them, the writer only writes); or, when it
     checks the part, the part's problems."""
-    codes = job.codes if job.checked is not None else {} if job.check else None
     try:
-        typed = [job.checked if job.checked is not None else validate(
-            job.part.read(), as_of=job.as_of, now=job.now, checks=job.check, codes=codes)]
+        fs = build_partition(job.checked if job.checked is not None else job.part.read(),
+                             job.cutoffs, job.config, job.labels, job.population_only,
+                             job.data_end, job.as_of, job.now, checked=job.checked is not None,
+                             scanned=not job.check, codes=job.codes)
     except ContractError as exc:
         if not job.check:
             raise
         return _BuiltPart(job.part.name, None, [], {}, exc.problems)
-    # the list's is the tables' only reference: build_partition lets them go once sorted
-    fs = build_partition(typed.pop(), job.cutoffs, job.config, job.labels, job.population_only,
-                         job.data_end, job.as_of, job.now, checked=True, codes=codes)
     per_cutoff: dict = {}
     _tally(fs.frame, per_cutoff)
     table, specs = pa.Table.from_pandas(fs.frame, preserve_index=False), fs.specs
     del fs  # the frame goes before the table is sent
     return _BuiltPart(job.part.name, table, specs, per_cutoff)
+
+
+def _release() -> None:
+    """Give the memory that Arrow's allocator keeps after a step back to the system (it would
+    stay with this process while the next step allocates)."""
+    pa.default_memory_pool().release_unused()
 
 
 def _metadata(schema: pa.Schema, specs, labels: LabelConfig, config: FeatureConfig,
