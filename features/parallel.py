@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -85,7 +84,7 @@ class PartPool:
             while nxt < len(items) or pending:
                 try:
                     while nxt < len(items) and len(pending) < self.workers:  # one part a worker
-                        pending.append((nxt, pool.submit(_run, fn, items[nxt])))
+                        pending.append((nxt, pool.submit(fn, items[nxt])))
                         nxt += 1
                     _, future = pending[0]
                     result = future.result()
@@ -111,7 +110,7 @@ class PartPool:
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context(START_METHOD),
-                initializer=_init_worker)
+                initializer=_quiet_worker)
         return self._pool
 
     def _stop(self, futures: list[cf.Future]) -> None:
@@ -146,50 +145,8 @@ def _stop(pool: cf.ProcessPoolExecutor, futures: list[cf.Future]) -> None:
     log.debug("stopped %d workers after a failure", len(processes))
 
 
-def _init_worker() -> None:
-    """Workers draw no progress bars (the caller draws one over the parts) and keep the memory
-    that they free for their next arrays (``_keep_freed_memory``)."""
+def _quiet_worker() -> None:
+    """Workers draw no progress bars (the caller draws one over the parts)."""
     from features.progress import set_quiet
 
     set_quiet(True)
-    _keep_freed_memory()
-
-
-# glibc's mallopt parameters
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_KEEP = 1 << 30  # arrays up to 1 GiB come from the heap, and the heap is not given back
-
-
-def _run(fn: Callable[[T], R], item: T) -> R:
-    """``fn(item)`` in a worker, then what it freed given back (``_keep_freed_memory`` keeps it
-    while one item is worked on: a worker's memory stays set by its largest part)."""
-    try:
-        return fn(item)
-    finally:
-        _give_back()
-
-
-def _give_back() -> None:
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-_LIBC = None  # glibc, once a worker has tuned it
-
-
-def _keep_freed_memory() -> None:
-    """glibc's malloc maps each large array (over 32 MiB at most) afresh from the kernel and
-    unmaps it when freed, so a worker spent about a fifth of its CPU in the kernel zeroing the
-    pages of each part's temporaries. Served from the heap and kept there while the part is
-    worked on, the freed memory is reused; after each part it is given back (``_run``). Linux
-    with glibc only (elsewhere nothing changes)."""
-    if not sys.platform.startswith("linux"):
-        return
-    global _LIBC
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, _KEEP)
-        libc.mallopt(_M_TRIM_THRESHOLD, 2 * _KEEP)
-        _LIBC = libc
-    except (OSError, AttributeError):  # not glibc
-        log.debug("worker: malloc left as it is (no glibc mallopt)")
