@@ -56,27 +56,33 @@ class FeatureSet:
 
 
 class PreparedCrm:
-    """A source with each event table sorted once by (customer, time), reused for every cutoff."""
+    """A source with each event table sorted once by (customer, time), reused for every cutoff.
+    ``codes`` (table -> each event's customer as a position in the customers table, as
+    ``validate`` finds them) spares finding them again."""
 
-    def __init__(self, crm: CrmData):
+    def __init__(self, crm: CrmData, codes: dict[str, np.ndarray] | None = None):
         self.customers = crm.customers.reset_index(drop=True)
         self.index = pd.Index(self.customers["customer_id"])
         self.data_end = crm.data_end
-        idx = self.index
-        self.orders = SortedEvents.from_frame(crm.orders, idx, "order_ts", ["amount", "discount"])
-        self.tickets = None if crm.tickets is None else SortedEvents.from_frame(
-            crm.tickets, idx, "opened_ts",
+        idx, codes = self.index, codes or {}
+
+        def sort(frame: pd.DataFrame, name: str, time_col: str, columns: list[str]):
+            return SortedEvents.from_frame(frame, idx, time_col, columns, codes.get(name))
+
+        self.orders = sort(crm.orders, "orders", "order_ts", ["amount", "discount"])
+        self.tickets = None if crm.tickets is None else sort(
+            crm.tickets, "tickets", "opened_ts",
             ["closed_ts", "is_complaint", "escalated", "reopened", "resolved_first_contact",
              "channel"])
         self.answers = self.sent = None
         if crm.surveys is not None:
-            self.answers = SortedEvents.from_frame(crm.surveys, idx, "response_ts", ["kind", "score"])
+            self.answers = sort(crm.surveys, "surveys", "response_ts", ["kind", "score"])
             if "sent_ts" in crm.surveys.columns:
-                self.sent = SortedEvents.from_frame(crm.surveys, idx, "sent_ts", ["response_ts"])
-        self.engagement = None if crm.engagement is None else SortedEvents.from_frame(
-            crm.engagement, idx, "event_ts", ["event_type", "value"])
-        self.offers = None if crm.offers is None else SortedEvents.from_frame(
-            crm.offers, idx, "sent_ts", ["treated", "accepted_ts"])
+                self.sent = sort(crm.surveys, "surveys", "sent_ts", ["response_ts"])
+        self.engagement = None if crm.engagement is None else sort(
+            crm.engagement, "engagement", "event_ts", ["event_type", "value"])
+        self.offers = None if crm.offers is None else sort(
+            crm.offers, "offers", "sent_ts", ["treated", "accepted_ts"])
 
 
 def compute_features(prepared: PreparedCrm, cutoff: pd.Timestamp,

@@ -23,7 +23,7 @@ from features.events import customer_codes
 from features.schema import REQUIRED_TABLES, SURVEY_SCALES, TABLES, Column, Kind, Table
 
 __all__ = ["REQUIRED_TABLES", "SURVEY_SCALES", "TABLES", "Column", "ContractError", "Kind",
-           "Problem", "Table", "parse_as_of", "utc_now", "validate"]
+           "Problem", "Table", "parse_as_of", "typed_columns", "utc_now", "validate"]
 
 
 @dataclass(frozen=True)
@@ -214,16 +214,18 @@ def parse_as_of(value) -> pd.Timestamp | None:
     return ts.as_unit("ns")
 
 
-def validate(raw: dict[str, pd.DataFrame], as_of=None,
-             now: pd.Timestamp | None = None, *, checks: bool = True) -> dict[str, pd.DataFrame]:
+def validate(raw: dict[str, pd.DataFrame], as_of=None, now: pd.Timestamp | None = None, *,
+             checks: bool = True, codes: dict[str, np.ndarray] | None = None
+             ) -> dict[str, pd.DataFrame]:
     """Check ``raw`` tables against the contract and return them with contract types.
 
     ``as_of`` is the moment the data was extracted (optional): no timestamp may be later, and no
     timestamp may be later than ``now`` (the current UTC time by default) either.
     Raises :class:`ContractError` listing every problem; nothing is returned half-checked.
     ``checks=False`` only gives the tables their types (for tables this function already passed,
-    read again: the second pass of the streamed build); a value that does not convert still
-    raises.
+    read again); a value that does not convert still raises. ``codes``, when given, receives each
+    event table's customers as positions in the customers table (``customer_codes``: the checks
+    find them, the feature build reuses them).
     """
     as_of = parse_as_of(as_of)
     now = utc_now() if now is None else parse_as_of(now)
@@ -260,7 +262,19 @@ def validate(raw: dict[str, pd.DataFrame], as_of=None,
     customers = typed.get("customers")
     if checks and customers is not None and not any(p.table == "customers"
                                                     for p in check.problems):
-        _check_references(customers, typed, check)
+        _check_references(customers, typed, check, codes)
+    if check.problems:
+        raise ContractError(check.problems)
+    return typed
+
+
+def typed_columns(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Some columns of the contract's tables with their contract types and no checks (a quick look
+    at data that ``validate`` checks later); raises :class:`ContractError` when a value does not
+    convert."""
+    check = _Checker()
+    typed = {name: _coerce(TABLES[name], frame.reset_index(drop=True), check)
+             for name, frame in raw.items() if name in TABLES}
     if check.problems:
         raise ContractError(check.problems)
     return typed
@@ -286,7 +300,7 @@ def _check_not_after(table: Table, frame: pd.DataFrame, as_of: pd.Timestamp | No
 
 
 def _check_references(customers: pd.DataFrame, typed: dict[str, pd.DataFrame],
-                      check: _Checker) -> None:
+                      check: _Checker, codes: dict[str, np.ndarray] | None = None) -> None:
     ids = customers["customer_id"]
     signup = customers["signup_date"].to_numpy("datetime64[ns]")
     for name, frame in typed.items():
@@ -294,6 +308,8 @@ def _check_references(customers: pd.DataFrame, typed: dict[str, pd.DataFrame],
         if table.event_time is None:
             continue
         pos = customer_codes(frame["customer_id"], ids)
+        if codes is not None:
+            codes[name] = pos
         unknown = pos < 0
         check.add(name, "customer_id", "event for a customer not in the customers table", frame,
                   unknown, ["customer_id", table.event_time])

@@ -60,8 +60,11 @@ class SortedEvents:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, index: pd.Index, time_col: str,
-                   columns: list[str]) -> SortedEvents:
-        codes = customer_codes(frame["customer_id"], index)
+                   columns: list[str], codes: np.ndarray | None = None) -> SortedEvents:
+        """The events of ``frame`` (``codes``: each one's customer as a position in ``index``,
+        when already found; else found here)."""
+        if codes is None:
+            codes = customer_codes(frame["customer_id"], index)
         ts = frame[time_col].to_numpy("datetime64[ns]").view(np.int64)
         keep = (codes >= 0) & (ts != np.iinfo(np.int64).min)  # unknown customers / NaT dropped
         cols = {c: _numpy(frame[c])[keep] for c in columns if c in frame.columns}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -84,7 +85,7 @@ class PartPool:
             while nxt < len(items) or pending:
                 try:
                     while nxt < len(items) and len(pending) < self.workers:  # one part a worker
-                        pending.append((nxt, pool.submit(fn, items[nxt])))
+                        pending.append((nxt, pool.submit(_run, fn, items[nxt])))
                         nxt += 1
                     _, future = pending[0]
                     result = future.result()
@@ -150,3 +151,27 @@ def _quiet_worker() -> None:
     from features.progress import set_quiet
 
     set_quiet(True)
+
+
+def _run(fn: Callable[[T], R], item: T) -> R:
+    """``fn(item)`` in a worker, then the memory that it freed given back to the system (glibc
+    keeps freed heap memory, and a long-lived worker's footprint grew part after part)."""
+    try:
+        return fn(item)
+    finally:
+        _trim()
+
+
+def _trim() -> None:
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else False
+            _LIBC.malloc_trim  # noqa: B018 - glibc only
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None  # glibc once looked up (False: not there)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.contract import TABLES, ContractError, Problem
 from features.io import DUCKDB_SUFFIXES, read_tables
@@ -38,14 +39,19 @@ class Partition:
 
     def read(self, columns: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
         """The raw tables of this part (no checks, no typing); ``columns`` limits what is read
-        of some tables (Parquet parts only; the others are read whole)."""
+        of some tables (Parquet parts only, the others are read whole; a column that a file
+        lacks is left out)."""
         if self.source is not None:
             return read_tables(self.source)
         tables = {}
         for name, f in self.files.items():
             try:
                 if f.suffix.lower() == ".parquet":
-                    tables[name] = pd.read_parquet(f, columns=(columns or {}).get(name))
+                    wanted = (columns or {}).get(name)
+                    if wanted is not None:
+                        have = set(pq.read_schema(f).names)
+                        wanted = [c for c in wanted if c in have]
+                    tables[name] = pd.read_parquet(f, columns=wanted)
                 else:
                     tables[name] = pd.read_csv(f, low_memory=False)
             except Exception as exc:  # noqa: BLE001 - any reader failure is a contract problem

@@ -2,12 +2,15 @@
 the number of customers.
 
 Two passes over the partitions (``features.partitions``), each in the workers of one
-``features.parallel.PartPool`` (one per core by default). The first (``features.scan``) checks
-each part against the contract and keeps what the whole base decides: the data's end (for the
-labels), the event vocabulary and the BTYD fits at each cutoff (from every customer's purchase
-summary); any breach raises before anything is written. The second builds each part with
+``features.parallel.PartPool`` (one per core by default). The first (``features.scan``) keeps
+what the whole base decides: the data's end (for the labels), the event vocabulary and the BTYD
+fits at each cutoff (from every customer's purchase summary); it reads only the columns that
+these need. The second reads each part whole, checks it against the contract and builds it with
 ``build_partition``, the function Spark runs on each bucket (``jobs.spark_features``), and
 appends its rows to the output file in the parts' order, whatever the number of workers. A
+breach found by either pass stops the build, and every part is then checked
+(``features.scan.scan_source``) so that the error names every problem of every part; nothing is
+written. (A source of one part is checked in the first pass and built from the tables it read.) A
 customer's features depend only on that customer's events and on what the first pass fixed, so
 the rows are those of the in-memory build; they come partition by partition (each partition's
 rows in cutoff order, then customer order).
@@ -20,6 +23,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,14 +37,14 @@ from features.build import (
     require_rows,
 )
 from features.config import FeatureConfig, LabelConfig
-from features.contract import validate
+from features.contract import ContractError, Problem, validate
 from features.crm import CrmData
 from features.errors import BadInput
 from features.io import write_atomic
 from features.parallel import ParallelConfig, part_pool
 from features.partitions import Partition
 from features.progress import bar
-from features.scan import SourceScan, scan_source
+from features.scan import SourceScan, Unchecked, scan_source
 from features.spec import FeatureSpec
 
 __all__ = ["SourceScan", "StreamedBuild", "build_partition", "build_to_parquet", "scan_source"]
@@ -50,15 +54,21 @@ log = logging.getLogger(__name__)
 
 def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: FeatureConfig,
                     labels: LabelConfig, population_only: bool, data_end, as_of=None,
-                    now=None, checked: bool = False, scanned: bool = False) -> FeatureSet:
+                    now=None, checked: bool = False, scanned: bool = False,
+                    codes: dict[str, np.ndarray] | None = None) -> FeatureSet:
     """The rows of one partition of customers: its raw tables checked against the contract
     (only typed when ``scanned``: ``scan_source`` checked these files; nothing when ``checked``:
-    they are typed already), then features and labels with the settings (``scan_source``'s) and
-    the data end that the whole base fixed."""
-    tables = raw if checked else validate(raw, as_of=as_of, now=now, checks=not scanned)
-    del raw  # the raw tables go as soon as they are typed, the typed ones once sorted
-    prepared = PreparedCrm(CrmData.from_tables(tables))
-    del tables
+    they are typed already, ``codes`` their events' customers as ``validate`` found them), then
+    features and labels with the settings (``scan_source``'s) and the data end that the whole
+    base fixed."""
+    if not checked:
+        codes = None if scanned else {}
+        raw = validate(raw, as_of=as_of, now=now, checks=not scanned, codes=codes)
+        _release()  # what the checks took
+    # the raw tables go as soon as they are typed, the typed ones once sorted
+    prepared = PreparedCrm(CrmData.from_tables(raw), codes)
+    del raw, codes
+    _release()
     return build_feature_set(prepared, cutoffs, config, labels, population_only, data_end=data_end)
 
 
@@ -90,8 +100,16 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
         raise BadInput(f"feature sets are written as .parquet, got {out.name}")
     workers = ParallelConfig().workers if workers is None else workers
     with part_pool(workers) as pool:
-        scan = scan_source(source, cutoffs, features, labels.horizon_days, as_of, pool)
-        result = _write_parts(scan, cutoffs, labels, out, population_only, pool)
+        try:
+            scan = scan_source(source, cutoffs, features, labels.horizon_days, as_of, pool,
+                               checks=False)
+            result = _write_parts(scan, cutoffs, labels, out, population_only, pool)
+        except Unchecked as exc:
+            log.info("%s: checking every part to name the problems", exc)
+            scan_source(source, [], features, as_of=as_of, pool=pool)  # raises ContractError
+            if exc.problems:  # not found again (cannot happen: the same checks)
+                raise ContractError(exc.problems) from exc
+            raise
     log.info("wrote %s: %d rows from %d partitions (%d at a time)", out, result.rows,
              len(scan.parts), min(workers, len(scan.parts)))
     return result
@@ -101,16 +119,19 @@ def _write_parts(scan: SourceScan, cutoffs: list, labels: LabelConfig, out: Path
                  population_only: bool, pool) -> StreamedBuild:
     """The second pass: each part built in ``pool`` and appended, in the parts' order."""
     result = StreamedBuild(out, 0, [], scan.config, scan.data_end)
-    cached, scan.cached = scan.cached, None
+    cached, codes, scan.cached, scan.cached_codes = scan.cached, scan.cached_codes, None, None
     jobs = [_BuildJob(part, cutoffs, scan.config, labels, population_only, scan.data_end,
-                      scan.as_of, scan.now, cached) for part in scan.parts]
-    del cached
+                      scan.as_of, scan.now, not scan.checked, cached, codes)
+            for part in scan.parts]
+    del cached, codes
 
     def write(tmp: Path) -> None:
         writer = schema = None
         try:
             with closing(pool.map(_build_part, jobs, [p.name for p in scan.parts])) as built:
                 for part in bar(built, total=len(jobs), desc="building features", unit="part"):
+                    if part.problems:
+                        raise Unchecked(f"part {part.name} breaks the contract", part.problems)
                     table = part.table
                     if writer is None:
                         result.specs = part.specs
@@ -148,27 +169,43 @@ class _BuildJob:
     data_end: pd.Timestamp
     as_of: pd.Timestamp | None
     now: pd.Timestamp
+    check: bool = False  # check the part against the contract (the first pass did not)
     checked: dict[str, pd.DataFrame] | None = None  # a one-part source's tables, typed already
+    codes: dict[str, np.ndarray] | None = None  # and their events' customers (``validate``'s)
 
 
 @dataclass
 class _BuiltPart:
     name: str
-    table: pa.Table
+    table: pa.Table | None
     specs: list[FeatureSpec]
     per_cutoff: dict[pd.Timestamp, list[float]]
+    problems: list[Problem] = field(default_factory=list)  # the part breaks the contract
 
 
 def _build_part(job: _BuildJob) -> _BuiltPart:
-    """One part's rows as Arrow (the worker converts them, the writer only writes)."""
-    fs = build_partition(job.checked if job.checked is not None else job.part.read(),
-                         job.cutoffs, job.config, job.labels, job.population_only, job.data_end,
-                         job.as_of, job.now, checked=job.checked is not None, scanned=True)
+    """One part's rows as Arrow (the worker converts them, the writer only writes); or, when it
+    checks the part, the part's problems."""
+    try:
+        fs = build_partition(job.checked if job.checked is not None else job.part.read(),
+                             job.cutoffs, job.config, job.labels, job.population_only,
+                             job.data_end, job.as_of, job.now, checked=job.checked is not None,
+                             scanned=not job.check, codes=job.codes)
+    except ContractError as exc:
+        if not job.check:
+            raise
+        return _BuiltPart(job.part.name, None, [], {}, exc.problems)
     per_cutoff: dict = {}
     _tally(fs.frame, per_cutoff)
     table, specs = pa.Table.from_pandas(fs.frame, preserve_index=False), fs.specs
     del fs  # the frame goes before the table is sent
     return _BuiltPart(job.part.name, table, specs, per_cutoff)
+
+
+def _release() -> None:
+    """Give the memory that Arrow's allocator keeps after a step back to the system (it would
+    stay with this process while the next step allocates)."""
+    pa.default_memory_pool().release_unused()
 
 
 def _metadata(schema: pa.Schema, specs, labels: LabelConfig, config: FeatureConfig,

@@ -80,12 +80,13 @@ def add_activity(sink: FeatureSink, events: EventView, config: FeatureConfig) ->
                  weights: np.ndarray | None = None) -> np.ndarray:
         """customers x types: event counts (or value sums) in the window."""
         m = events.window_mask(window, start)
-        codes, s = (events.codes, slot) if m is None else (events.codes[m], slot[m])
         w = None
         if weights is not None:
             w = np.nan_to_num(weights if m is None else weights[m])
-        flat = np.bincount(codes * k + s, weights=w, minlength=events.n * k)
+        flat = np.bincount(cell if m is None else cell[m], weights=w, minlength=events.n * k)
         return flat.reshape(events.n, k)
+
+    cell = events.codes * k + slot  # each event's (customer, type) cell
 
     counts = {w: per_type(w) for w in config.windows}
     before = per_type(tw, start=tw)

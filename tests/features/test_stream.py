@@ -177,3 +177,17 @@ def test_cli_builds_partitioned_and_refuses_bad_data_with_exit_2(parts, tmp_path
     bad = runner.invoke(app, args)
     assert bad.exit_code == 2 and "orders.amount" in bad.output, bad.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_breaches_found_while_building_name_every_part(parts, tmp_path, workers):
+    def negative(frame):  # a check the first pass does not make: the build pass finds it
+        frame.loc[1, "amount"] = -5.0
+        return frame
+
+    _edit_part(parts, "orders", 1, negative)
+    _edit_part(parts, "orders", 2, negative)
+    message = _build_error(parts, tmp_path / "out", workers)
+    assert "orders.amount" in message and "negative values" in message, message
+    assert "in 2 of 3 parts" in message and "part-00001" in message, message
+    assert "part-00002" in message, message

@@ -1,0 +1,73 @@
+"""The first pass on one part: a glance at the columns the whole base needs gives what a full
+check gives; a glance at data it cannot use says so; the customers found by the checks are those
+the feature build would find."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import PreparedCrm
+from features.contract import utc_now, validate
+from features.crm import CrmData
+from features.part_scan import ScanJob, check_part, glance_part
+from features.partitions import partitions
+from features.sample import SampleSpec, write_partitioned
+
+CUTOFFS = [pd.Timestamp("2024-10-01"), pd.Timestamp("2025-01-01")]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    root = tmp_path_factory.mktemp("part_scan") / "parts"
+    write_partitioned(SampleSpec(customers=600, months=15, seed=11, block=300), root)
+    return root
+
+
+def _job(part) -> ScanJob:
+    return ScanJob(part, CUTOFFS, CUTOFFS[-1], None, utc_now())
+
+
+def test_a_glance_finds_what_the_full_check_finds(source):
+    for part in partitions(source):
+        checked, glanced = check_part(_job(part)), glance_part(_job(part))
+        assert checked.problems == [] and glanced.failed is None, glanced.failed
+        assert glanced.customers == checked.customers == 300
+        for field in ("rows", "ranges", "latest", "signup_end", "types"):
+            assert getattr(glanced, field) == getattr(checked, field), field
+        assert sum(n for n, _ in glanced.types.values()) > 100, "no event types: weak test"
+        for c in CUTOFFS:
+            for f in ("frequency", "recency", "age", "monetary"):
+                np.testing.assert_array_equal(getattr(glanced.summaries[c], f),
+                                              getattr(checked.summaries[c], f))
+        assert len(glanced.summaries[CUTOFFS[-1]].frequency) > 100
+
+
+def test_a_glance_at_data_it_cannot_type_says_so_instead_of_raising(source, tmp_path):
+    part = partitions(source)[1]
+    orders = pd.read_parquet(part.files["orders"])
+    orders["order_ts"] = orders["order_ts"].astype(str)
+    orders.loc[2, "order_ts"] = "not a time"
+    bad = tmp_path / "orders.parquet"
+    orders.to_parquet(bad, index=False)
+    broken = type(part)(part.name, {**part.files, "orders": bad})
+    found = glance_part(_job(broken))
+    assert found.failed is not None and "order_ts" in found.failed, found.failed
+    assert check_part(_job(broken)).problems, "the full check names the problem"
+
+
+def test_the_checks_match_events_to_the_customers_the_build_would(source):
+    tables = partitions(source)[0].read()
+    codes: dict[str, np.ndarray] = {}
+    typed = validate(tables, codes=codes)
+    assert set(codes) == {"orders", "tickets", "surveys", "engagement", "offers"} & set(typed)
+    reused, found = PreparedCrm(CrmData.from_tables(typed), codes), PreparedCrm(
+        CrmData.from_tables(typed))
+    for name in ("orders", "tickets", "answers", "sent", "engagement", "offers"):
+        a, b = getattr(reused, name), getattr(found, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            np.testing.assert_array_equal(a.codes, b.codes)
+            np.testing.assert_array_equal(a.ts, b.ts)
+    assert len(reused.engagement.codes) > 1000
