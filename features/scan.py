@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 from collections import defaultdict
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -100,92 +101,136 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     fits_wanted = [] if config.btyd is None or not cutoffs else [
         c for c in cutoffs if c.isoformat() not in (config.btyd_fits or {})]
     count_types = config.event_types is None and bool(cutoffs)
-    jobs = [ScanJob(part, fits_wanted, cutoffs[-1] if count_types else None, as_of, now,
-                    keep_tables=len(parts) == 1) for part in parts]
-    problems: list[tuple[str, Problem]] = []
-    latest: list[pd.Timestamp] = []
-    signup_end: list[pd.Timestamp] = []
-    types: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    summaries: dict[pd.Timestamp, list[PurchaseSummary]] = {c: [] for c in fits_wanted}
-    customers, cached, cached_codes, rows = 0, None, None, defaultdict(int)
-    ranges: dict[str, list] = {table: [] for table, _, _ in UNIQUE}
-    with closing(pool.map(check_part if checks else glance_part, jobs,
-                          [p.name for p in parts])) as scanned:
-        for found in bar(scanned, total=len(parts), desc="checking the data" if checks else
-                         "reading the data", unit="part"):
-            if found.failed is not None:
-                raise Unchecked(f"part {found.name}: {found.failed}")
-            if found.problems:
-                problems += [(found.name, p) for p in found.problems]
-                continue
-            customers += found.customers
-            for name, n in found.rows.items():
-                rows[name] += n
-            for table, r in found.ranges.items():
-                ranges[table].append(r)
-            if found.latest is not None:
-                latest.append(found.latest)
-            if found.signup_end is not None:
-                signup_end.append(found.signup_end)
-            for name, (n, valued) in found.types.items():
-                types[name][0] += n
-                types[name][1] += valued
-            for c in fits_wanted:
-                summaries[c].append(found.summaries[c])
-            cached, cached_codes = found.tables, found.codes
-            log.debug("checked part %s: %d customers", found.name, found.customers)
-    if problems:
-        raise ContractError(_merge(problems, len(parts)))
-    if any(overlapping(r) for r in ranges.values()):
-        log.info("ids of several parts overlap in range: checking them for duplicates with DuckDB")
-    cross = cross_partition_problems(parts, ranges)
-    if cross:
-        raise ContractError(cross) if checks else Unchecked("ids in several parts", cross)
-    if customers == 0:
-        empty = [Problem("customers", None, "the table has no rows: there are no customers to "
-                         "build features or labels for")]
-        raise ContractError(empty) if checks else Unchecked("no customers", empty)
-    found_end = max(latest) if latest else max(signup_end)
-    if as_of is not None and as_of - found_end > QUIET_BEFORE_AS_OF:
-        log.warning("the latest event in %s is %s, %d days before its as-of date %s: labels count "
-                    "those days as observed with no activity; check that the extract is complete",
-                    source, found_end, (as_of - found_end).days, as_of)
-    update: dict = {}
-    if horizon_days is not None and horizon_days != config.horizon_days:
-        update["horizon_days"] = horizon_days
-    if config.event_types is None and types:
-        update["event_types"], update["valued_event_types"] = vocabulary_from_counts(
-            {k: (v[0], v[1]) for k, v in types.items()}, config)
-    if fits_wanted:
-        fits = dict(config.btyd_fits or {})
-        wanted = [(_joined(summaries.pop(c)), config.btyd) for c in fits_wanted]
-        fitter = pool if len(parts) > 1 else PartPool(1)  # no workers started for one part
-        try:
-            with closing(fitter.map(_fit, wanted, [f"the BTYD fit at {c.date()}"
-                                                   for c in fits_wanted])) as fitted:
-                for c, fit in zip(fits_wanted, fitted, strict=True):  # one cutoff per worker
-                    fits[c.isoformat()] = fit
-        except WorkerError:
-            raise
-        except Exception as exc:
-            if checks:
+    with _Spools(fits_wanted) as spools:
+        jobs = [ScanJob(part, fits_wanted, cutoffs[-1] if count_types else None, as_of, now,
+                        keep_tables=len(parts) == 1) for part in parts]
+        problems: list[tuple[str, Problem]] = []
+        latest: list[pd.Timestamp] = []
+        signup_end: list[pd.Timestamp] = []
+        types: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        customers, cached, cached_codes, rows = 0, None, None, defaultdict(int)
+        ranges: dict[str, list] = {table: [] for table, _, _ in UNIQUE}
+        with closing(pool.map(check_part if checks else glance_part, jobs,
+                              [p.name for p in parts])) as scanned:
+            for found in bar(scanned, total=len(parts), desc="checking the data" if checks else
+                             "reading the data", unit="part"):
+                if found.failed is not None:
+                    raise Unchecked(f"part {found.name}: {found.failed}")
+                if found.problems:
+                    problems += [(found.name, p) for p in found.problems]
+                    continue
+                customers += found.customers
+                for name, n in found.rows.items():
+                    rows[name] += n
+                for table, r in found.ranges.items():
+                    ranges[table].append(r)
+                if found.latest is not None:
+                    latest.append(found.latest)
+                if found.signup_end is not None:
+                    signup_end.append(found.signup_end)
+                for name, (n, valued) in found.types.items():
+                    types[name][0] += n
+                    types[name][1] += valued
+                for c in fits_wanted:
+                    spools[c].add(found.summaries[c])
+                cached, cached_codes = found.tables, found.codes
+                log.debug("checked part %s: %d customers", found.name, found.customers)
+        if problems:
+            raise ContractError(_merge(problems, len(parts)))
+        if any(overlapping(r) for r in ranges.values()):
+            log.info("ids of several parts overlap in range: checking them for duplicates with DuckDB")
+        cross = cross_partition_problems(parts, ranges)
+        if cross:
+            raise ContractError(cross) if checks else Unchecked("ids in several parts", cross)
+        if customers == 0:
+            empty = [Problem("customers", None, "the table has no rows: there are no customers to "
+                             "build features or labels for")]
+            raise ContractError(empty) if checks else Unchecked("no customers", empty)
+        found_end = max(latest) if latest else max(signup_end)
+        if as_of is not None and as_of - found_end > QUIET_BEFORE_AS_OF:
+            log.warning("the latest event in %s is %s, %d days before its as-of date %s: labels count "
+                        "those days as observed with no activity; check that the extract is complete",
+                        source, found_end, (as_of - found_end).days, as_of)
+        update: dict = {}
+        if horizon_days is not None and horizon_days != config.horizon_days:
+            update["horizon_days"] = horizon_days
+        if config.event_types is None and types:
+            update["event_types"], update["valued_event_types"] = vocabulary_from_counts(
+                {k: (v[0], v[1]) for k, v in types.items()}, config)
+        if fits_wanted:
+            fits = dict(config.btyd_fits or {})
+            wanted = [(spools[c].close(), config.btyd) for c in fits_wanted]
+            fitter = pool if len(parts) > 1 else PartPool(1)  # no workers started for one part
+            try:
+                with closing(fitter.map(_fit, wanted, [f"the BTYD fit at {c.date()}"
+                                                       for c in fits_wanted])) as fitted:
+                    for c, fit in zip(fits_wanted, fitted, strict=True):  # one cutoff per worker
+                        fits[c.isoformat()] = fit
+            except WorkerError:
                 raise
-            raise Unchecked(f"the BTYD fits: {type(exc).__name__}: {exc}") from exc
-        update["btyd_fits"] = fits
-    config = config.model_copy(update=update) if update else config
-    return SourceScan(parts, config, as_of if as_of is not None else found_end, customers, now,
-                      as_of, cached, cached_codes, checks, dict(rows),
-                      max(latest) if latest else None)
+            except Exception as exc:
+                if checks:
+                    raise
+                raise Unchecked(f"the BTYD fits: {type(exc).__name__}: {exc}") from exc
+            update["btyd_fits"] = fits
+        config = config.model_copy(update=update) if update else config
+        return SourceScan(parts, config, as_of if as_of is not None else found_end, customers, now,
+                          as_of, cached, cached_codes, checks, dict(rows),
+                          max(latest) if latest else None)
 
 
-def _joined(parts: list[PurchaseSummary]) -> PurchaseSummary:
-    """The parts' purchase summaries as one, in the parts' order (the whole base's)."""
-    return PurchaseSummary(*(np.concatenate([getattr(p, f) for p in parts])
-                             for f in ("frequency", "recency", "age", "monetary")))
+class _Spool:
+    """One cutoff's purchase summaries, part after part, appended to files: the rows of the
+    customers with an order (the only ones a fit uses), in the parts' order, so the whole base's
+    summaries are never held in memory (at 10M customers and two cutoffs they were 0.6 GB, and a
+    copy more while joined and sent to a worker); ``_fit`` maps the files."""
+
+    FIELDS = ("frequency", "recency", "age", "monetary")
+
+    def __init__(self, folder: Path, name: str):
+        self.paths = tuple(folder / f"{name}-{f}.f8" for f in self.FIELDS)
+        self._files = [p.open("wb") for p in self.paths]
+
+    def add(self, summary: PurchaseSummary) -> None:
+        has = np.isfinite(summary.frequency)
+        for file, name in zip(self._files, self.FIELDS, strict=True):
+            np.ascontiguousarray(getattr(summary, name)[has], dtype=np.float64).tofile(file)
+
+    def close(self) -> tuple[Path, ...]:
+        for file in self._files:
+            file.close()
+        return self.paths
 
 
-def _fit(job: tuple[PurchaseSummary, BtydConfig]) -> dict:
-    return fit_btyd_summary(*job).as_dict()
+class _Spools(dict):
+    """A spool per cutoff in a temporary folder, removed on exit."""
+
+    def __init__(self, cutoffs: list[pd.Timestamp]):
+        super().__init__()
+        self._cutoffs, self._folder = cutoffs, None
+
+    def __enter__(self) -> _Spools:
+        if self._cutoffs:
+            self._folder = tempfile.TemporaryDirectory(prefix="churn-btyd-")
+            for i, c in enumerate(self._cutoffs):
+                self[c] = _Spool(Path(self._folder.name), f"cutoff{i}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for spool in self.values():
+            spool.close()
+        if self._folder is not None:
+            self._folder.cleanup()
+
+
+def _mapped(path: Path) -> np.ndarray:
+    return (np.asarray(np.memmap(path, dtype=np.float64, mode="r")) if path.stat().st_size
+            else np.empty(0))
+
+
+def _fit(job: tuple[tuple[Path, ...], BtydConfig]) -> dict:
+    paths, config = job
+    return fit_btyd_summary(PurchaseSummary(*(_mapped(p) for p in paths)), config).as_dict()
 
 
 def _merge(problems: list[tuple[str, Problem]], parts: int) -> list[Problem]:
