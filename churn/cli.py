@@ -152,6 +152,9 @@ def _dates(values: list[str]) -> list[date]:
             out.append(date.fromisoformat(v))
         except ValueError as exc:
             raise BadInput(f"--cutoff {v!r} is not a date (YYYY-MM-DD)") from exc
+    twice = sorted({d for d in out if out.count(d) > 1})
+    if twice:
+        raise BadInput(f"--cutoff {', '.join(map(str, twice))} given more than once")
     return out
 
 

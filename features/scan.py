@@ -15,6 +15,7 @@ that the whole base's facts need, typed, not checked); a glance that fails raise
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import tempfile
@@ -97,7 +98,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     as_of, now = parse_as_of(as_of), utc_now()
     parts = partitions(source)
     checks = checks or len(parts) == 1
-    cutoffs = sorted(pd.Timestamp(c) for c in cutoffs)
+    cutoffs = sorted({pd.Timestamp(c) for c in cutoffs})  # a cutoff given twice is fitted once
     fits_wanted = [] if config.btyd is None or not cutoffs else [
         c for c in cutoffs if c.isoformat() not in (config.btyd_fits or {})]
     count_types = config.event_types is None and bool(cutoffs)
@@ -217,10 +218,13 @@ class _Spools(dict):
         return self
 
     def __exit__(self, *exc) -> None:
-        for spool in self.values():
-            spool.close()
-        if self._folder is not None:
-            self._folder.cleanup()
+        try:
+            for spool in self.values():
+                with contextlib.suppress(OSError):  # a full disk: the first error is the one
+                    spool.close()
+        finally:
+            if self._folder is not None:
+                self._folder.cleanup()
 
 
 def _mapped(path: Path) -> np.ndarray:

@@ -43,7 +43,10 @@ class RowReader:
         values = list(map(features.get, self._numbers))
         if not _PLAIN.issuperset(map(type, values)):
             return self._per_feature(features, ignore_unknown)
-        numbers = np.array(values, dtype=np.float64)  # None becomes NaN
+        try:
+            numbers = np.array(values, dtype=np.float64)  # None becomes NaN
+        except OverflowError:  # an integer past float's range: named by the per-feature path
+            return self._per_feature(features, ignore_unknown)
         if np.count_nonzero(np.isfinite(numbers)) + values.count(None) != len(values):
             return self._per_feature(features, ignore_unknown)  # a NaN or an infinity was sent
         if self._categories:

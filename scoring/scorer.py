@@ -152,9 +152,13 @@ class ChurnScorer:
             elif isinstance(value, bool):
                 x[j] = float(value)
             elif isinstance(value, int | float):
-                if not math.isfinite(float(value)):
+                try:
+                    number = float(value)
+                except OverflowError:  # an integer past float's range (JSON allows any)
+                    number = math.nan
+                if not math.isfinite(number):
                     problems.append(f"feature {name!r} is not a finite number")
-                x[j] = float(value)
+                x[j] = number
             else:
                 problems.append(f"feature {name!r} must be a number, got {type(value).__name__}")
         return x, problems

@@ -52,8 +52,11 @@ def test_features_build_from_the_command_line(tmp_path, sample_dir):
      "--catalogue is for the event path"),
     (["data", "generate", "--out", "o", "--block", "0"], "--block must be at least 1"),
     (["data", "generate", "--out", "o", "--campaigns", "weekly"], "--campaigns must be one of"),
+    (["features", "build", "--data", "X", "--cutoff", "2025-01-01", "--cutoff", "2024-10-01",
+      "--cutoff", "2025-01-01", "--out", "o"], "--cutoff 2025-01-01 given more than once"),
 ], ids=["bad date", "bad definition", "no source", "one cutoff", "table without id",
-        "catalogue on the table path", "empty block", "unknown campaign style"])
+        "catalogue on the table path", "empty block", "unknown campaign style",
+        "a cutoff twice"])
 def test_bad_arguments_are_named(tmp_path, sample_dir, args, words):
     args = [str(sample_dir) if a == "X" else a for a in args]
     if "t.csv" in args:

@@ -33,3 +33,12 @@ def test_the_spooled_parts_fit_as_the_whole_base_does_and_leave_nothing(tmp_path
     assert len(fits) == len(CUTOFFS) and all(f["bgnbd"] for f in fits.values()), fits
     assert fits == memory.config.btyd_fits
     assert list(spool_root.iterdir()) == [], "the spool's files were left behind"
+
+
+def test_a_cutoff_given_twice_is_fitted_once(tmp_path):
+    """Each cutoff's summaries are spooled once: a repeated cutoff must not feed every customer
+    to its fit twice."""
+    write_partitioned(SPEC, tmp_path / "parts")
+    once = scan_source(tmp_path / "parts", CUTOFFS[:1], FeatureConfig(), checks=False)
+    twice = scan_source(tmp_path / "parts", CUTOFFS[:1] * 2, FeatureConfig(), checks=False)
+    assert once.config.btyd_fits and twice.config.btyd_fits == once.config.btyd_fits

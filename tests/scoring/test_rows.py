@@ -60,7 +60,16 @@ CASES = {
     "categories unseen, numeric and missing": {**PLAIN, "plan": "gold", "segment": 3.0},
     "a category as a number": {**PLAIN, "segment": 2},
     "a category as a boolean": {**PLAIN, "plan": True},
+    "an integer past float's range": {**PLAIN, "orders_90d": 10**400},
 }
+
+
+def test_an_integer_past_floats_range_is_a_problem_not_an_exception(scorer):
+    """JSON allows any integer; one too large for a float names its feature (a client error,
+    not a 500)."""
+    x, problems = RowReader(scorer).read({**PLAIN, "recency_days": -(10**400)})
+    assert problems and "feature 'recency_days' is not a finite number" in problems[0], problems
+    assert np.isnan(x[scorer.features.index("recency_days")])
 
 
 @pytest.mark.parametrize("ignore_unknown", [False, True], ids=["client", "store"])
