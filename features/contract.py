@@ -1,9 +1,9 @@
 """The data contract: which CRM tables exist, their columns, and the checks every source passes.
 
-The tables and columns are declared in ``features.schema`` (re-exported here); this module holds
-the checks. A source that breaks the contract raises :class:`ContractError`, which lists every
-problem found with the table, the column, how many rows and a few example rows, so a data team can
-act on it.
+The tables and columns are declared in ``features.schema`` (re-exported here), the types each
+kind of column is given in ``features.coercion``; this module holds the checks. A source that
+breaks the contract raises :class:`ContractError`, which lists every problem found with the table,
+the column, how many rows and a few example rows, so a data team can act on it.
 
 Timestamps from the future are refused, not quarantined: an event after the data's as-of date (or
 after the current time) means the extract is wrong (a placeholder date such as 2099-01-01, a clock
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.coercion import coerce_table
 from features.errors import BadInput
 from features.events import customer_codes
 from features.schema import REQUIRED_TABLES, SURVEY_SCALES, TABLES, Column, Kind, Table
@@ -77,68 +78,6 @@ def _examples(frame: pd.DataFrame, bad: np.ndarray, cols: list[str] | None, n: i
         values = ", ".join(f"{k}={v!r}" for k, v in row.items())
         parts.append(f"row {idx}: {values}")
     return "; ".join(parts)
-
-
-_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
-_FALSE = {"false", "f", "no", "n", "0", "0.0"}
-
-
-def _to_bool(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Coerce to nullable boolean; returns the result and a mask of values that are not booleans."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype("boolean"), np.zeros(len(values), dtype=bool)
-    text = values.astype("string").str.strip().str.lower()
-    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
-    out[text.isin(_TRUE).fillna(False).to_numpy(bool)] = True
-    out[text.isin(_FALSE).fillna(False).to_numpy(bool)] = False
-    bad = (values.notna() & out.isna()).to_numpy(bool)
-    return out, bad
-
-
-def _to_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    if pd.api.types.is_datetime64_any_dtype(values):
-        out = values
-    else:
-        out = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
-    out = out.astype("datetime64[ns]")
-    bad = (values.notna() & out.isna()).to_numpy(bool)
-    return out, bad
-
-
-def _coerce(table: Table, frame: pd.DataFrame, check: _Checker) -> pd.DataFrame:
-    frame = frame.copy(deep=False)  # columns are replaced, never changed in place
-    for col in table.columns:
-        if col.name not in frame.columns:
-            continue
-        values = frame[col.name]
-        if col.kind in ("id", "string"):
-            if pd.api.types.is_float_dtype(values):
-                fractional = (values.notna() & (values != np.round(values))).to_numpy(bool)
-                if fractional.any():
-                    check.add(table.name, col.name, "ids must be text or whole numbers", frame,
-                              fractional, [col.name])
-                    continue
-                values = values.astype("Int64")
-            frame[col.name] = values.astype("str")
-        elif col.kind == "number":
-            out = pd.to_numeric(values, errors="coerce")
-            if pd.api.types.is_bool_dtype(values):
-                out = values.astype(float)
-            bad = (values.notna() & out.isna()).to_numpy(bool)
-            check.add(table.name, col.name, "not a number", frame, bad, [col.name])
-            frame[col.name] = out.astype("float64")
-        elif col.kind in ("timestamp", "date"):
-            out, bad = _to_time(values)
-            check.add(table.name, col.name, "timestamp does not parse", frame, bad, [col.name])
-            frame[col.name] = out
-        elif col.kind == "bool":
-            out, bad = _to_bool(values)
-            check.add(table.name, col.name, "not a boolean (true/false, yes/no, 1/0)", frame, bad,
-                      [col.name])
-            frame[col.name] = out
-    return frame
 
 
 def _check_values(table: Table, frame: pd.DataFrame, check: _Checker) -> None:
@@ -248,7 +187,7 @@ def validate(raw: dict[str, pd.DataFrame], as_of=None, now: pd.Timestamp | None 
                 found = ", ".join(map(str, list(frame.columns)[:12]))
                 check.add(name, col, f"required column is missing (columns found: {found})")
             continue
-        frame = _coerce(table, frame.reset_index(drop=True), check)
+        frame = coerce_table(table, frame.reset_index(drop=True), check)
         if name == "surveys":
             frame["kind"] = frame["kind"].str.lower()
         if checks:
@@ -273,7 +212,7 @@ def typed_columns(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     at data that ``validate`` checks later); raises :class:`ContractError` when a value does not
     convert."""
     check = _Checker()
-    typed = {name: _coerce(TABLES[name], frame.reset_index(drop=True), check)
+    typed = {name: coerce_table(TABLES[name], frame.reset_index(drop=True), check)
              for name, frame in raw.items() if name in TABLES}
     if check.problems:
         raise ContractError(check.problems)

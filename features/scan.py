@@ -88,12 +88,16 @@ class SourceScan:
 
 def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
                 horizon_days: int | None = None, as_of=None,
-                pool: PartPool | None = None, checks: bool = True) -> SourceScan:
+                pool: PartPool | None = None, checks: bool = True,
+                spool_dir: str | Path | None = None) -> SourceScan:
     """Check every part against the contract (all problems of all parts, then the ids that span
     parts) and fix the whole base's vocabulary, BTYD fits and data end (no cutoffs: only the
     checks and the data end); the parts in ``pool``'s workers (default: in this process).
     ``checks=False``: glance at the parts of a source of several instead of checking them (the
-    caller checks them); a source of one part is checked and its tables kept."""
+    caller checks them); a source of one part is checked and its tables kept. ``spool_dir``: the
+    folder in which the BTYD fits' purchase summaries are spooled (in a hidden temporary folder,
+    removed on return or failure; default the system's temporary folder, ``TMPDIR``, which may
+    be in memory: the streamed build passes its output's folder)."""
     pool = pool or PartPool(1)
     as_of, now = parse_as_of(as_of), utc_now()
     parts = partitions(source)
@@ -102,7 +106,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     fits_wanted = [] if config.btyd is None or not cutoffs else [
         c for c in cutoffs if c.isoformat() not in (config.btyd_fits or {})]
     count_types = config.event_types is None and bool(cutoffs)
-    with _Spools(fits_wanted) as spools:
+    with _Spools(fits_wanted, spool_dir) as spools:
         jobs = [ScanJob(part, fits_wanted, cutoffs[-1] if count_types else None, as_of, now,
                         keep_tables=len(parts) == 1) for part in parts]
         problems: list[tuple[str, Problem]] = []
@@ -180,6 +184,9 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
                           max(latest) if latest else None)
 
 
+SPOOL_PREFIX = ".churn-btyd-"  # the spool's temporary folder (hidden: it sits beside an output)
+
+
 class _Spool:
     """One cutoff's purchase summaries, part after part, appended to files: the rows of the
     customers with an order (the only ones a fit uses), in the parts' order, so the whole base's
@@ -204,15 +211,18 @@ class _Spool:
 
 
 class _Spools(dict):
-    """A spool per cutoff in a temporary folder, removed on exit."""
+    """A spool per cutoff in a hidden temporary folder in ``folder`` (default: ``TMPDIR``),
+    removed on exit."""
 
-    def __init__(self, cutoffs: list[pd.Timestamp]):
+    def __init__(self, cutoffs: list[pd.Timestamp], folder: str | Path | None = None):
         super().__init__()
-        self._cutoffs, self._folder = cutoffs, None
+        self._cutoffs, self._parent, self._folder = cutoffs, folder, None
 
     def __enter__(self) -> _Spools:
         if self._cutoffs:
-            self._folder = tempfile.TemporaryDirectory(prefix="churn-btyd-")
+            if self._parent is not None:
+                Path(self._parent).mkdir(parents=True, exist_ok=True)
+            self._folder = tempfile.TemporaryDirectory(prefix=SPOOL_PREFIX, dir=self._parent)
             for i, c in enumerate(self._cutoffs):
                 self[c] = _Spool(Path(self._folder.name), f"cutoff{i}")
         return self

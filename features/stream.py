@@ -102,7 +102,7 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
     with part_pool(workers) as pool:
         try:
             scan = scan_source(source, cutoffs, features, labels.horizon_days, as_of, pool,
-                               checks=False)
+                               checks=False, spool_dir=out.parent)  # not TMPDIR: may be RAM
             result = _write_parts(scan, cutoffs, labels, out, population_only, pool)
         except Unchecked as exc:
             log.info("%s: checking every part to name the problems", exc)

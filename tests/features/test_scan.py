@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 
 import pandas as pd
+import pytest
 
 from features.btyd import BtydConfig
 from features.build import build_feature_set
@@ -42,3 +43,45 @@ def test_a_cutoff_given_twice_is_fitted_once(tmp_path):
     once = scan_source(tmp_path / "parts", CUTOFFS[:1], FeatureConfig(), checks=False)
     twice = scan_source(tmp_path / "parts", CUTOFFS[:1] * 2, FeatureConfig(), checks=False)
     assert once.config.btyd_fits and twice.config.btyd_fits == once.config.btyd_fits
+
+
+def test_the_spool_sits_hidden_in_the_outputs_folder_and_goes_on_success_and_failure(
+        tmp_path, monkeypatch):
+    """The streamed build spools the purchase summaries in a hidden folder beside its output,
+    not in TMPDIR (often in memory), and removes it whether the build succeeds or fails."""
+    from features import scan as scan_module
+    from features.scan import Unchecked
+    from features.stream import build_to_parquet
+
+    write_partitioned(SPEC, tmp_path / "parts")
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    out_dir = tmp_path / "out"
+    seen: list[tuple] = []
+    fit = scan_module._fit
+
+    def spying_fit(job, fail=False):
+        folder = job[0][0].parent
+        seen.append((folder, folder.is_dir(), sorted(p.name for p in folder.iterdir())))
+        if fail:
+            raise RuntimeError("the fit failed")
+        return fit(job)
+
+    monkeypatch.setattr(scan_module, "_fit", spying_fit)
+    build_to_parquet(tmp_path / "parts", CUTOFFS[:1], FeatureConfig(), LabelConfig(),
+                     out_dir / "features.parquet", workers=1)
+    (folder, existed, files), = seen
+    assert folder.parent == out_dir and folder.name.startswith("."), folder
+    assert existed and files == sorted(f"cutoff0-{f}.f8" for f in scan_module._Spool.FIELDS)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["features.parquet"]
+    assert list(system_tmp.iterdir()) == []
+
+    monkeypatch.setattr(scan_module, "_fit", lambda job: spying_fit(job, fail=True))
+    failed_out = tmp_path / "failed" / "features.parquet"
+    with pytest.raises(Unchecked, match="BTYD fits"):
+        build_to_parquet(tmp_path / "parts", CUTOFFS[:1], FeatureConfig(), LabelConfig(),
+                         failed_out, workers=1)
+    assert seen[-1][0].parent == failed_out.parent and seen[-1][1]
+    assert list(failed_out.parent.iterdir()) == [], "the spool or a half-written output was left"
+    assert list(system_tmp.iterdir()) == []
