@@ -11,6 +11,8 @@ caller checks every part to name the problems.
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -22,6 +24,13 @@ from features.contract import TABLES, ContractError, Problem, typed_columns, val
 from features.crm import CrmData
 from features.events import SortedEvents
 from features.partitions import UNIQUE, Partition, id_range
+
+log = logging.getLogger(__name__)
+
+# what no data can cause: raised as they are, never taken for a part to check (a worker out of
+# memory must not turn into a second, full check of every part; a bug must show its traceback)
+NOT_DATA_PROBLEMS: tuple[type[BaseException], ...] = (
+    MemoryError, NameError, ImportError, AssertionError, SyntaxError)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class PartScan:
     name: str
     problems: list[Problem] = field(default_factory=list)
     failed: str | None = None  # a glance that could not take the part's share (bad data?)
+    failed_trace: str = ""  # and the traceback of why
     customers: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     ranges: dict[str, tuple | None] = field(default_factory=dict)
@@ -71,12 +81,17 @@ def check_part(job: ScanJob) -> PartScan:
 
 def glance_part(job: ScanJob) -> PartScan:
     """One part's share of what the whole base fixes, from the columns that it needs (typed, not
-    checked); ``failed`` says why when it cannot be taken."""
+    checked); ``failed`` says why when it cannot be taken (a data problem, perhaps: the caller
+    checks every part to name it), with the traceback in ``failed_trace``. What data cannot
+    cause (``NOT_DATA_PROBLEMS``: out of memory, a bug) and interrupts are raised."""
     found = PartScan(job.part.name)
     try:
         _share(found, typed_columns(job.part.read(_glance_columns(job))), job)
+    except NOT_DATA_PROBLEMS:
+        raise
     except Exception as exc:  # noqa: BLE001 - unchecked data: the caller checks it to say why
         found.failed = f"{type(exc).__name__}: {exc}"
+        found.failed_trace = traceback.format_exc()
     return found
 
 

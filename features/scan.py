@@ -35,7 +35,7 @@ from features.families.activity import vocabulary_from_counts
 from features.families.btyd import fit_btyd_summary
 from features.io import QUIET_BEFORE_AS_OF
 from features.parallel import PartPool, WorkerError
-from features.part_scan import ScanJob, check_part, glance_part
+from features.part_scan import NOT_DATA_PROBLEMS, ScanJob, check_part, glance_part
 from features.partitions import UNIQUE, Partition, cross_partition_problems, overlapping, partitions
 from features.progress import bar
 
@@ -120,6 +120,9 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
             for found in bar(scanned, total=len(parts), desc="checking the data" if checks else
                              "reading the data", unit="part"):
                 if found.failed is not None:
+                    log.warning("glancing at part %s failed (%s); every part is checked to name "
+                                "the problem. Where it failed:\n%s", found.name, found.failed,
+                                found.failed_trace.rstrip())
                     raise Unchecked(f"part {found.name}: {found.failed}")
                 if found.problems:
                     problems += [(found.name, p) for p in found.problems]
@@ -171,7 +174,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
                                                        for c in fits_wanted])) as fitted:
                     for c, fit in zip(fits_wanted, fitted, strict=True):  # one cutoff per worker
                         fits[c.isoformat()] = fit
-            except WorkerError:
+            except (WorkerError, *NOT_DATA_PROBLEMS):
                 raise
             except Exception as exc:
                 if checks:

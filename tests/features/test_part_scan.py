@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from features.build import PreparedCrm
+from features.config import FeatureConfig
 from features.contract import utc_now, validate
 from features.crm import CrmData
 from features.part_scan import ScanJob, check_part, glance_part
@@ -54,7 +55,50 @@ def test_a_glance_at_data_it_cannot_type_says_so_instead_of_raising(source, tmp_
     broken = type(part)(part.name, {**part.files, "orders": bad})
     found = glance_part(_job(broken))
     assert found.failed is not None and "order_ts" in found.failed, found.failed
+    assert found.failed_trace.startswith("Traceback") and "typed_columns" in found.failed_trace
     assert check_part(_job(broken)).problems, "the full check names the problem"
+
+
+@pytest.mark.parametrize("error", [MemoryError, NameError])
+def test_what_data_cannot_cause_is_raised_by_the_glance_not_taken_for_bad_data(
+        source, monkeypatch, error):
+    """A worker out of memory (or a bug) stops the build with its own exception and traceback;
+    it is not turned into a fallback check of every part."""
+    from features import part_scan, scan
+
+    def fails(*args, **kwargs):
+        raise error("from the glance")
+
+    full_checks = []
+    monkeypatch.setattr(part_scan, "_share", fails)
+    monkeypatch.setattr(scan, "check_part", lambda job: full_checks.append(job) or check_part(job))
+    with pytest.raises(error, match="from the glance"):
+        glance_part(_job(partitions(source)[0]))
+    with pytest.raises(error, match="from the glance"):
+        scan.scan_source(source, CUTOFFS, FeatureConfig(), checks=False)
+    assert full_checks == []
+
+
+def test_a_failed_glance_logs_where_it_failed_and_the_full_check_names_the_problem(
+        source, tmp_path, caplog):
+    import shutil
+
+    from features.contract import ContractError
+    from features.scan import Unchecked, scan_source
+
+    copy = tmp_path / "parts"
+    shutil.copytree(source, copy)
+    part = partitions(copy)[1]
+    orders = pd.read_parquet(part.files["orders"])
+    orders["amount"] = orders["amount"].astype(str)
+    orders.loc[3, "amount"] = "lots"
+    orders.to_parquet(part.files["orders"], index=False)
+    with caplog.at_level("WARNING", logger="features.scan"), pytest.raises(Unchecked):
+        scan_source(copy, CUTOFFS, FeatureConfig(), checks=False)
+    logged = [r.getMessage() for r in caplog.records if r.name == "features.scan"]
+    assert any(part.name in m and "Traceback" in m and "amount" in m for m in logged), logged
+    with pytest.raises(ContractError, match="amount"):
+        scan_source(copy, [], FeatureConfig())
 
 
 def test_the_checks_match_events_to_the_customers_the_build_would(source):
