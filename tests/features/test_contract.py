@@ -135,3 +135,24 @@ def test_a_contract_error_keeps_its_message_across_processes():
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is ContractError and str(again) == str(error)
     assert "orders.amount" in str(again) and again.problems == error.problems
+
+
+@pytest.mark.parametrize("ids,dup_rows", [
+    (["o1", "o2", "o3", "o4"], []),  # increasing: no duplicate
+    (["o1", "o2", "o2", "o3"], [1, 2]),  # increasing but for one repeat
+    (["o4", "o1", "o3", "o1"], [1, 3]),  # no order
+    (["o1", None, "o2", None], []),  # missing ids are not duplicates
+    (["o1", None, "o1", "o2"], [0, 2]),  # a gap between two equal ids
+])
+def test_duplicated_order_ids_are_found_in_any_order(tiny, ids, dup_rows):
+    orders = pd.DataFrame({"customer_id": "A", "order_ts": pd.Timestamp("2024-06-01"),
+                           "amount": 10.0, "order_id": ids})
+    tables = {**tiny, "orders": orders}
+    if not dup_rows:
+        assert len(validate(tables)["orders"]) == len(ids)
+        return
+    with pytest.raises(ContractError) as err:
+        validate(tables)
+    problem, = [p for p in err.value.problems if p.column == "order_id"]
+    assert problem.count == len(dup_rows) and "duplicated order id" in problem.what
+    assert [int(r.split()[1].rstrip(":")) for r in problem.examples.split("; ")] == dup_rows
