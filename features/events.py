@@ -15,11 +15,41 @@ DAY_NS = 86_400 * 10**9
 
 
 def customer_codes(customer_ids: pd.Series, index: pd.Index) -> np.ndarray:
-    """Each event's customer as a position in ``index`` (-1: not there), by an Arrow hash join
-    (pandas' ``get_indexer`` on text is many times slower)."""
-    ids = _text(customer_ids)
-    codes = pc.index_in(ids, value_set=_text(index).cast(ids.type))
+    """Each event's customer as a position in ``index`` (-1: not there; an id listed twice: its
+    first position). Ids of one length of at most 8 bytes (``C0012345``, 8-digit numbers) are
+    matched as integers, about twice as fast; others by an Arrow hash join of the text (pandas'
+    ``get_indexer`` on text is many times slower)."""
+    ids, values = _text(customer_ids), _text(index)
+    keys = _fixed_width_keys(ids)
+    known = None if keys is None else _fixed_width_keys(values, keys[1])
+    if known is not None:
+        lookup = pd.Index(known[0])
+        if lookup.is_unique:
+            return lookup.get_indexer(keys[0]).astype(np.int64, copy=False)
+    codes = pc.index_in(ids, value_set=values.cast(ids.type))
     return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _fixed_width_keys(text: pa.Array, width: int | None = None) -> tuple[np.ndarray, int] | None:
+    """Text values all ``width`` bytes long (any one width when None, at most 8) as integers
+    (their bytes, read as one big-endian number: equal keys for equal values, and only for
+    them); None when some value is missing or of another length."""
+    if text.null_count or not len(text):
+        return None
+    offset_type = np.int64 if pa.types.is_large_string(text.type) else np.int32
+    offsets = np.frombuffer(text.buffers()[1], dtype=offset_type)[
+        text.offset:text.offset + len(text) + 1]
+    first = int(offsets[1] - offsets[0])
+    if width is None:
+        width = first
+    if not 0 < width <= 8 or first != width or int(offsets[-1] - offsets[0]) != width * len(text):
+        return None
+    if not bool(np.all(np.diff(offsets) == width)):
+        return None
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[int(offsets[0]):int(offsets[-1])]
+    padded = np.zeros((len(text), 8), dtype=np.uint8)
+    padded[:, 8 - width:] = data.reshape(len(text), width)
+    return padded.view(">u8").ravel().astype(np.uint64), width
 
 
 def _text(values) -> pa.Array:

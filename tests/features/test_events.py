@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from features.events import sort_order
+from features.events import customer_codes, sort_order
 
 
 @pytest.mark.parametrize("customers", [5, 70_000, 2**33])  # one, two and three 16-bit digits
@@ -22,3 +23,25 @@ def test_sort_order_is_lexsorts_with_ties_in_place(customers, time_ordered):
 def test_sort_order_of_no_or_one_event():
     assert list(sort_order(np.array([], dtype=np.int64), np.array([], dtype=np.int64))) == []
     assert list(sort_order(np.array([3]), np.array([7]))) == [0]
+
+
+@pytest.mark.parametrize("case,events,customers,expected", [
+    ("one width: matched as integers", ["C02", "C01", "C09", "C02", "C03"],
+     ["C01", "C02", "C03"], [1, 0, -1, 1, 2]),
+    ("8 bytes, accents counted in bytes", ["é1234567", "x1234567", "é1234567", "12345678"],
+     ["12345678", "é1234567"], [1, -1, 1, 0]),
+    ("widths differ", ["7", "77", "777", "7"], ["77", "7"], [1, 0, -1, 1]),
+    ("events of another width than the customers", ["C1", "C10"], ["C10", "C11"], [-1, 0]),
+    ("longer than 8 bytes", ["customer-2", "customer-1", "customer-3"],
+     ["customer-1", "customer-2"], [1, 0, -1]),
+    ("a missing id", ["C1", None, "C2"], ["C2", "C1"], [1, -1, 0]),
+    ("an id listed twice: its first position", ["C2", "C1"], ["C1", "C2", "C1"], [1, 0]),
+    ("no customers", ["C1"], [], [-1]),
+])
+def test_customer_codes_find_each_events_customer(case, events, customers, expected):
+    codes = customer_codes(pd.Series(events, dtype="str"), pd.Index(pd.Series(customers,
+                                                                                 dtype="str")))
+    assert codes.dtype == np.int64 and codes.tolist() == expected, case
+    sliced = customer_codes(pd.Series(["pad"] + events, dtype="str").iloc[1:],
+                            pd.Index(pd.Series(customers, dtype="str")))
+    assert sliced.tolist() == expected, case
