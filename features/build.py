@@ -153,8 +153,9 @@ def build_feature_set(crm: CrmData | PreparedCrm, cutoffs: list[pd.Timestamp], c
         population, label = population_and_label(prepared.customers, prepared.orders, cutoff,
                                                   label_config, prepared.data_end)
         keep = population if population_only else np.ones(len(population), dtype=bool)
-        frame = pd.DataFrame({"customer_id": prepared.customers["customer_id"].to_numpy()[keep],
-                              **{k: v[keep] for k, v in sink.values.items()}})
+        rows = np.flatnonzero(keep)  # found once, taken from every column
+        frame = pd.DataFrame({"customer_id": prepared.customers["customer_id"].to_numpy()[rows],
+                              **{k: v[rows] for k, v in sink.values.items()}})
         frame.insert(1, "cutoff", cutoff)  # one copy of the features, not two
         frame[LABEL] = label[keep]
         specs, sink = sink.specs, None

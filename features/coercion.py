@@ -42,14 +42,15 @@ def _to_bool(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _to_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    if pd.api.types.is_datetime64_any_dtype(values):
-        out = values
-    else:
-        out = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    """UTC times without a time zone, and a mask of the values that do not parse (none when
+    they are times already)."""
+    typed = pd.api.types.is_datetime64_any_dtype(values)
+    out = values if typed else pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     out = out.astype("datetime64[ns]")
-    bad = (values.notna() & out.isna()).to_numpy(bool)
+    bad = (np.zeros(len(values), dtype=bool) if typed
+           else (values.notna() & out.isna()).to_numpy(bool))
     return out, bad
 
 
@@ -73,11 +74,14 @@ def coerce_table(table: Table, frame: pd.DataFrame, check: Checker) -> pd.DataFr
                 values = values.astype("Int64")
             frame[col.name] = values.astype("str")
         elif col.kind == "number":
-            out = pd.to_numeric(values, errors="coerce")
             if pd.api.types.is_bool_dtype(values):
                 out = values.astype(float)
-            bad = (values.notna() & out.isna()).to_numpy(bool)
-            check.add(table.name, col.name, "not a number", frame, bad, [col.name])
+            elif pd.api.types.is_numeric_dtype(values):  # numbers already: nothing to parse
+                out = values
+            else:
+                out = pd.to_numeric(values, errors="coerce")
+                bad = (values.notna() & out.isna()).to_numpy(bool)
+                check.add(table.name, col.name, "not a number", frame, bad, [col.name])
             frame[col.name] = out.astype("float64")
         elif col.kind in ("timestamp", "date"):
             out, bad = _to_time(values)
