@@ -86,7 +86,13 @@ def glance_part(job: ScanJob) -> PartScan:
     cause (``NOT_DATA_PROBLEMS``: out of memory, a bug) and interrupts are raised."""
     found = PartScan(job.part.name)
     try:
-        _share(found, typed_columns(job.part.read(_glance_columns(job))), job)
+        counted = {"engagement": ["event_type"]} if job.types_before is not None else None
+        raw = job.part.read(_glance_columns(job), categorical=counted)
+        kinds = _pop_categorical(raw.get("engagement"), "event_type")
+        tables = typed_columns(raw)
+        if kinds is not None:  # the event types are only counted: their codes are enough
+            tables["engagement"]["event_type"] = kinds.array
+        _share(found, tables, job)
     except NOT_DATA_PROBLEMS:
         raise
     except Exception as exc:  # noqa: BLE001 - unchecked data: the caller checks it to say why
@@ -128,12 +134,25 @@ def _share(found: PartScan, tables: dict[str, pd.DataFrame], job: ScanJob,
         found.summaries = {c: _ordered(summarise(orders.before(c))) for c in job.fits_wanted}
 
 
+def _pop_categorical(frame: pd.DataFrame | None, column: str) -> pd.Series | None:
+    """``frame``'s ``column`` taken out when it was read as a categorical (else left)."""
+    if frame is None or column not in frame.columns:
+        return None
+    if not isinstance(frame[column].dtype, pd.CategoricalDtype):
+        return None
+    return frame.pop(column)
+
+
 def _count_types(engagement: pd.DataFrame, latest_cutoff: pd.Timestamp,
                  types: dict[str, list[int]]) -> None:
     """Events of each type before the latest cutoff, and those with a value (as
     ``event_type_counts`` counts them on the whole base)."""
     before = engagement["event_ts"].to_numpy("datetime64[ns]") < latest_cutoff.to_datetime64()
-    codes, names = pd.factorize(engagement["event_type"].astype("str"))  # -1: missing
+    kind = engagement["event_type"]
+    if isinstance(kind.dtype, pd.CategoricalDtype):  # read as codes (``glance_part``)
+        codes, names = kind.cat.codes.to_numpy(np.int64), kind.cat.categories
+    else:
+        codes, names = pd.factorize(kind.astype("str"))  # -1: missing
     before &= codes >= 0
     counts = np.bincount(codes[before], minlength=len(names))
     valued = np.zeros(len(names), dtype=np.int64)

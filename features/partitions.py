@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import TABLES, ContractError, Problem
@@ -37,10 +38,12 @@ class Partition:
     files: dict[str, Path]
     source: Path | None = None
 
-    def read(self, columns: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
+    def read(self, columns: dict[str, list[str]] | None = None,
+             categorical: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
         """The raw tables of this part (no checks, no typing); ``columns`` limits what is read
         of some tables (Parquet parts only, the others are read whole; a column that a file
-        lacks is left out)."""
+        lacks is left out). ``categorical``: text columns of Parquet parts read as pandas
+        categoricals (their dictionary, not a string per row; other types are read as they are)."""
         if self.source is not None:
             return read_tables(self.source)
         tables = {}
@@ -48,10 +51,18 @@ class Partition:
             try:
                 if f.suffix.lower() == ".parquet":
                     wanted = (columns or {}).get(name)
-                    if wanted is not None:
-                        have = set(pq.read_schema(f).names)
-                        wanted = [c for c in wanted if c in have]
-                    tables[name] = pd.read_parquet(f, columns=wanted)
+                    coded = (categorical or {}).get(name)
+                    options = {}
+                    if wanted is not None or coded:
+                        schema = pq.read_schema(f)
+                        if wanted is not None:
+                            wanted = [c for c in wanted if c in schema.names]
+                        coded = [c for c in coded or () if c in schema.names and (
+                            pa.types.is_string(t := schema.field(c).type)
+                            or pa.types.is_large_string(t))]
+                        if coded:
+                            options["read_dictionary"] = coded
+                    tables[name] = pd.read_parquet(f, columns=wanted, **options)
                 else:
                     tables[name] = pd.read_csv(f, low_memory=False)
             except Exception as exc:  # noqa: BLE001 - any reader failure is a contract problem

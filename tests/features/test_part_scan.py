@@ -115,3 +115,27 @@ def test_the_checks_match_events_to_the_customers_the_build_would(source):
             np.testing.assert_array_equal(a.codes, b.codes)
             np.testing.assert_array_equal(a.ts, b.ts)
     assert len(reused.engagement.codes) > 1000
+
+
+@pytest.mark.parametrize("change", ["numbers", "missing"])
+def test_the_glance_counts_event_types_stored_as_numbers_or_with_gaps_as_the_check(
+        source, tmp_path, change):
+    """The glance reads text event types as categoricals (codes); types stored otherwise are read
+    as they are, and both count what the full check counts."""
+    part = partitions(source)[0]
+    engagement = pd.read_parquet(part.files["engagement"])
+    if change == "numbers":
+        engagement["event_type"] = pd.factorize(engagement["event_type"])[0] % 3
+    else:
+        engagement["event_type"] = engagement["event_type"].astype(object)
+        engagement.loc[::7, "event_type"] = None
+    path = tmp_path / "engagement.parquet"
+    engagement.to_parquet(path, index=False)
+    changed = type(part)(part.name, {**part.files, "engagement": path})
+    glanced = glance_part(_job(changed))
+    assert glanced.failed is None, glanced.failed_trace
+    before = pd.to_datetime(engagement["event_ts"]) < CUTOFFS[-1]
+    kinds = engagement.loc[before, "event_type"].dropna().astype(str)
+    assert {k: n for k, (n, _) in glanced.types.items()} == kinds.value_counts().to_dict()
+    if change == "numbers":  # valid data: the full check counts the same
+        assert glanced.types == check_part(_job(changed)).types
