@@ -1,5 +1,6 @@
-"""The contract's types given to raw columns: ids and text as strings, numbers as floats,
-timestamps and dates as UTC times without a time zone, booleans as nullable booleans.
+"""The contract's types given to raw columns: ids and text as strings (text read as a categorical
+stays one: ``Partition.read``'s), numbers as floats, timestamps and dates as UTC times without a
+time zone, booleans as nullable booleans.
 
 ``features.contract`` calls :func:`coerce_table` on each table before it checks the values; a value
 that does not convert is a contract problem (its table, column and example rows), reported
@@ -54,6 +55,12 @@ def _to_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return out, bad
 
 
+def _text_codes(values: pd.Series) -> bool:
+    """Whether ``values`` is a categorical of text (an event type read as Parquet's dictionary)."""
+    return (isinstance(values.dtype, pd.CategoricalDtype)
+            and pd.api.types.is_string_dtype(values.cat.categories.dtype))
+
+
 def coerce_table(table: Table, frame: pd.DataFrame, check: Checker) -> pd.DataFrame:
     """``frame`` with each of ``table``'s columns in its contract type (a shallow copy: columns
     are replaced, never changed in place); values that do not convert go to ``check``
@@ -64,6 +71,8 @@ def coerce_table(table: Table, frame: pd.DataFrame, check: Checker) -> pd.DataFr
         if col.name not in frame.columns:
             continue
         values = frame[col.name]
+        if col.kind in ("id", "string") and _text_codes(values):
+            continue  # text already, as codes (``Partition.read``'s categoricals): kept
         if col.kind in ("id", "string"):
             if pd.api.types.is_float_dtype(values):
                 fractional = (values.notna() & (values != np.round(values))).to_numpy(bool)

@@ -16,9 +16,13 @@ DAY_NS = 86_400 * 10**9
 
 def customer_codes(customer_ids: pd.Series, index: pd.Index) -> np.ndarray:
     """Each event's customer as a position in ``index`` (-1: not there; an id listed twice: its
-    first position). Ids of one length of at most 8 bytes (``C0012345``, 8-digit numbers) are
-    matched as integers, about twice as fast; others by an Arrow hash join of the text (pandas'
-    ``get_indexer`` on text is many times slower)."""
+    first position); ``customer_ids`` may be a categorical of text. Ids of one length of at most
+    8 bytes (``C0012345``, 8-digit numbers) are matched as integers, about twice as fast; others
+    by an Arrow hash join of the text (pandas' ``get_indexer`` on text is many times slower)."""
+    if isinstance(customer_ids.dtype, pd.CategoricalDtype):  # each distinct id matched once
+        found = customer_codes(pd.Series(customer_ids.cat.categories), index)
+        codes = customer_ids.cat.codes.to_numpy()
+        return np.where(codes >= 0, found[codes] if len(found) else -1, -1).astype(np.int64)
     ids, values = _text(customer_ids), _text(index)
     keys = _fixed_width_keys(ids)
     known = None if keys is None else _fixed_width_keys(values, keys[1])

@@ -86,8 +86,10 @@ def glance_part(job: ScanJob) -> PartScan:
     cause (``NOT_DATA_PROBLEMS``: out of memory, a bug) and interrupts are raised."""
     found = PartScan(job.part.name)
     try:
-        counted = {"engagement": ["event_type"]} if job.types_before is not None else None
-        raw = job.part.read(_glance_columns(job), categorical=counted)
+        coded = {"orders": ["customer_id"]}  # matched to customers once per distinct id
+        if job.types_before is not None:
+            coded["engagement"] = ["event_type"]
+        raw = job.part.read(_glance_columns(job), categorical=coded)
         kinds = _pop_categorical(raw.get("engagement"), "event_type")
         tables = typed_columns(raw)
         if kinds is not None:  # the event types are only counted: their codes are enough

@@ -51,6 +51,13 @@ __all__ = ["SourceScan", "StreamedBuild", "build_partition", "build_to_parquet",
 
 log = logging.getLogger(__name__)
 
+# text columns that the build reads as categoricals (Parquet's dictionary, not a string per row;
+# they stay text for the checks): the event tables' customers (matched once per distinct id) and
+# the event types (the features use their codes, ``features.events.Coded``)
+CODED_COLUMNS = {"orders": ["customer_id"], "tickets": ["customer_id"],
+                 "surveys": ["customer_id"], "offers": ["customer_id"],
+                 "engagement": ["customer_id", "event_type"]}
+
 
 def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: FeatureConfig,
                     labels: LabelConfig, population_only: bool, data_end, as_of=None,
@@ -187,7 +194,8 @@ def _build_part(job: _BuildJob) -> _BuiltPart:
     """One part's rows as Arrow (the worker converts them, the writer only writes); or, when it
     checks the part, the part's problems."""
     try:
-        fs = build_partition(job.checked if job.checked is not None else job.part.read(),
+        fs = build_partition(job.checked if job.checked is not None else job.part.read(
+                                 categorical=CODED_COLUMNS),
                              job.cutoffs, job.config, job.labels, job.population_only,
                              job.data_end, job.as_of, job.now, checked=job.checked is not None,
                              scanned=not job.check, codes=job.codes)

@@ -52,3 +52,20 @@ def test_values_that_do_not_convert_name_the_table_column_and_rows():
     assert "2.5" in found[("orders", "order_id", "ids must be text or whole numbers")].examples
     assert typed["amount"].tolist()[:2] == [1.5, 2.0] and np.isnan(typed["amount"][2])
     assert pd.isna(typed["order_ts"][1])
+
+
+def test_text_read_as_a_categorical_stays_one_and_other_categoricals_become_text():
+    raw = pd.DataFrame({"customer_id": pd.Categorical(["b", "a", "b"]),
+                        "event_ts": pd.to_datetime(["2024-01-01"] * 3),
+                        "event_type": pd.Categorical(["web", None, "app"]),
+                        "value": [1.0, 2.0, 3.0]})
+    check = _Checker()
+    typed = coerce_table(TABLES["engagement"], raw, check)
+    assert check.problems == []
+    for col in ("customer_id", "event_type"):
+        assert isinstance(typed[col].dtype, pd.CategoricalDtype), col
+        assert typed[col].astype(object).where(typed[col].notna(), None).tolist() == \
+            raw[col].astype(object).where(raw[col].notna(), None).tolist()
+    numbers = coerce_table(TABLES["engagement"], raw.assign(
+        customer_id=pd.Categorical([7, 8, 7])), check)
+    assert numbers["customer_id"].tolist() == ["7", "8", "7"]

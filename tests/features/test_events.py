@@ -45,3 +45,6 @@ def test_customer_codes_find_each_events_customer(case, events, customers, expec
     sliced = customer_codes(pd.Series(["pad"] + events, dtype="str").iloc[1:],
                             pd.Index(pd.Series(customers, dtype="str")))
     assert sliced.tolist() == expected, case
+    coded = customer_codes(pd.Series(events, dtype="str").astype("category"),
+                           pd.Index(pd.Series(customers, dtype="str")))
+    assert coded.dtype == np.int64 and coded.tolist() == expected, case
