@@ -17,7 +17,7 @@ DAY_NS = 86_400 * 10**9
 def customer_codes(customer_ids: pd.Series, index: pd.Index) -> np.ndarray:
     """Each event's customer as a position in ``index`` (-1: not there; an id listed twice: its
     first position); ``customer_ids`` may be a categorical of text. Ids of one length of at most
-    8 bytes (``C0012345``, 8-digit numbers) are matched as integers, about twice as fast; others
+    8 bytes (``C0012345``, 8-digit numbers) are matched as integers (1.5-1.8x as fast); others
     by an Arrow hash join of the text (pandas' ``get_indexer`` on text is many times slower)."""
     if isinstance(customer_ids.dtype, pd.CategoricalDtype):  # each distinct id matched once
         found = customer_codes(pd.Series(customer_ids.cat.categories), index)
