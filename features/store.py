@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 STORE_FORMAT = "churn-online-store/1"
 COLUMNS = ("customer_id", "as_of", "payload")
+CHUNK = 500  # ids per lookup query (SQLite allows at least 999 parameters)
+_LOOKUP = "select customer_id, as_of, payload from features where customer_id in ({marks})"
 
 
 class StoreError(BadInput):
@@ -224,17 +226,11 @@ class SQLiteStore:
             return {}
         lock, con = self._take()
         try:
-            if len(ids) == 1:  # the usual API call: one customer
-                found = con.execute("select customer_id, as_of, payload from features where "
-                                    "customer_id = ?", ids).fetchall()
-            else:
-                found = []
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start:start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    found += con.execute(
-                        f"select customer_id, as_of, payload from features where customer_id in "
-                        f"({marks})", chunk).fetchall()
+            found = []
+            for start in range(0, len(ids), CHUNK):  # one chunk for the usual call (one id)
+                chunk = ids[start:start + CHUNK]
+                found += con.execute(_LOOKUP.format(marks=",".join("?" * len(chunk))),
+                                     chunk).fetchall()
         finally:
             lock.release()
         return {cid: (as_of, json.loads(payload)) for cid, as_of, payload in found}

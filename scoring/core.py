@@ -17,8 +17,8 @@ from features.spec import CATEGORY
 from scoring.bands import RiskBands
 from scoring.model_store import LoadedModel
 from scoring.offers.catalogue import Catalogue
-from scoring.offers.policy import Customers, best_offers, explain, options
-from scoring.offers.uplift import offer_effects
+from scoring.offers.policy import Customers, Options, best_offers, explain, options
+from scoring.offers.uplift import effect_models
 from scoring.offers.value import ValueConfig, customer_value, value_features
 from scoring.reasons import top_reasons
 from scoring.rows import RowReader
@@ -41,6 +41,10 @@ class ScoringCore:
                                                        "plan", "has_contract")}
         self._tables: dict[str, np.ndarray] = {}
         self.rows = RowReader(s)  # one customer's feature dict as a checked vector (online)
+        # the offers' effect models (the catalogue's priors when the model has none) and where
+        # each effect comes from: once per model, not per request
+        self.effect_models = effect_models(self.model.uplift, self.catalogue)
+        self._sources = self.model.uplift.sources() if self.model.uplift else {}
 
     def _attribute(self, x: np.ndarray, name: str, decode: bool = False):
         j = self._attr[name]
@@ -74,11 +78,15 @@ class ScoringCore:
                          self._attribute(x, "segment", True), self._attribute(x, "plan", True),
                          self._attribute(x, "has_contract"))
 
+    def offer_options(self, x: np.ndarray, p: np.ndarray) -> tuple[Customers, Options]:
+        """The block's customers as the policy sees them and every offer's net value for each."""
+        c = self.customers(x, p)
+        return c, options(c, self.effect_models.effects(p, x, self.catalogue), self.catalogue)
+
     def score_block(self, x: np.ndarray, top_k: int = 3, with_offers: bool = True,
                     threads: int = 1) -> list[dict[str, Any]]:
         """Scores, bands, reasons and offers for a block of feature vectors (rows of ``x``)."""
         scorer = self.model.scorer
-        uplift = self.model.uplift
         if top_k > 0 or scorer.contribution_method == PATH:
             # the compiled walk gives the score (and contributions) without a LightGBM call:
             # cheaper for a few rows, and no tail latency from the booster in a thread pool
@@ -87,12 +95,9 @@ class ScoringCore:
             p, contrib = scorer.predict(x, threads=threads), None
         decisions = [None] * len(x)
         if with_offers:
-            c = self.customers(x, p)
-            effects = offer_effects(uplift, x, p, self.catalogue)
-            opts = options(c, effects, self.catalogue)
+            c, opts = self.offer_options(x, p)
             chosen, _ = best_offers(opts)
-            sources = uplift.sources() if uplift else {}
-            decisions = [explain(i, int(chosen[i]), c, opts, self.catalogue, sources)
+            decisions = [explain(i, int(chosen[i]), c, opts, self.catalogue, self._sources)
                          for i in range(len(x))]
         out = []
         for i in range(len(x)):
@@ -102,9 +107,9 @@ class ScoringCore:
                     "reasons": reasons}
             if with_offers:
                 d = decisions[i]
-                item["offer"] = None if d.offer_id is None else {
-                    "offer_id": d.offer_id, "name": self.catalogue.offer(d.offer_id).name,
-                    "channel": self.catalogue.offer(d.offer_id).channel,
+                offer = None if d.offer_id is None else self.catalogue.offers[chosen[i]]
+                item["offer"] = None if offer is None else {
+                    "offer_id": d.offer_id, "name": offer.name, "channel": offer.channel,
                     "expected_net_value": d.expected_net_value,
                     "churn_reduction": d.churn_reduction, "cost": d.cost,
                     "customer_value": d.customer_value, "effect_source": d.effect_source,

@@ -29,7 +29,7 @@ from serving.bentoml_fixes import bound_metric_labels, cancel_request_timers
 from serving.limits import route_labels
 from serving.middleware import EnvServiceGate, publish_readiness
 from serving.refresh import ModelHolder, StoreHolder, watch
-from serving.schemas import CustomerItem, ScoreRequest, ScoreResponse
+from serving.schemas import CustomerItem, ScoreItem, ScoreRequest, ScoreResponse
 from serving.settings import ServeSettings, workers_from_env
 
 log = logging.getLogger("churn.service")
@@ -260,11 +260,15 @@ class ChurnService:
                                                  "customers": len(store)}})
 
 
+# a ``ScoreItem``'s fields in their order with their defaults, read from the type once
+_BLANK_ITEM = {name: f.get_default(call_default_factory=True)
+               for name, f in ScoreItem.model_fields.items()}
+
+
 def _item(customer_id: str, model_name: str | None, model_version: str | None) -> dict:
     """A ``ScoreItem`` as a dict, every field in its order with its default."""
-    return {"customer_id": customer_id, "churn_probability": None, "risk_band": None,
-            "reasons": [], "offer": None, "offer_explanation": None, "model_name": model_name,
-            "model_version": model_version, "features_as_of": None, "error": None}
+    return {**_BLANK_ITEM, "customer_id": customer_id, "reasons": [], "model_name": model_name,
+            "model_version": model_version}
 
 
 ChurnService.add_asgi_middleware(EnvServiceGate)

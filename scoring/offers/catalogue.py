@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +55,36 @@ class Offer(BaseModel):
     addresses: tuple[Reason, ...] = ("any",)
     cap_per_campaign: int = Field(10**9, ge=0)
     prior_effect: float = Field(ge=-1, le=1)
+
+
+def _frozen(values: list[float]) -> np.ndarray:
+    array = np.array(values, dtype=np.float64)
+    array.setflags(write=False)  # shared by every request: never changed in place
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class OfferArrays:
+    """Offers' numbers side by side, in catalogue order, as rows to compare a block of customers
+    with: costs, risk ranges and minimum customer values, and the few offers that also have a
+    segment, plan or contract rule (``scoring.offers.policy.eligible_block`` applies the rules).
+    ``eq=False``: compared by identity, so a catalogue holding one still compares by its fields."""
+
+    costs: np.ndarray
+    risk_low: np.ndarray
+    risk_high: np.ndarray
+    min_value: np.ndarray
+    restricted: tuple[tuple[int, Eligibility], ...]  # (offer index, its rules)
+
+    @classmethod
+    def of(cls, offers: Sequence[Offer]) -> OfferArrays:
+        rules = [o.eligibility for o in offers]
+        return cls(_frozen([o.cost for o in offers]),
+                   _frozen([e.risk_range[0] for e in rules]),
+                   _frozen([e.risk_range[1] for e in rules]),
+                   _frozen([e.min_customer_value for e in rules]),
+                   tuple((j, e) for j, e in enumerate(rules)
+                         if e.segments is not None or e.plans is not None or e.contract != "any"))
 
 
 class UpliftSettings(BaseModel):
@@ -106,10 +139,16 @@ class Catalogue(BaseModel):
     def ids(self) -> list[str]:
         return [o.id for o in self.offers]
 
+    @cached_property
+    def arrays(self) -> OfferArrays:
+        """The offers' costs and eligibility rules as arrays: worked out once per catalogue (it is
+        frozen), not on every request."""
+        return OfferArrays.of(self.offers)
+
     @property
     def costs(self) -> np.ndarray:
-        """Each offer's cost, in catalogue order."""
-        return np.array([o.cost for o in self.offers], dtype=np.float64)
+        """Each offer's cost, in catalogue order (read-only)."""
+        return self.arrays.costs
 
 
 def _where(loc: tuple, data: dict) -> str:

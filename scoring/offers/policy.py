@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from scoring.offers.catalogue import Catalogue, Offer
+from scoring.offers.catalogue import Catalogue, Offer, OfferArrays
 
 NO_OFFER = -1
 
@@ -47,18 +47,34 @@ class Decision:
         return asdict(self)
 
 
-def eligible(offer: Offer, c: Customers) -> np.ndarray:
-    e = offer.eligibility
-    ok = (c.p_churn >= e.risk_range[0]) & (c.p_churn <= e.risk_range[1])
-    ok &= c.value >= e.min_customer_value
-    if e.segments is not None and c.segment is not None:
-        ok &= np.isin(c.segment, e.segments)
-    if e.plans is not None and c.plan is not None:
-        ok &= np.isin(c.plan, e.plans)
-    if e.contract != "any" and c.has_contract is not None:
-        contract = np.asarray(c.has_contract, dtype=float) >= 0.5
-        ok &= contract if e.contract == "contract" else ~contract
+def eligible_block(c: Customers, offers: OfferArrays) -> np.ndarray:
+    """Who may get each offer by its eligibility rules: (customers x offers) booleans.
+
+    A customer qualifies when their churn risk is in the offer's risk range and their value is at
+    least its minimum, and, where the offer restricts them and the customer's attribute is known,
+    their segment and plan are among its own and their contract matches. A missing risk or value
+    (NaN) never qualifies."""
+    p, value = np.asarray(c.p_churn)[:, None], np.asarray(c.value)[:, None]
+    # compared in the customers' own precision, as a plain number would be (float32 risks
+    # against float32 limits; integers against floats)
+    p_type, value_type = np.result_type(p, 0.0), np.result_type(value, 0.0)
+    ok = ((p >= offers.risk_low.astype(p_type, copy=False))
+          & (p <= offers.risk_high.astype(p_type, copy=False))
+          & (value >= offers.min_value.astype(value_type, copy=False)))
+    for j, e in offers.restricted:
+        if e.segments is not None and c.segment is not None:
+            ok[:, j] &= np.isin(c.segment, e.segments)
+        if e.plans is not None and c.plan is not None:
+            ok[:, j] &= np.isin(c.plan, e.plans)
+        if e.contract != "any" and c.has_contract is not None:
+            contract = np.asarray(c.has_contract, dtype=float) >= 0.5
+            ok[:, j] &= contract if e.contract == "contract" else ~contract
     return ok
+
+
+def eligible(offer: Offer, c: Customers) -> np.ndarray:
+    """The customers one offer may go to (``eligible_block`` for that offer alone)."""
+    return eligible_block(c, OfferArrays.of([offer]))[:, 0]
 
 
 @dataclass(frozen=True)
@@ -72,8 +88,7 @@ class Options:
 
 
 def options(c: Customers, effects: dict[str, np.ndarray], catalogue: Catalogue) -> Options:
-    """Every offer's net value for every customer, all offers at once (the checks of
-    ``eligible`` on the columns; the restrictions few offers have, offer by offer)."""
+    """Every offer's net value for every customer, all offers at once."""
     n, offers = len(c.p_churn), catalogue.offers
     costs = catalogue.costs
     # no offer yet (missing) never cools down: NaN < anything is False
@@ -82,26 +97,10 @@ def options(c: Customers, effects: dict[str, np.ndarray], catalogue: Catalogue) 
     for j, offer in enumerate(offers):
         reduction[:, j] = effects[offer.id]
     np.negative(reduction, out=reduction)
-    p, value = np.asarray(c.p_churn)[:, None], np.asarray(c.value)[:, None]
-    low, high, min_value = _limits(catalogue)
-    # compared in the customers' own precision, as with the offer's plain numbers one at a time
-    ok = ((p >= low.astype(p.dtype, copy=False)) & (p <= high.astype(p.dtype, copy=False))
-          & (value >= min_value.astype(value.dtype, copy=False)))
-    for j, offer in enumerate(offers):
-        e = offer.eligibility
-        if e.segments is not None or e.plans is not None or e.contract != "any":
-            ok[:, j] = eligible(offer, c)
+    ok = eligible_block(c, catalogue.arrays)
     ok &= ~cooling[:, None] & (reduction > 0)  # a harmful offer is never an option
-    net = np.where(ok, reduction * value - costs, -np.inf)
+    net = np.where(ok, reduction * np.asarray(c.value)[:, None] - costs, -np.inf)
     return Options(net, reduction, costs, cooling)
-
-
-def _limits(catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each offer's risk range and minimum customer value, as rows to compare customers with."""
-    e = [o.eligibility for o in catalogue.offers]
-    return (np.array([x.risk_range[0] for x in e], dtype=float),
-            np.array([x.risk_range[1] for x in e], dtype=float),
-            np.array([x.min_customer_value for x in e], dtype=float))
 
 
 def best_offers(opts: Options) -> tuple[np.ndarray, np.ndarray]:

@@ -212,8 +212,13 @@ class UpliftModels:
         return cls({k: OfferEffectModel.from_dict(v) for k, v in index.items()})
 
 
+def effect_models(uplift: UpliftModels | None, catalogue: Catalogue) -> UpliftModels:
+    """A model's offer-effect models, or the catalogue's priors when it carries none: worked out
+    once per model where it is served (``ScoringCore``), not on every request."""
+    return uplift or UpliftModels.priors_only(catalogue, "the model carries no uplift models")
+
+
 def offer_effects(uplift: UpliftModels | None, x: np.ndarray, p: np.ndarray,
                   catalogue: Catalogue) -> dict[str, np.ndarray]:
     """Every catalogue offer's effect for a block of customers (learnt where trained, else prior)."""
-    uplift = uplift or UpliftModels.priors_only(catalogue, "the model carries no uplift models")
-    return uplift.effects(p, x, catalogue)
+    return effect_models(uplift, catalogue).effects(p, x, catalogue)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.store import SQLiteStore, StoreError, file_identity, materialize
+from features.store import CHUNK, SQLiteStore, StoreError, file_identity, materialize
 
 
 def _frame():
@@ -32,6 +32,31 @@ def test_materialise_keeps_the_latest_row_and_lookups_return_features(tmp_path):
     assert set(found) == {"a", "b"}, "a missing id is simply absent"
     assert found["a"] == ("2025-02-01", {"recency_days": 3.0, "plan": "basic"})
     assert found["b"][1]["recency_days"] is None
+
+
+def test_one_id_and_lists_across_the_query_chunks_find_the_same_rows(tmp_path):
+    """One query path for any number of ids: a single id (the usual API call), a list that
+    fills chunks exactly, one more than that, repeated and missing ids all return each known
+    customer's own row."""
+    n = 2 * CHUNK + 1
+    frame = pd.DataFrame({"customer_id": [f"c{k}" for k in range(n)],
+                          "cutoff": pd.Timestamp("2025-01-01"),
+                          "recency_days": np.arange(n, dtype=float)})
+    path = tmp_path / "s.sqlite"
+    materialize(frame, ["recency_days"], path)
+    store = SQLiteStore(path)
+    assert store.get_many(["c7"]) == {"c7": ("2025-01-01", {"recency_days": 7.0})}
+    assert store.get_many(["nobody"]) == {}
+    assert store.get_many([]) == {}
+    for size in (CHUNK, CHUNK + 1, n):
+        ids = [f"c{k}" for k in range(n - 1, n - 1 - size, -1)]
+        found = store.get_many(ids)
+        assert sorted(found) == sorted(ids), size
+        assert all(found[f"c{k}"][1] == {"recency_days": float(k)} for k in range(n - size, n))
+    ids = ["c3", "missing", "c3"] + [f"c{k}" for k in range(CHUNK)]  # c3 again in the 2nd chunk
+    found = store.get_many(ids)
+    assert set(found) == {f"c{k}" for k in range(CHUNK)}
+    assert found["c3"] == ("2025-01-01", {"recency_days": 3.0})
 
 
 def test_a_missing_store_is_a_clear_error(tmp_path):

@@ -167,6 +167,56 @@ def test_all_offers_at_once_equal_each_offers_own_checks():
         assert np.array_equal(got.reduction[:, j], r), offer.id
 
 
+def test_the_eligibility_rule_by_hand_for_a_block_and_for_each_offer():
+    """One rule for a block of customers and for one offer: risk range (ends included, in the
+    customers' own precision), minimum value (an integer value against a fractional minimum as
+    the numbers are), segment, plan and contract where the customer's attribute is known."""
+    from scoring.offers.policy import eligible, eligible_block
+
+    catalogue = parse_catalogue(_catalogue(**{
+        "offers.0.eligibility": {"contract": "no_contract", "risk_range": [0.2, 0.6],
+                                 "plans": ["basic"]},
+        "offers.1.eligibility": {"segments": ["business"], "min_customer_value": 49.5},
+        "offers.2.eligibility": {"risk_range": [0.3, 0.6]}}))
+    rows = [  # risk, value, segment, plan, contract, eligible for (discount, service, loyalty)
+        (0.2, 100, "business", "basic", 0.0, (1, 1, 0)),    # at the discount's lower end
+        (0.6, 100, "home", "basic", 1.0, (0, 0, 1)),        # upper end; contract; home
+        (0.61, 100, "business", "basic", 0.0, (0, 1, 0)),   # above both ranges
+        (0.3, 49, "business", "pro", np.nan, (0, 0, 1)),    # 49 < 49.5; unknown contract
+        (0.3, 50, "business", "pro", 0.0, (0, 1, 1)),       # not the discount's plan
+        (0.3, 50, None, None, 0.0, (0, 0, 1)),              # no segment or plan given
+        (np.nan, 100, "business", "basic", 0.0, (0, 0, 0)),  # missing risk
+    ]
+    risk = np.array([r[0] for r in rows], dtype=np.float32)  # float32(0.6) > 0.6 as a double
+    c = Customers(risk, np.array([r[1] for r in rows]), np.full(len(rows), np.nan),
+                  segment=np.array([r[2] for r in rows], dtype=object),
+                  plan=np.array([r[3] for r in rows], dtype=object),
+                  has_contract=np.array([r[4] for r in rows]))
+    want = np.array([r[5] for r in rows], dtype=bool)
+    assert np.array_equal(eligible_block(c, catalogue.arrays), want)
+    for j, offer in enumerate(catalogue.offers):
+        assert np.array_equal(eligible(offer, c), want[:, j]), offer.id
+    # an attribute the model does not have is left out of eligibility
+    bare = Customers(risk, c.value, c.days_since_last_offer)
+    assert eligible_block(bare, catalogue.arrays)[:4, 1].tolist() == [True, True, True, False]
+
+
+def test_a_catalogue_works_out_its_arrays_once_and_still_compares_by_its_fields():
+    """Costs and eligibility limits are built once per catalogue (not per request), read-only
+    since every request shares them; equal catalogues stay equal once both have built them."""
+    a, b = load_catalogue(), load_catalogue()
+    c = _customers([0.5, 0.01], [1000.0, 1000.0])
+    first = options(c, _effects([[-0.1, -0.1, -0.1]] * 2), a)
+    assert options(c, _effects([[-0.2, -0.1, -0.1]] * 2), a).costs is first.costs is a.costs
+    assert a.arrays is a.arrays and a.costs.tolist() == [10.0, 15.0, 5.0]
+    assert a.arrays.risk_low.tolist() == [0.05, 0.10, 0.05]
+    with pytest.raises(ValueError, match="read-only"):
+        a.costs[0] = 0.0
+    b.arrays  # noqa: B018 - built on both sides
+    assert a == b and a is not b
+    assert a != parse_catalogue(_catalogue(**{"offers.0.cost": 11.0}))
+
+
 def test_ties_go_to_the_catalogue_order_deterministically():
     catalogue = load_catalogue()
     c = _customers([0.5], [100.0])

@@ -81,6 +81,19 @@ def test_the_answer_is_exactly_the_documented_response_with_a_request_id(client,
     assert mine.headers["x-request-id"] == "crm-7", "a client's request id is kept"
 
 
+def test_an_item_starts_as_the_response_types_item_field_for_field():
+    """Every answer's item starts from ``ScoreItem`` itself: its fields in order, its defaults,
+    a list of reasons of its own (a field added to the type appears in every answer)."""
+    from serving.schemas import ScoreItem
+    from serving.service import _item
+
+    a, b = _item("c1", "churn", "7"), _item("c2", None, None)
+    want = ScoreItem(customer_id="c1", model_name="churn", model_version="7").model_dump()
+    assert list(a) == list(ScoreItem.model_fields) and a == want
+    assert b["customer_id"] == "c2" and b["model_name"] is None and b["error"] is None
+    assert a["reasons"] is not b["reasons"]
+
+
 def test_a_large_request_scored_off_the_event_loop_answers_the_same(client, served):
     """Over ``INLINE_ITEMS`` customers a request is scored in a thread: same answers, in order."""
     from serving.service import INLINE_ITEMS
