@@ -15,6 +15,8 @@ before manifest) is ``jobs.batch_output``, shared with the Spark engine.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 from datetime import UTC, datetime
@@ -223,6 +225,16 @@ def _key_hashes(keyed: pd.DataFrame) -> np.ndarray:
     return h
 
 
+def _release_unused() -> None:
+    """Give the memory freed by the scoring back to the system before the end of the job:
+    Arrow's pool, and the C heap (glibc keeps the freed pages of the chunks' temporaries
+    resident, and the end's per-row arrays would come on top of them)."""
+    pa.default_memory_pool().release_unused()
+    name = ctypes.util.find_library("c")
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL(name).malloc_trim(0)
+
+
 def _progress(total: int | None):
     """The shared progress bar (a terminal only, off under --quiet, on with CHURN_PROGRESS=1)."""
     from features.progress import bar
@@ -261,7 +273,7 @@ def run_batch(model: LoadedModel, core: ScoringCore, source: pd.DataFrame | Path
             with writing_in(out.parent):
                 writer.close()
             writer = None
-        pa.default_memory_pool().release_unused()  # the reading's buffers, before the write
+        _release_unused()  # the reading's and scoring's freed memory, before the write
         return finish(model, core, scored, out, config)
     finally:
         if writer is not None:
