@@ -196,8 +196,8 @@ def test_a_chunk_scored_in_blocks_gets_the_values_of_the_whole_chunk(env, served
     """The job scores each chunk a few thousand rows at a time: every row's probability, band,
     reasons and offer values are those of the whole chunk scored at once, bit for bit."""
     from jobs.batch import score_chunk
+    from jobs.runner import load_model
     from scoring.core import ScoringCore
-    from scoring.model_store import load_model
     from scoring.offers.catalogue import load_catalogue
 
     model = load_model("models:/churn@champion")
