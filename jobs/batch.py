@@ -111,7 +111,7 @@ def quarantine_mask(core: ScoringCore, chunk: pd.DataFrame, x: np.ndarray,
     return why
 
 
-SCORE_BLOCK = 5_000  # rows scored at once (measured: as fast as 20,000, a quarter of the memory)
+SCORE_BLOCK = 10_000  # rows scored at once: half the temporaries of 20,000, as fast (measured)
 
 
 def score_chunk(core: ScoringCore, x: np.ndarray, top_k: int,
