@@ -77,18 +77,20 @@ class BatchSummary:
 @dataclass
 class ScoredRows:
     """What an engine scored, before the offers are chosen: the staged rows (a Parquet file or a
-    folder of parts, in a stable order) and, in the same order, each chunk's probabilities.
+    folder of parts, in a stable order, with each row's probability) and, in the same order, the
+    offer values of the rows that have an offer worth sending.
 
     Offer values are kept only for the rows that have an offer worth sending (some positive net
     value): no other row can be given one, by the budgeted allocation or without a budget, so
-    the memory they take is set by those rows, not by the size of the base."""
+    the memory they take is set by those rows (8 bytes for the position and 16 per offer), not
+    by the size of the base. Nothing else is kept per row: the probabilities are read back from
+    the stage when the output is written."""
 
     stage: Path
     costs: np.ndarray  # cost of each catalogue offer
     fingerprint: str  # of the input, for the manifest
     scored_at: str
     summary: BatchSummary = field(default_factory=BatchSummary)
-    probs: list[np.ndarray] = field(default_factory=list)
     rows: int = 0  # rows added so far
     where: list[np.ndarray] = field(default_factory=list)  # positions of the rows with an offer
     nets: list[np.ndarray] = field(default_factory=list)  # those rows x offers: net value
@@ -96,13 +98,34 @@ class ScoredRows:
     quarantine: list[pd.DataFrame] = field(default_factory=list)  # id column + reason
 
     def add(self, probs: np.ndarray, nets: np.ndarray, reductions: np.ndarray) -> None:
-        """The next rows' probabilities and (rows x offers) net values and churn reductions."""
+        """The next rows' probabilities (counted here; the stage holds them) and (rows x offers)
+        net values and churn reductions."""
         worth = np.flatnonzero((nets > 0).any(axis=1))
-        self.probs.append(probs)
         self.where.append(worth + self.rows)
         self.nets.append(nets[worth])
         self.reductions.append(reductions[worth])
         self.rows += len(probs)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The offers chosen over the whole base, for the rows given one only: their positions
+    among the scored rows (ascending), the offer's index, its expected net value and its churn
+    reduction. Every other row gets ``NO_OFFER``, 0 and 0."""
+
+    rows: np.ndarray
+    offer: np.ndarray
+    net: np.ndarray
+    cut: np.ndarray
+
+    def between(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The offer, net value and churn reduction of each scored row in [start, stop)."""
+        lo, hi = np.searchsorted(self.rows, [start, stop])
+        at = self.rows[lo:hi] - start
+        choice = np.full(stop - start, NO_OFFER, dtype=np.int64)
+        net, cut = np.zeros(stop - start), np.zeros(stop - start)
+        choice[at], net[at], cut[at] = self.offer[lo:hi], self.net[lo:hi], self.cut[lo:hi]
+        return choice, net, cut
 
 
 def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
@@ -116,7 +139,7 @@ def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
         log.warning("no row could be scored: all %d quarantined (%s); writing an empty output, "
                     "the quarantine and the manifest", summary.rows_in,
                     _reason_counts(scored.quarantine))
-    write_outputs(model, core, scored, *choose_offers(core, scored, config), out, config)
+    write_outputs(model, core, scored, choose_offers(core, scored, config), out, config)
     return summary
 
 
@@ -165,48 +188,49 @@ def _reason_counts(parts: list[pd.DataFrame]) -> dict:
     return pd.concat(parts)["reason"].value_counts().head(5).to_dict()
 
 
-def choose_offers(core: ScoringCore, scored: ScoredRows, config: BatchConfig
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's offer (``NO_OFFER`` for none), its expected net value and its churn reduction,
-    over the whole base: the budgeted allocation when the job has a campaign budget, else each
-    row's best offer.
+def choose_offers(core: ScoringCore, scored: ScoredRows, config: BatchConfig) -> Chosen:
+    """The rows given an offer, the offer, its expected net value and its churn reduction, over
+    the whole base: the budgeted allocation when the job has a campaign budget, else each row's
+    best offer.
 
     Only the rows with an offer worth sending take part: the others get none either way, and
     every method orders the (row, offer) options it may send in the rows' order, so leaving them
-    out changes no choice."""
-    n = scored.rows
-    choice = np.full(n, NO_OFFER, dtype=np.int64)
-    net, cut = np.zeros(n), np.zeros(n)
-    if not n:
-        return choice, net, cut
-    rows = np.concatenate(scored.where)
-    opts = Options(np.vstack(scored.nets), np.vstack(scored.reductions), scored.costs,
-                   np.zeros(len(rows), dtype=bool))
-    if config.campaign_budget is not None:
+    out changes no choice (the exact allocation's programme is the same: ``allocate_exact``)."""
+    rows = (np.concatenate(scored.where) if scored.where else np.zeros(0, dtype=np.int64))
+    m = len(scored.costs)
+    opts = Options(np.vstack(scored.nets) if scored.nets else np.zeros((0, m)),
+                   np.vstack(scored.reductions) if scored.reductions else np.zeros((0, m)),
+                   scored.costs, np.zeros(len(rows), dtype=bool))
+    if not len(rows):
+        chosen = np.zeros(0, dtype=np.int64)
+    elif config.campaign_budget is not None:
         chosen = allocate(opts, core.catalogue, config.campaign_budget, config.allocation).offer
     else:
         chosen, _ = best_offers(opts)
     sent = np.flatnonzero(chosen != NO_OFFER)
-    choice[rows[sent]] = chosen[sent]
-    net[rows[sent]] = opts.net[sent, chosen[sent]]
-    cut[rows[sent]] = opts.reduction[sent, chosen[sent]]
-    return choice, net, cut
+    offer = chosen[sent].astype(np.int64)
+    return Chosen(rows[sent], offer, opts.net[sent, offer], opts.reduction[sent, offer])
 
 
-def _write_rows(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
-                net_value: np.ndarray, chosen_cut: np.ndarray, target: Path, suffix: str,
-                config: BatchConfig) -> int:
-    """Stream the staged rows, with their offers, into ``target``; returns the rows written."""
+def _write_rows(model: LoadedModel, core: ScoringCore, scored: ScoredRows, chosen: Chosen,
+                target: Path, suffix: str, config: BatchConfig) -> tuple[int, float]:
+    """Stream the staged rows, with their offers, into ``target``; returns the rows written and
+    the sum of their probabilities (the expected churners)."""
     ids = np.array([*core.catalogue.ids, ""], dtype=object)
     out_columns = [config.id_column] + OUTPUT_COLUMNS[1:]
+    probs = np.empty(scored.rows)  # summed whole at the end, as one array (the same float sum)
     offset, writer = 0, None
     try:
         for frame in stage_batches(scored.stage, config.chunk_size):
             n = len(frame)
-            c = choice[offset:offset + n]
+            if offset + n > scored.rows:
+                raise BatchError(f"row accounting failed: the stage holds more than the "
+                                 f"{scored.rows} rows scored")
+            probs[offset:offset + n] = frame["churn_probability"].to_numpy(float)
+            c, net, cut = chosen.between(offset, offset + n)
             frame["offer_id"] = ids[np.where(c == NO_OFFER, -1, c)]
-            frame["offer_expected_net_value"] = net_value[offset:offset + n]
-            frame["offer_churn_reduction"] = chosen_cut[offset:offset + n]
+            frame["offer_expected_net_value"] = net
+            frame["offer_churn_reduction"] = cut
             frame["model_name"] = model.name or ""
             frame["model_version"] = model.version or ""
             frame["scored_at"] = scored.scored_at
@@ -229,39 +253,38 @@ def _write_rows(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choic
     finally:
         if writer is not None:
             writer.close()
-    return offset
+    return offset, float(probs[:offset].sum())
 
 
-def _summarise(core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
-               net_value: np.ndarray) -> None:
+def _summarise(core: ScoringCore, scored: ScoredRows, chosen: Chosen, churners: float) -> None:
     summary, costs = scored.summary, scored.costs
-    p = np.concatenate(scored.probs) if scored.probs else np.array([])
-    sent = choice != NO_OFFER
-    summary.expected_churners = float(p.sum())
-    summary.offers = {o.id: int((choice == j).sum()) for j, o in enumerate(core.catalogue.offers)}
-    summary.spend = float(costs[choice[sent]].sum()) if sent.any() else 0.0
+    summary.expected_churners = churners
+    summary.offers = {o.id: int((chosen.offer == j).sum())
+                      for j, o in enumerate(core.catalogue.offers)}
+    summary.spend = float(costs[chosen.offer].sum()) if len(chosen.offer) else 0.0
+    net_value = np.zeros(scored.rows)  # every row's, summed as one array (the same float sum)
+    net_value[chosen.rows] = chosen.net
     summary.expected_net_value = float(net_value.sum())
     summary.expected_value_saved = summary.expected_net_value + summary.spend
 
 
-def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
-                  net_value: np.ndarray, cut: np.ndarray, out: Path, config: BatchConfig) -> None:
+def write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, chosen: Chosen,
+                  out: Path, config: BatchConfig) -> None:
     """Output, quarantine and manifest, written aside and committed (``jobs.batch_commit``);
-    ``choice``, ``net_value``, ``cut``: each row's offer, its net value and churn reduction."""
+    ``chosen``: the rows given an offer, with the offer, its net value and churn reduction."""
     with writing_in(out.parent):
-        _write_outputs(model, core, scored, choice, net_value, cut, out, config)
+        _write_outputs(model, core, scored, chosen, out, config)
 
 
-def _write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, choice: np.ndarray,
-                   net_value: np.ndarray, cut: np.ndarray, out: Path, config: BatchConfig
-                   ) -> None:
+def _write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, chosen: Chosen,
+                   out: Path, config: BatchConfig) -> None:
     final_tmp = out.with_name(f".{out.name}.{os.getpid()}.final.tmp")
     q_tmp = out.with_name(f".{out.name}.{os.getpid()}.quarantine.tmp")
     summary = scored.summary
     try:
-        rows_out = _write_rows(model, core, scored, choice, net_value, cut, final_tmp,
-                               out.suffix.lower(), config)
-        _summarise(core, scored, choice, net_value)
+        rows_out, churners = _write_rows(model, core, scored, chosen, final_tmp,
+                                         out.suffix.lower(), config)
+        _summarise(core, scored, chosen, churners)
         if summary.rows_in != rows_out + summary.rows_quarantined:
             raise BatchError(f"row accounting failed: {summary.rows_in} in, {rows_out} out, "
                              f"{summary.rows_quarantined} quarantined")
@@ -290,5 +313,5 @@ def _write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, ch
         # else the staged quarantine stays for recover() when the commit broke off half-way
 
 
-__all__ = ["BatchConfig", "BatchError", "BatchSummary", "ScoredRows", "finish", "clean_stale",
+__all__ = ["BatchConfig", "BatchError", "BatchSummary", "Chosen", "ScoredRows", "finish", "clean_stale",
            "companion_paths", "fingerprint_file", "read_committed", "stage_batches", "staged_parts"]

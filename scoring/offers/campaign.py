@@ -123,6 +123,11 @@ def allocate_greedy(opts: Options, catalogue: Catalogue, budget: float) -> Plan:
 
 
 def allocate_exact(opts: Options, catalogue: Catalogue, budget: float) -> Plan:
+    """The optimum. The programme holds only the candidate (customer, offer) options, in the
+    customers' order, and one "at most one offer" row per customer who has one: customers
+    without any option worth sending change nothing in what the solver is given, so the same
+    customers' options give the same choice (the same one of several equally good solutions)
+    with or without them (the batch job allocates over those customers only)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import csr_matrix, vstack
 
@@ -132,12 +137,13 @@ def allocate_exact(opts: Options, catalogue: Catalogue, budget: float) -> Plan:
     if len(i) == 0:
         return _plan(choice, opts, catalogue)
     k = np.arange(len(i))
-    per_customer = csr_matrix((np.ones(len(i)), (i, k)), shape=(n, len(i)))
+    _, customer = np.unique(i, return_inverse=True)  # the customers with an option, in order
+    per_customer = csr_matrix((np.ones(len(i)), (customer, k)), shape=(customer.max() + 1, len(i)))
     per_offer = csr_matrix((np.ones(len(i)), (j, k)), shape=(m, len(i)))
     spend = csr_matrix(opts.costs[j].reshape(1, -1))
     caps = np.array([o.cap_per_campaign for o in catalogue.offers], dtype=float)
     a = vstack([per_customer, per_offer, spend])
-    upper = np.concatenate([np.ones(n), caps, [budget]])
+    upper = np.concatenate([np.ones(per_customer.shape[0]), caps, [budget]])
     res = milp(-net, constraints=LinearConstraint(a, -np.inf, upper),
                integrality=np.ones(len(i)), bounds=Bounds(0, 1))
     if not res.success:

@@ -169,3 +169,45 @@ def test_each_row_keeps_its_own_cutoff_day_as_text():
     assert cutoff_text(stamps).tolist() == want
     assert cutoff_text(stamps.astype(object).astype(str).replace("NaT", "x")).tolist() == want
     assert cutoff_text(stamps[:0]).tolist() == []
+
+
+def test_the_summary_sums_the_written_rows(env, served):
+    """The manifest's summary is the sum over the rows written (no per-row arrays are kept for
+    it: the probabilities are read back from the stage): expected churners, offers, spend and
+    net value, to the last bit, with a budget and chunks smaller than the table."""
+    from scoring.offers.catalogue import load_catalogue
+
+    _table(served).to_parquet(env / "features.parquet", index=False)
+    run = _score("--features", env / "features.parquet", "--out", env / "scored.parquet",
+                 "--campaign-budget", 300, "--chunk-size", 333)
+    assert run.exit_code == 0, run.output
+    scored = pd.read_parquet(env / "scored.parquet")
+    summary = json.loads((env / "scored.manifest.json").read_text())["summary"]
+    cost = {o.id: o.cost for o in load_catalogue().offers}
+    sent = scored.loc[scored["offer_id"] != "", "offer_id"]
+    assert len(sent) and summary["offers"] == {o: int((sent == o).sum()) for o in cost}
+    assert summary["expected_churners"] == float(scored["churn_probability"].to_numpy().sum())
+    assert summary["expected_net_value"] == float(
+        scored["offer_expected_net_value"].to_numpy().sum())
+    assert summary["spend"] == float(sent.map(cost).to_numpy().sum())
+
+
+def test_a_chunk_scored_in_blocks_gets_the_values_of_the_whole_chunk(env, served):
+    """The job scores each chunk a few thousand rows at a time: every row's probability, band,
+    reasons and offer values are those of the whole chunk scored at once, bit for bit."""
+    from jobs.batch import score_chunk
+    from jobs.runner import load_model
+    from scoring.core import ScoringCore
+    from scoring.offers.catalogue import load_catalogue
+
+    model = load_model("models:/churn@champion")
+    core = ScoringCore(model, load_catalogue())
+    x = np.asfortranarray(model.scorer.matrix(_table(served)))
+    whole, opts = score_chunk(core, x, 3, block=len(x))
+    for block in (7, 250):
+        got, o = score_chunk(core, x, 3, block=block)
+        assert got.keys() == whole.keys()
+        for key, values in whole.items():
+            assert np.array_equal(got[key], values), (block, key)
+        for a, b in ((o.net, opts.net), (o.reduction, opts.reduction), (o.cooling, opts.cooling)):
+            assert a.shape == b.shape and np.array_equal(a, b), block
