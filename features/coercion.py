@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.schema import Table
 
-__all__ = ["Checker", "coerce_table"]
+__all__ = ["CODED", "Checker", "coerce_table"]
 
 
 class Checker(Protocol):
@@ -55,10 +55,17 @@ def _to_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return out, bad
 
 
-def _text_codes(values: pd.Series) -> bool:
-    """Whether ``values`` is a categorical of text (an event type read as Parquet's dictionary)."""
-    return (isinstance(values.dtype, pd.CategoricalDtype)
-            and pd.api.types.is_string_dtype(values.cat.categories.dtype))
+CODED = "churn.coded"  # a frame's attrs key: the text columns ``Partition.read`` read as codes
+
+
+def _text_codes(frame: pd.DataFrame, column: str) -> bool:
+    """Whether ``column`` is text read as codes on purpose (``Partition.read``'s categoricals of
+    Parquet's dictionary). Any other categorical (a user's, ordered or not, of text or numbers)
+    becomes plain text: ids are compared and ranged as text, never in category order."""
+    values = frame[column]
+    return (column in frame.attrs.get(CODED, ())
+            and isinstance(values.dtype, pd.CategoricalDtype)
+            and pd.api.types.infer_dtype(values.cat.categories, skipna=True) in ("string", "empty"))
 
 
 def coerce_table(table: Table, frame: pd.DataFrame, check: Checker) -> pd.DataFrame:
@@ -71,7 +78,7 @@ def coerce_table(table: Table, frame: pd.DataFrame, check: Checker) -> pd.DataFr
         if col.name not in frame.columns:
             continue
         values = frame[col.name]
-        if col.kind in ("id", "string") and _text_codes(values):
+        if col.kind in ("id", "string") and _text_codes(frame, col.name):
             continue  # text already, as codes (``Partition.read``'s categoricals): kept
         if col.kind in ("id", "string"):
             if pd.api.types.is_float_dtype(values):

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.coercion import CODED
 from features.contract import TABLES, ContractError, Problem
 from features.io import DUCKDB_SUFFIXES, read_tables
 
@@ -63,6 +64,7 @@ class Partition:
                         if coded:
                             options["read_dictionary"] = coded
                     tables[name] = pd.read_parquet(f, columns=wanted, **options)
+                    tables[name].attrs[CODED] = tuple(coded or ())
                 else:
                     tables[name] = pd.read_csv(f, low_memory=False)
             except Exception as exc:  # noqa: BLE001 - any reader failure is a contract problem
@@ -130,7 +132,11 @@ UNIQUE = (("customers", "customer_id", "signup_date"), ("orders", "order_id", "c
 def id_range(frame: pd.DataFrame, column: str) -> tuple[str, str] | None:
     """The smallest and largest id of a checked part (ids are text), None when it has none."""
     values = frame[column].dropna() if column in frame.columns else None
-    return None if values is None or values.empty else (values.min(), values.max())
+    if values is None or values.empty:
+        return None
+    if isinstance(values.dtype, pd.CategoricalDtype):  # ordered by text, not by its categories
+        values = values.astype(str)
+    return values.min(), values.max()
 
 
 def overlapping(ranges: list[tuple[str, str] | None]) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -75,6 +74,7 @@ class OfferArrays:
     risk_high: np.ndarray
     min_value: np.ndarray
     restricted: tuple[tuple[int, Eligibility], ...]  # (offer index, its rules)
+    offers: tuple[Offer, ...] = ()  # what they were worked out from
 
     @classmethod
     def of(cls, offers: Sequence[Offer]) -> OfferArrays:
@@ -84,7 +84,8 @@ class OfferArrays:
                    _frozen([e.risk_range[1] for e in rules]),
                    _frozen([e.min_customer_value for e in rules]),
                    tuple((j, e) for j, e in enumerate(rules)
-                         if e.segments is not None or e.plans is not None or e.contract != "any"))
+                         if e.segments is not None or e.plans is not None or e.contract != "any"),
+                   tuple(offers))
 
 
 class UpliftSettings(BaseModel):
@@ -139,11 +140,16 @@ class Catalogue(BaseModel):
     def ids(self) -> list[str]:
         return [o.id for o in self.offers]
 
-    @cached_property
+    @property
     def arrays(self) -> OfferArrays:
         """The offers' costs and eligibility rules as arrays: worked out once per catalogue (it is
-        frozen), not on every request."""
-        return OfferArrays.of(self.offers)
+        frozen), not on every request; worked out again for a copy with other offers
+        (``model_copy(update=...)`` copies the cache with the fields)."""
+        cached = self.__dict__.get("_offer_arrays")
+        if cached is None or cached.offers is not self.offers:
+            cached = OfferArrays.of(self.offers)
+            self.__dict__["_offer_arrays"] = cached
+        return cached
 
     @property
     def costs(self) -> np.ndarray:

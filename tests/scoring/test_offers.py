@@ -217,6 +217,23 @@ def test_a_catalogue_works_out_its_arrays_once_and_still_compares_by_its_fields(
     assert a != parse_catalogue(_catalogue(**{"offers.0.cost": 11.0}))
 
 
+def test_a_copy_with_other_offers_gets_its_own_arrays():
+    """``model_copy`` copies the built arrays with the fields: a copy with other offers must not
+    price or screen its customers with the original's."""
+    original = load_catalogue()
+    c = _customers([0.5], [1000.0])
+    effects = _effects([[-0.1, -0.1, -0.1]])
+    assert np.isfinite(options(c, effects, original).net[0, 0])  # arrays built and cached
+    first = original.offers[0].model_copy(update={
+        "cost": 500.0, "eligibility": original.offers[0].eligibility.model_copy(
+            update={"risk_range": (0.9, 1.0)})})
+    copy = original.model_copy(update={"offers": (first, *original.offers[1:])})
+    assert copy.costs.tolist() == [500.0, 15.0, 5.0]
+    assert original.costs.tolist() == [10.0, 15.0, 5.0]
+    assert np.isneginf(options(c, effects, copy).net[0, 0])  # risk 0.5 is outside 0.9-1.0
+    assert np.isfinite(options(c, effects, original).net[0, 0])
+
+
 def test_ties_go_to_the_catalogue_order_deterministically():
     catalogue = load_catalogue()
     c = _customers([0.5], [100.0])
