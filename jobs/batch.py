@@ -2,14 +2,14 @@
 
 Rows in = rows out + rows quarantined, always, and the output does not depend on the chunk size:
 each row keeps its own cutoff, and every copy of a (customer, cutoff) key found more than once in
-the whole input is quarantined ("duplicate key"; a first pass reads the key columns only). Rows
-that cannot be scored (missing id, infinite values, values the model's specification forbids,
-every feature empty: ``scoring.limits``) go to a quarantine file with a reason each, counted per
-reason in the manifest; the job fails (and writes no output) when they exceed
-``max_quarantine_share``. An input with no rows, or none left to score, gives an empty output with
-its quarantine and manifest and a warning. The input (chunks read ahead, each with the model's
-matrix) is ``jobs.batch_read``; the end of the job (allocation and writing, output committed
-before manifest) is ``jobs.batch_output``, shared with the Spark engine.
+the whole input is quarantined ("duplicate key"; a first pass reads the key columns only:
+``jobs.batch_keys``). Rows that cannot be scored (missing id, infinite values, values the model's
+specification forbids, every feature empty: ``scoring.limits``) go to a quarantine file with a
+reason each, counted per reason in the manifest; the job fails (and writes no output) when they
+exceed ``max_quarantine_share``. An input with no rows, or none left to score, gives an empty
+output with its quarantine and manifest and a warning. The input (chunks read ahead, each with the
+model's matrix) is ``jobs.batch_read``; the end of the job (allocation and writing, output
+committed before manifest) is ``jobs.batch_output``, shared with the Spark engine.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from features.spec import CATEGORY
 from jobs.batch_commit import writing_in
+from jobs.batch_keys import CUTOFF, cutoff_text, duplicated_keys, row_keys
 from jobs.batch_output import (
     BatchConfig,
     BatchError,
@@ -38,7 +39,7 @@ from jobs.batch_output import (
     fingerprint_file,
     finish,
 )
-from jobs.batch_read import Chunk, chunks, columns, model_chunks, read_ahead, row_count
+from jobs.batch_read import Chunk, columns, model_chunks, read_ahead, row_count
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
 from scoring.offers.policy import Options, options
@@ -49,35 +50,11 @@ from scoring.scorer import PATH
 log = logging.getLogger(__name__)
 
 __all__ = ["BatchConfig", "BatchError", "BatchSummary", "run_batch", "score_table",
-           "score_chunk", "quarantine_mask", "duplicated_keys", "row_keys", "cutoff_text"]
+           "score_chunk", "quarantine_mask"]
 
 
 # --- the pure part: one chunk -------------------------------------------------------------------
 DUPLICATE_KEY = "duplicate key"  # every copy of a (customer, cutoff) key seen more than once
-CUTOFF = "cutoff"
-
-
-def cutoff_text(values: pd.Series) -> np.ndarray:
-    """Each row's cutoff as YYYY-MM-DD ("" when missing or not a date)."""
-    if isinstance(values.dtype, np.dtype) and values.dtype.kind == "M":  # naive timestamps
-        # each distinct day written once (a chunk has few: usually one cutoff for every row)
-        days, inverse = np.unique(values.to_numpy("datetime64[D]"), return_inverse=True)
-        text = np.datetime_as_string(days, unit="D").astype(object)
-        text[np.isnat(days)] = ""
-        return text[inverse.ravel()]
-    days = pd.to_datetime(values, errors="coerce", format="mixed")
-    return days.dt.strftime("%Y-%m-%d").fillna("").to_numpy(object)
-
-
-def row_keys(chunk: pd.DataFrame, config: BatchConfig, cutoffs: np.ndarray | None = None
-             ) -> pd.Series:
-    """Each row's key: its id, and its cutoff when the table has one (None when the id is
-    missing); ``cutoffs``: the chunk's ``cutoff_text`` when already made."""
-    ids = chunk[config.id_column]
-    keys = ids.astype(str)
-    if CUTOFF in chunk.columns:
-        keys = keys + "@" + (cutoff_text(chunk[CUTOFF]) if cutoffs is None else cutoffs)
-    return keys.where(ids.notna(), None)
 
 
 def quarantine_mask(core: ScoringCore, chunk: pd.DataFrame, x: np.ndarray,
@@ -162,69 +139,6 @@ def _score_rows(core: ScoringCore, x: np.ndarray, top_k: int, reasons_min_band: 
 
 
 # --- the wiring: reading (``jobs.batch_read``), writing, accounting ----------------------------
-def duplicated_keys(source: pd.DataFrame | Path, config: BatchConfig) -> set[str]:
-    """The (customer, cutoff) keys found more than once in the whole input: a first pass over
-    the key columns only, so that every copy is quarantined whatever the chunking.
-
-    The first pass keeps a 64-bit hash per row (8 bytes a row, no Python set of every key);
-    only keys whose hash occurs twice are read again and compared as text, so a hash collision
-    never quarantines a row."""
-    names = [c for c in (config.id_column, CUTOFF) if c in columns(source)]
-    if config.id_column not in names:
-        raise BatchError(f"the input has no {config.id_column!r} column")
-    every = _all_hashes(source, config, names)
-    every.sort()  # in place: the first pass holds one 8-byte hash per row, no copy
-    candidates = np.unique(every[1:][every[1:] == every[:-1]])
-    del every
-    if not len(candidates):
-        return set()
-    counts: dict[str, int] = {}
-    for chunk in chunks(source, config.chunk_size, names):
-        keyed = _with_id(chunk, config)
-        keys = row_keys(keyed, config)
-        for key in keys[np.isin(_key_hashes(keyed), candidates)]:
-            counts[key] = counts.get(key, 0) + 1
-    return {key for key, n in counts.items() if n > 1}
-
-
-def _all_hashes(source: pd.DataFrame | Path, config: BatchConfig, names: list[str]
-                ) -> np.ndarray:
-    """Every keyed row's ``_key_hashes``, in one array (filled in place when the number of rows
-    is known without reading them: no list of chunks and copy of it)."""
-    total = row_count(source)
-    if total is None:
-        parts = [_key_hashes(_with_id(chunk, config))
-                 for chunk in chunks(source, config.chunk_size, names)]
-        return np.concatenate(parts) if parts else np.array([], dtype=np.uint64)
-    every, filled = np.empty(total, dtype=np.uint64), 0
-    for chunk in chunks(source, config.chunk_size, names):
-        h = _key_hashes(_with_id(chunk, config))
-        every[filled:filled + len(h)] = h
-        filled += len(h)
-    return every[:filled]
-
-
-def _with_id(chunk: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
-    """The rows that have an id (the others have no key)."""
-    ids = chunk[config.id_column]
-    return chunk if not ids.isna().any() else chunk[ids.notna().to_numpy()]
-
-
-def _key_hashes(keyed: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash of each row's key (``row_keys``) without making its text: rows with the
-    same key text have the same id text and the same cutoff day, so the same hash."""
-    ids = keyed[next(c for c in keyed.columns if c != CUTOFF)].astype(str)
-    h = pd.util.hash_pandas_object(ids, index=False).to_numpy(np.uint64)
-    if CUTOFF in keyed.columns:
-        cutoffs = keyed[CUTOFF]
-        if isinstance(cutoffs.dtype, np.dtype) and cutoffs.dtype.kind == "M":  # as cutoff_text
-            day = cutoffs.to_numpy("datetime64[D]").view(np.int64)
-            h = h ^ pd.util.hash_array(day)
-        else:
-            h = h ^ pd.util.hash_array(cutoff_text(cutoffs).astype(object))
-    return h
-
-
 def _release_unused() -> None:
     """Give the memory freed by the scoring back to the system before the end of the job:
     Arrow's pool, and the C heap (glibc keeps the freed pages of the chunks' temporaries

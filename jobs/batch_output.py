@@ -1,8 +1,9 @@
 """The end of a batch job: gather every scored row's offer values, allocate, write atomically.
 
 Both engines (local chunks and Spark partitions) stage their scored rows as Parquet and hand a
-``ScoredRows`` here; ``finish`` counts the quarantine, chooses the offers over the whole base and
-writes output, quarantine and manifest. Rows in = rows out + rows quarantined, always.
+``ScoredRows`` here; ``finish`` counts the quarantine, chooses the offers over the whole base
+(``jobs.batch_offers``) and writes output, quarantine and manifest. Rows in = rows out + rows
+quarantined, always.
 
 The files are committed by ``jobs.batch_commit``: output first, manifest last, and a kill at any
 point leaves the old pair or (once recovered) the new one.
@@ -30,10 +31,10 @@ from jobs.batch_commit import (
     read_committed,
     writing_in,
 )
+from jobs.batch_offers import Chosen, choose_offers
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
-from scoring.offers.campaign import allocate
-from scoring.offers.policy import NO_OFFER, Options, best_offers
+from scoring.offers.policy import NO_OFFER
 
 log = logging.getLogger(__name__)
 
@@ -107,27 +108,6 @@ class ScoredRows:
         self.rows += len(probs)
 
 
-@dataclass(frozen=True)
-class Chosen:
-    """The offers chosen over the whole base, for the rows given one only: their positions
-    among the scored rows (ascending), the offer's index, its expected net value and its churn
-    reduction. Every other row gets ``NO_OFFER``, 0 and 0."""
-
-    rows: np.ndarray
-    offer: np.ndarray
-    net: np.ndarray
-    cut: np.ndarray
-
-    def between(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The offer, net value and churn reduction of each scored row in [start, stop)."""
-        lo, hi = np.searchsorted(self.rows, [start, stop])
-        at = self.rows[lo:hi] - start
-        choice = np.full(stop - start, NO_OFFER, dtype=np.int64)
-        net, cut = np.zeros(stop - start), np.zeros(stop - start)
-        choice[at], net[at], cut[at] = self.offer[lo:hi], self.net[lo:hi], self.cut[lo:hi]
-        return choice, net, cut
-
-
 def finish(model: LoadedModel, core: ScoringCore, scored: ScoredRows, out: Path,
            config: BatchConfig) -> BatchSummary:
     """Count the quarantine (failing over the allowed share), choose offers, write everything."""
@@ -186,30 +166,6 @@ def _reason_counts(parts: list[pd.DataFrame]) -> dict:
     if not parts:
         return {}
     return pd.concat(parts)["reason"].value_counts().head(5).to_dict()
-
-
-def choose_offers(core: ScoringCore, scored: ScoredRows, config: BatchConfig) -> Chosen:
-    """The rows given an offer, the offer, its expected net value and its churn reduction, over
-    the whole base: the budgeted allocation when the job has a campaign budget, else each row's
-    best offer.
-
-    Only the rows with an offer worth sending take part: the others get none either way, and
-    every method orders the (row, offer) options it may send in the rows' order, so leaving them
-    out changes no choice (the exact allocation's programme is the same: ``allocate_exact``)."""
-    rows = (np.concatenate(scored.where) if scored.where else np.zeros(0, dtype=np.int64))
-    m = len(scored.costs)
-    opts = Options(np.vstack(scored.nets) if scored.nets else np.zeros((0, m)),
-                   np.vstack(scored.reductions) if scored.reductions else np.zeros((0, m)),
-                   scored.costs, np.zeros(len(rows), dtype=bool))
-    if not len(rows):
-        chosen = np.zeros(0, dtype=np.int64)
-    elif config.campaign_budget is not None:
-        chosen = allocate(opts, core.catalogue, config.campaign_budget, config.allocation).offer
-    else:
-        chosen, _ = best_offers(opts)
-    sent = np.flatnonzero(chosen != NO_OFFER)
-    offer = chosen[sent].astype(np.int64)
-    return Chosen(rows[sent], offer, opts.net[sent, offer], opts.reduction[sent, offer])
 
 
 def _write_rows(model: LoadedModel, core: ScoringCore, scored: ScoredRows, chosen: Chosen,
@@ -313,5 +269,5 @@ def _write_outputs(model: LoadedModel, core: ScoringCore, scored: ScoredRows, ch
         # else the staged quarantine stays for recover() when the commit broke off half-way
 
 
-__all__ = ["BatchConfig", "BatchError", "BatchSummary", "Chosen", "ScoredRows", "finish", "clean_stale",
+__all__ = ["BatchConfig", "BatchError", "BatchSummary", "ScoredRows", "finish", "clean_stale",
            "companion_paths", "fingerprint_file", "read_committed", "stage_batches", "staged_parts"]

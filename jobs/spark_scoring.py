@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jobs.batch import CUTOFF, cutoff_text, quarantine_mask, score_chunk
+from jobs.batch import quarantine_mask, score_chunk
+from jobs.batch_keys import CUTOFF, cutoff_text
 from jobs.batch_output import (
     BatchConfig,
     BatchError,

@@ -142,35 +142,6 @@ def test_reasons_can_be_limited_to_the_riskier_customers(env, served):
     assert (scored.loc[high, "reasons"] != "[]").all()
 
 
-@pytest.mark.parametrize("cutoff", [
-    pd.to_datetime(["2025-01-01", "2025-01-01 09:30", "2025-01-01", "2025-02-01"],
-                   format="ISO8601"),
-    pd.Series(["2025-01-01", "2025-01-01", "2025-01-01", "2025-02-01"], dtype=object),
-], ids=["timestamps", "text"])
-def test_duplicate_keys_are_found_by_their_text_whatever_the_column_types(cutoff):
-    """The first pass hashes the id's text and the cutoff's day: an id stored as the number 1
-    and as the text "1" on the same cutoff day is one key, as the output writes it."""
-    from jobs.batch import BatchConfig, duplicated_keys
-
-    frame = pd.DataFrame({"cutoff": cutoff,
-                          "customer_id": pd.Series([1, "1", 2, 1], dtype=object)})
-    for size in (1, 3):
-        assert duplicated_keys(frame, BatchConfig(chunk_size=size)) == {"1@2025-01-01"}, size
-
-
-def test_each_row_keeps_its_own_cutoff_day_as_text():
-    """Timestamps become their day (several days in one chunk, missing ones ""), in row order;
-    text dates are parsed the same way."""
-    from jobs.batch import cutoff_text
-
-    stamps = pd.Series(pd.to_datetime(["2025-01-01 00:00", None, "2024-03-02 13:30",
-                                       "2025-01-01 23:59", None, "2024-03-02 00:00"]))
-    want = ["2025-01-01", "", "2024-03-02", "2025-01-01", "", "2024-03-02"]
-    assert cutoff_text(stamps).tolist() == want
-    assert cutoff_text(stamps.astype(object).astype(str).replace("NaT", "x")).tolist() == want
-    assert cutoff_text(stamps[:0]).tolist() == []
-
-
 def test_the_summary_sums_the_written_rows(env, served):
     """The manifest's summary is the sum over the rows written (no per-row arrays are kept for
     it: the probabilities are read back from the stage): expected churners, offers, spend and

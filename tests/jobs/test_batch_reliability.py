@@ -276,30 +276,6 @@ def test_a_boolean_column_where_a_count_belongs_is_refused_by_name(env, served):
     assert sorted(p.name for p in env.iterdir()) == ["features.parquet"]
 
 
-def _keys_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "customer_id": ["a", "b", "a", "c", "b", "d", None, None, "e", "e"],
-        "cutoff": pd.to_datetime(["2025-01-01", "2025-01-01", "2025-01-01", "2025-01-01",
-                                  "2025-04-01", "2025-01-01", "2025-01-01", "2025-01-01",
-                                  "2025-01-01", "2025-01-01 12:00"], format="ISO8601"),
-    })
-
-
-@pytest.mark.parametrize("colliding", [False, True])
-def test_duplicate_keys_are_exact_whatever_the_hashes_and_chunks(monkeypatch, colliding):
-    """The first pass compares 64-bit hashes; keys are confirmed as text, so even a hash that
-    made every key collide quarantines only the true duplicates (same id, same cutoff day)."""
-    import jobs.batch as batch
-
-    if colliding:
-        monkeypatch.setattr(batch, "_key_hashes", lambda keys: np.zeros(len(keys), np.uint64))
-    for size in (1, 3, 100):
-        got = batch.duplicated_keys(_keys_frame(), batch.BatchConfig(chunk_size=size))
-        assert got == {"a@2025-01-01", "e@2025-01-01"}, size
-    unique = _keys_frame().iloc[[0, 1, 3, 5]]
-    assert batch.duplicated_keys(unique, batch.BatchConfig(chunk_size=2)) == set()
-
-
 def test_read_ahead_yields_every_chunk_in_order_then_the_readers_error():
     import threading
 
