@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.coercion import coerce_table
+from features.coercion import CODED, coerce_table
 from features.contract import TABLES, _Checker
 
 
@@ -59,6 +59,7 @@ def test_text_read_as_a_categorical_stays_one_and_other_categoricals_become_text
                         "event_ts": pd.to_datetime(["2024-01-01"] * 3),
                         "event_type": pd.Categorical(["web", None, "app"]),
                         "value": [1.0, 2.0, 3.0]})
+    raw.attrs[CODED] = ("customer_id", "event_type")  # as Partition.read marks what it coded
     check = _Checker()
     typed = coerce_table(TABLES["engagement"], raw, check)
     assert check.problems == []
@@ -69,3 +70,14 @@ def test_text_read_as_a_categorical_stays_one_and_other_categoricals_become_text
     numbers = coerce_table(TABLES["engagement"], raw.assign(
         customer_id=pd.Categorical([7, 8, 7])), check)
     assert numbers["customer_id"].tolist() == ["7", "8", "7"]
+    # a categorical nobody coded on purpose (a user's, ordered or not) becomes plain text
+    unmarked = raw.copy()
+    unmarked.attrs = {}
+    unmarked["customer_id"] = pd.Categorical(["b", "a", "b"], categories=["b", "a"],
+                                             ordered=True)
+    text = coerce_table(TABLES["engagement"], unmarked, check)
+    assert not isinstance(text["customer_id"].dtype, pd.CategoricalDtype)
+    assert text["customer_id"].tolist() == ["b", "a", "b"] and text["customer_id"].min() == "a"
+    mixed = coerce_table(TABLES["engagement"], unmarked.assign(
+        customer_id=pd.Categorical([1, "a", 1])), check)
+    assert mixed["customer_id"].tolist() == ["1", "a", "1"] and check.problems == []
