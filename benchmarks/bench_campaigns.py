@@ -36,7 +36,7 @@ from scoring.offers.design import (  # noqa: E402
     design_campaign,
 )
 from scoring.offers.ope import judge_policies  # noqa: E402
-from scoring.offers.policy import eligible, options  # noqa: E402
+from scoring.offers.policy import eligible_block, options  # noqa: E402
 from scoring.offers.readout import read_campaign  # noqa: E402
 from tests.scoring.sample_truth import draw_log, ope_world, truth_world  # noqa: E402
 
@@ -71,7 +71,7 @@ def readout_coverage(w, catalogue, seeds: int) -> None:
     c = w.customers()
     opts = options(c, {o: w.effects[:, j] - 0.2 * w.base for j, o in enumerate(catalogue.ids)},
                    catalogue)
-    ok = np.column_stack([eligible(o, c) for o in catalogue.offers])
+    ok = eligible_block(c, catalogue.arrays)
     status = {"discount_10": PROVEN, "service_call": UNKNOWN, "loyalty_bonus": UNKNOWN}
     hit, total, sizes = {}, {}, {}
     for seed in range(seeds):

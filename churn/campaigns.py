@@ -53,7 +53,7 @@ def make_plan(model_uri: str, data: Path, budget: float, design: DesignSettings,
     from scoring.offers.catalogue import load_catalogue
     from scoring.offers.design import assignment_frame, design_campaign
     from scoring.offers.judge import model_options
-    from scoring.offers.policy import eligible
+    from scoring.offers.policy import eligible_block
     from scoring.offers.uplift import UpliftModels
     from training.readouts import read_evidence
 
@@ -75,7 +75,7 @@ def make_plan(model_uri: str, data: Path, budget: float, design: DesignSettings,
     x = scorer.matrix(base)
     opts, p, value = model_options(core, x)
     customers = core.customers(x, p)
-    ok = np.column_stack([eligible(o, customers) for o in cat.offers]) & ~opts.cooling[:, None]
+    ok = eligible_block(customers, cat.arrays) & ~opts.cooling[:, None]
     models = (loaded.uplift or UpliftModels.priors_only(cat, "no uplift models")).models
     status = _status(models, evidence)
     plan = design_campaign(opts, ok, p, cat, budget, status, design, seed)

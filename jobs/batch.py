@@ -42,8 +42,7 @@ from jobs.batch_output import (
 from jobs.batch_read import Chunk, columns, model_chunks, read_ahead, row_count
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel
-from scoring.offers.policy import Options, options
-from scoring.offers.uplift import offer_effects
+from scoring.offers.policy import Options
 from scoring.reasons import reason_texts, top_positive
 from scoring.scorer import PATH
 
@@ -133,8 +132,7 @@ def _score_rows(core: ScoringCore, x: np.ndarray, top_k: int, reasons_min_band: 
                                     top_k)
     reasons = (reason_texts(scorer, x, None, top_k, wants, order=order) if order is not None
                else np.full(len(x), "[]", dtype=object))
-    opts = options(core.customers(x, p), offer_effects(core.model.uplift, x, p, core.catalogue),
-                   core.catalogue)
+    _, opts = core.offer_options(x, p)
     return p, reasons, opts
 
 

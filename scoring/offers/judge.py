@@ -16,8 +16,7 @@ from scoring.core import ScoringCore
 from scoring.offers.campaign import allocate
 from scoring.offers.catalogue import Catalogue
 from scoring.offers.ope import action_rewards
-from scoring.offers.policy import NO_OFFER, Options, options
-from scoring.offers.uplift import offer_effects
+from scoring.offers.policy import NO_OFFER, Options
 
 CURRENT, RISK_ONLY, NO_OFFER_POLICY = "current", "risk-only", "no offer"
 
@@ -25,9 +24,8 @@ CURRENT, RISK_ONLY, NO_OFFER_POLICY = "current", "risk-only", "no offer"
 def model_options(core: ScoringCore, x: np.ndarray) -> tuple[Options, np.ndarray, np.ndarray]:
     """The model's options for a block of customers, their churn probability and value."""
     p = core.model.scorer.predict(x)
-    customers = core.customers(x, p)
-    effects = offer_effects(core.model.uplift, x, p, core.catalogue)
-    return options(customers, effects, core.catalogue), p, customers.value
+    customers, opts = core.offer_options(x, p)
+    return opts, p, customers.value
 
 
 def budgeted(opts: Options, catalogue: Catalogue, groups: np.ndarray, spend_per_customer: float
