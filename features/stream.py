@@ -19,7 +19,7 @@ rows in cutoff order, then customer order).
 from __future__ import annotations
 
 import logging
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,19 +94,20 @@ class StreamedBuild:
 
 def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
                      labels: LabelConfig, out: str | Path, population_only: bool = True,
-                     as_of=None, workers: int | None = None) -> StreamedBuild:
+                     as_of=None, workers: int | None = None, pool=None) -> StreamedBuild:
     """Features and labels of every partition of ``source`` written to ``out`` (Parquet, the
     layout ``write_feature_set`` writes), ``workers`` partitions at a time (default one per core,
     ``features.parallel.ParallelConfig``; 1 = in this process), each in memory only while it is
     built. The rows come in partition order whatever the number of workers. Nothing is written
-    when the data breaks the contract or no customer is in any population."""
+    when the data breaks the contract or no customer is in any population. ``pool``: another
+    engine's ``PartPool`` (the same ``map``; ``jobs.spark_pool``) instead of local workers."""
     if not cutoffs:
         raise BadInput("at least one cutoff is needed")
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise BadInput(f"feature sets are written as .parquet, got {out.name}")
     workers = ParallelConfig().workers if workers is None else workers
-    with part_pool(workers) as pool:
+    with nullcontext(pool) if pool is not None else part_pool(workers) as pool:
         try:
             scan = scan_source(source, cutoffs, features, labels.horizon_days, as_of, pool,
                                checks=False, spool_dir=out.parent)  # not TMPDIR: may be RAM
@@ -118,7 +119,7 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
                 raise ContractError(exc.problems) from exc
             raise
     log.info("wrote %s: %d rows from %d partitions (%d at a time)", out, result.rows,
-             len(scan.parts), min(workers, len(scan.parts)))
+             len(scan.parts), min(pool.workers, len(scan.parts)))
     return result
 
 

@@ -1,0 +1,146 @@
+"""Customer partitions worked on by Spark executors, results back in partition order: the
+``features.parallel.PartPool`` contract on a Spark session, so that the local engine's passes
+(``features.stream.build_to_parquet``, ``features.scan.scan_source``) run their per-part
+functions on a cluster unchanged.
+
+``SparkPool.map(fn, items)`` runs each ``fn(item)`` as a Spark job of one task (one item, one
+partition), at most ``in_flight`` jobs at a time (default: the session's cores), submitted from
+driver threads and collected in the items' order; a result is handed over as soon as it and those
+before it are back, so the driver holds at most ``in_flight`` parts' results, never all of them.
+
+An exception that ``fn`` raises on an executor comes back as the same exception (a
+``ContractError`` keeps its problems; the executor's traceback is added as a note). A task that
+Spark fails (its Python worker killed, the executor lost beyond Spark's retries) raises
+:class:`SparkWorkerError` naming the item. Either way the jobs still running are cancelled.
+
+The items and ``fn`` must pickle (module-level functions, plain data), and the files they name
+(the source's parts, the BTYD spool beside the output) must be readable by the executors at the
+same paths: one machine, or a shared file system. A single item runs in this process, as in
+``PartPool`` (a source of one part is built by the driver's scan that read it).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import pickle
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+from features.parallel import WorkerError
+from jobs.spark_session import SparkJobError, one_line
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class SparkWorkerError(WorkerError, SparkJobError):
+    """Spark failed an item's task (its Python worker or executor died, or it could not run)."""
+
+
+@dataclass
+class _Raised:
+    """What ``fn`` raised on an executor (the exception itself when it pickles)."""
+
+    error: BaseException
+    trace: str
+
+
+class SparkPool:
+    """``PartPool.map`` on the executors of a Spark session (``workers``: jobs in flight)."""
+
+    def __init__(self, session, in_flight: int | None = None):
+        self._sc = session.sparkContext
+        self.workers = max(1, int(in_flight or self._sc.defaultParallelism))
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T],
+            names: list[str] | None = None) -> Iterator[R]:
+        """``fn(item)`` on the executors, yielded in the items' order, ``workers`` at a time. A
+        failure cancels the jobs still running and is raised here."""
+        items = list(items)
+        if len(items) <= 1:
+            yield from map(fn, items)
+            return
+        group = f"churn-pool-{uuid.uuid4().hex[:12]}"
+        threads = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="spark-pool")
+        pending: deque[cf.Future] = deque()
+        ok = False
+        try:
+            nxt = 0
+            while nxt < len(items) or pending:
+                while nxt < len(items) and len(pending) < self.workers:
+                    name = names[nxt] if names else f"item {nxt}"
+                    pending.append(threads.submit(self._run, group, fn, items[nxt], name))
+                    nxt += 1
+                result = pending.popleft().result()
+                if isinstance(result, _Raised):
+                    result.error.add_note(f"raised on a Spark executor:\n{result.trace}")
+                    raise result.error
+                yield result
+            ok = True
+        finally:
+            if not ok:
+                self._sc.cancelJobGroup(group)
+                for future in pending:
+                    future.cancel()
+            threads.shutdown(wait=True)
+
+    def close(self) -> None:
+        """Nothing to end: the session belongs to the caller."""
+
+    def _run(self, group: str, fn: Callable[[T], R], item: T, name: str) -> R | _Raised:
+        """One item as one Spark job (in a driver thread: its job group is the thread's)."""
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+
+        sc = self._sc
+        sc.setJobGroup(group, f"churn: {name}", interruptOnCancel=True)
+        try:
+            rdd = sc.parallelize([item], 1)
+            return sc.runJob(rdd, _TaskFn(fn), [0])[0]
+        except (Py4JError, PySparkException) as exc:
+            raise SparkWorkerError(f"the Spark task of {name} failed: {one_line(exc)}") from exc
+
+
+class _TaskFn:
+    """The task: ``fn`` over the partition's one item, what it raises returned as ``_Raised``."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def __call__(self, iterator) -> list:
+        from features.parallel import _run
+        from features.progress import set_quiet
+
+        set_quiet(True)  # the driver draws the bar over the parts
+        out = []
+        for item in iterator:
+            try:
+                out.append(_run(self.fn, item))  # fn, then the freed memory given back
+            except BaseException as exc:  # noqa: BLE001 - sent to the driver, raised there
+                out.append(_raised(exc))
+        return out
+
+
+def _raised(exc: BaseException) -> _Raised:
+    trace = "".join(traceback.format_exception(exc)).rstrip()
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - an exception that does not travel: its text does
+        exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+    return _Raised(exc, trace)
+
+
+@contextlib.contextmanager
+def spark_pool(session, in_flight: int | None = None) -> Iterator[SparkPool]:
+    pool = SparkPool(session, in_flight)
+    try:
+        yield pool
+    finally:
+        pool.close()
