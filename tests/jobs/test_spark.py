@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
+from features.contract import ContractError
 
 pytestmark = pytest.mark.slow
 CUTOFFS = [pd.Timestamp("2025-04-01"), pd.Timestamp("2025-07-01")]
+PART_CUTOFFS = [pd.Timestamp("2024-10-01"), pd.Timestamp("2025-01-01")]
 
 
 @pytest.fixture(scope="module")
@@ -139,29 +146,105 @@ def test_spark_keeps_each_rows_cutoff_and_quarantines_like_the_local_engine(spar
         "recency_days below the allowed minimum 0"]
 
 
-def test_spark_on_partitioned_source_equals_the_streamed_local_build(spark, tmp_path):
-    """A source in the partitioned layout: Spark's buckets are its part files, and the rows are
-    those of the local engine's partition-by-partition build."""
-    from features.build import read_feature_set
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """A small source in the partitioned layout (3 parts) and the local engine's build of it."""
     from features.sample import SampleSpec, write_partitioned
     from features.stream import build_to_parquet
-    from jobs.spark_features import spark_feature_set
 
-    write_partitioned(SampleSpec(customers=1_500, months=15, seed=5, block=500), tmp_path / "crm")
-    cutoffs = [pd.Timestamp("2024-10-01"), pd.Timestamp("2025-01-01")]
-    build_to_parquet(tmp_path / "crm", cutoffs, FeatureConfig(), LabelConfig(),
-                     tmp_path / "local.parquet")
-    local = read_feature_set(tmp_path / "local.parquet")
-    remote = spark_feature_set(tmp_path / "crm", cutoffs, FeatureConfig(), LabelConfig(),
-                               spark="local[2]")
-    assert remote.config == local.config and remote.specs == local.specs
-    a = remote.frame.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
-    b = local.frame.sort_values(["cutoff", "customer_id"]).reset_index(drop=True)
-    assert len(a) == len(b) > 1000 and list(a["customer_id"]) == list(b["customer_id"])
-    for spec in local.specs:
-        if spec.kind == "category":
-            assert (a[spec.name].astype(str) == b[spec.name].astype(str)).all(), spec.name
-        else:
-            x, y = a[spec.name].to_numpy(float), b[spec.name].to_numpy(float)
-            assert np.allclose(x, y, rtol=0, atol=1e-9, equal_nan=True), spec.name
-    assert np.allclose(a["label"].to_numpy(float), b["label"].to_numpy(float), equal_nan=True)
+    root = tmp_path_factory.mktemp("parts")
+    write_partitioned(SampleSpec(customers=1_500, months=15, seed=5, block=500), root / "crm")
+    build_to_parquet(root / "crm", PART_CUTOFFS, FeatureConfig(), LabelConfig(),
+                     root / "local.parquet", workers=1)
+    return root
+
+
+def test_spark_build_on_the_partitions_writes_the_local_engines_file(spark, parts, tmp_path):
+    """Each part's passes on the executors, the rows appended in the parts' order: the same
+    bytes as the local engine's file, and no spool or staging left beside it."""
+    from jobs.spark_build import spark_build_to_parquet
+
+    out = tmp_path / "out" / "features.parquet"
+    built = spark_build_to_parquet(parts / "crm", PART_CUTOFFS, FeatureConfig(), LabelConfig(),
+                                   out, spark="local[2]")
+    assert built.rows > 1000 and len(built.per_cutoff) == 2
+    assert out.read_bytes() == (parts / "local.parquet").read_bytes()
+    assert [p.name for p in out.parent.iterdir()] == ["features.parquet"]
+
+
+def test_a_breach_in_one_part_gives_the_local_engines_error_and_writes_nothing(spark, parts,
+                                                                              tmp_path):
+    from features.stream import build_to_parquet
+    from jobs.spark_build import spark_build_to_parquet
+
+    crm = tmp_path / "crm"
+    shutil.copytree(parts / "crm", crm)
+    path = crm / "orders" / "part-00001.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[1, "amount"] = -5.0  # a check the glance pass does not make: the build pass does
+    frame.to_parquet(path, index=False)
+    errors = {}
+    for engine in ("local", "spark"):
+        out = tmp_path / engine / "features.parquet"
+        with pytest.raises(ContractError) as err:
+            if engine == "local":
+                build_to_parquet(crm, PART_CUTOFFS, FeatureConfig(), LabelConfig(), out,
+                                 workers=1)
+            else:
+                spark_build_to_parquet(crm, PART_CUTOFFS, FeatureConfig(), LabelConfig(), out,
+                                       spark="local[2]")
+        errors[engine] = str(err.value)
+        assert not out.parent.exists() or list(out.parent.iterdir()) == [], engine
+    assert errors["spark"] == errors["local"]
+    assert "orders.amount" in errors["spark"] and "part-00001" in errors["spark"], errors
+
+
+def _started(folder, item: int) -> int:
+    """A task of the pool's tests: notes that it started, waits (the first item longest, so the
+    later ones finish first), and fails for a negative item (``math.sqrt``'s ValueError)."""
+    (folder / f"started-{item}").touch()
+    time.sleep(1.0 if item == 0 else 0.1)
+    (folder / f"started-{item}").rename(folder / f"done-{item}")
+    return int(math.sqrt(item)) if item >= 0 else math.sqrt(item)
+
+
+class _Task:
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __call__(self, item: int):
+        return _started(self.folder, item)
+
+
+def _exit(item: int) -> int:
+    if item == 2:
+        os._exit(1)  # the Python worker dies, as when it is killed or runs out of memory
+    return item
+
+
+def _notes(folder) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_the_spark_pool_gives_results_in_order_a_window_at_a_time(spark, tmp_path):
+    from jobs.spark_pool import SparkPool
+
+    pool = SparkPool(spark, in_flight=2)
+    results = pool.map(_Task(tmp_path), [0, 1, 4, 9, 16, 25], [f"part {i}" for i in range(6)])
+    assert next(results) == 0  # the slowest item first, whatever finished before it
+    assert _notes(tmp_path) <= {"done-0", "started-1", "done-1"}  # at most 2 sent so far
+    assert list(results) == [1, 2, 3, 4, 5]
+    assert _notes(tmp_path) == {f"done-{i}" for i in (0, 1, 4, 9, 16, 25)}
+
+
+def test_the_spark_pool_raises_what_a_task_raised_and_stops(spark, tmp_path):
+    from jobs.spark_pool import SparkPool, SparkWorkerError
+
+    pool = SparkPool(spark, in_flight=2)
+    with pytest.raises(ValueError, match="math domain error") as err:
+        list(pool.map(_Task(tmp_path), [1, -1] + list(range(2, 40))))
+    assert any("raised on a Spark executor" in n for n in err.value.__notes__)
+    assert len(_notes(tmp_path)) < 10  # the items after the failure were not all run
+    with pytest.raises(SparkWorkerError, match="the Spark task of part-2 failed") as err:
+        list(pool.map(_exit, [0, 1, 2, 3], [f"part-{i}" for i in range(4)]))
+    assert "\n" not in str(err.value)
