@@ -22,7 +22,6 @@ import pytest
 from typer.testing import CliRunner
 
 from churn.cli import app
-from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
 from tests.spark_cluster import executor_python
 
@@ -69,28 +68,23 @@ def test_executors_run_the_code_the_driver_sent(cluster):
     assert all(r["python"].endswith("python") or "python" in r["python"] for r in reports)
 
 
-def _compare_frames(a: pd.DataFrame, b: pd.DataFrame, specs) -> None:
-    assert list(a["customer_id"]) == list(b["customer_id"]) and len(a) > 1000
-    for spec in specs + [type(specs[0])("label", "", None, "", "", "{value}")]:
-        col = spec.name
-        if spec.kind == "category":
-            assert (a[col].astype(str) == b[col].astype(str)).all(), col
-        else:
-            x, y = a[col].to_numpy(float), b[col].to_numpy(float)
-            assert (np.isnan(x) == np.isnan(y)).all(), col
-            assert np.allclose(x, y, rtol=0, atol=1e-9, equal_nan=True), col
+def test_cluster_build_on_the_partitions_writes_the_local_engines_file(cluster, tmp_path):
+    """The local engine's build with each part's passes on the cluster's executors (which run
+    only the code the driver shipped): the same bytes as the local engine's file."""
+    from features.sample import SampleSpec, write_partitioned
+    from features.stream import build_to_parquet
+    from jobs.spark_build import spark_build_to_parquet
 
-
-def test_cluster_features_equal_local_features(cluster, sample_dir, sample_crm):
-    from jobs.spark_features import spark_feature_set
-
-    remote = spark_feature_set(sample_dir.as_uri(), CUTOFFS, FeatureConfig(), LabelConfig(),
-                               spark=cluster)
-    local = build_feature_set(sample_crm, CUTOFFS, FeatureConfig(), LabelConfig())
-    assert remote.specs == local.specs
-    _compare_frames(remote.frame.sort_values(["cutoff", "customer_id"]).reset_index(drop=True),
-                    local.frame.sort_values(["cutoff", "customer_id"]).reset_index(drop=True),
-                    local.specs)
+    write_partitioned(SampleSpec(customers=1_000, months=15, seed=5, block=400), tmp_path / "crm")
+    cutoffs = [pd.Timestamp("2024-10-01"), pd.Timestamp("2025-01-01")]
+    build_to_parquet(tmp_path / "crm", cutoffs, FeatureConfig(), LabelConfig(),
+                     tmp_path / "local.parquet", workers=1)
+    out = tmp_path / "cluster" / "features.parquet"
+    built = spark_build_to_parquet((tmp_path / "crm").as_uri(), cutoffs, FeatureConfig(),
+                                   LabelConfig(), out, spark=cluster)
+    assert built.rows > 500
+    assert out.read_bytes() == (tmp_path / "local.parquet").read_bytes()
+    assert [p.name for p in out.parent.iterdir()] == ["features.parquet"]
 
 
 @pytest.fixture(scope="module")
