@@ -5,8 +5,9 @@ built, appended to the output in the parts' order) with its per-part work done o
 checks, the same errors and the same output file; the driver holds a few parts' results at a
 time, never the whole feature set.
 
-A source the executors cannot read as files (a remote URI, downloaded to the driver) is built by
-``jobs.spark_features.spark_feature_set`` (Spark reads the tables itself).
+A source of one part (a folder of one file per table, a DuckDB file) or a remote one (a URI that
+only the driver downloads) is built by ``jobs.spark_features.spark_feature_set``: Spark reads its
+tables and buckets its customers over the executors (one part would be one task here).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from pathlib import Path
 
 from features.config import FeatureConfig, LabelConfig
+from features.partitions import is_partitioned
 from features.stream import StreamedBuild, build_to_parquet
 from jobs.spark_pool import spark_pool
 from jobs.spark_session import SparkOptions, spark_session
@@ -23,10 +25,14 @@ from jobs.storage import Location, location
 log = logging.getLogger(__name__)
 
 
-def reads_as_files(source: str | Path | Location) -> bool:
-    """Whether the executors can read ``source``'s part files where the driver finds them (a
-    path or file:// URI on this machine: on a cluster, a shared file system)."""
-    return location(source).local is not None
+def builds_on_parts(source: str | Path | Location) -> bool:
+    """Whether ``source`` is built here: a folder of part files on this machine (a path or a
+    file:// URI; on a cluster the executors must see it at the same path: a shared file system).
+    A source of one part would be one task (the driver's scan already holds it whole), and a
+    remote one is on no path the executors read: Spark buckets those customers itself
+    (``jobs.spark_features``)."""
+    local = location(source).local
+    return local is not None and is_partitioned(local)
 
 
 def spark_build_to_parquet(source: str | Path | Location, cutoffs: list, features: FeatureConfig,

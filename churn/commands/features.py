@@ -49,7 +49,7 @@ def features_build(
     """Point-in-time features and churn labels at each cutoff, stacked into one training set."""
     from churn.settings import resolve_as_of
     from features.build import require_rows, write_feature_set
-    from jobs.spark_build import reads_as_files
+    from jobs.spark_build import builds_on_parts
     from jobs.storage import check_writable, location, staged_output
 
     settings = _setup(verbose, config)
@@ -64,12 +64,12 @@ def features_build(
         if engine is Engine.local:
             per_cutoff, n_specs = _build_local(data, cutoffs, settings.features, labels, target,
                                                declared, job, settings.parallel.workers)
-        elif reads_as_files(data):
+        elif builds_on_parts(data):
             per_cutoff, n_specs = _build_spark(data, cutoffs, settings.features, labels, target,
                                                declared, job, _spark_options(
                                                    spark_master, spark_conf, spark_buckets,
                                                    ship_code))
-        else:  # a remote source: Spark reads its tables (the driver could only download them)
+        else:  # one part, or remote: Spark reads the tables and buckets the customers itself
             fs = _feature_set(engine, data, cutoffs, settings.features, labels,
                               _spark_options(spark_master, spark_conf, spark_buckets, ship_code),
                               declared)
@@ -98,8 +98,9 @@ def _build_local(data: str, cutoffs, features, labels, target, as_of, job, worke
 
 
 def _build_spark(data: str, cutoffs, features, labels, target, as_of, job, spark):
-    """The Spark engine on a source its executors read as files: the local engine's build with
-    each part's work on the executors, written part by part (no feature set on the driver)."""
+    """The Spark engine on a partitioned source on this machine (or a shared file system): the
+    local engine's build with each part's work on the executors, written part by part (no
+    feature set on the driver)."""
     from jobs.spark_build import spark_build_to_parquet
     from jobs.storage import local_copy, location, staged_output
 

@@ -146,28 +146,36 @@ def test_spark_keeps_each_rows_cutoff_and_quarantines_like_the_local_engine(spar
         "recency_days below the allowed minimum 0"]
 
 
+def _cli_build(engine: str, source, out):
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    return CliRunner().invoke(app, [
+        "features", "build", "--engine", engine, "--spark-master", "local[2]", "--data",
+        str(source), "--out", str(out),
+        *[x for c in PART_CUTOFFS for x in ("--cutoff", str(c.date()))]])
+
+
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     """A small source in the partitioned layout (3 parts) and the local engine's build of it."""
     from features.sample import SampleSpec, write_partitioned
-    from features.stream import build_to_parquet
 
     root = tmp_path_factory.mktemp("parts")
     write_partitioned(SampleSpec(customers=1_500, months=15, seed=5, block=500), root / "crm")
-    build_to_parquet(root / "crm", PART_CUTOFFS, FeatureConfig(), LabelConfig(),
-                     root / "local.parquet", workers=1)
+    assert _cli_build("local", root / "crm", root / "local.parquet").exit_code == 0
     return root
 
 
 def test_spark_build_on_the_partitions_writes_the_local_engines_file(spark, parts, tmp_path):
-    """Each part's passes on the executors, the rows appended in the parts' order: the same
-    bytes as the local engine's file, and no spool or staging left beside it."""
-    from jobs.spark_build import spark_build_to_parquet
-
+    """``churn features build --engine spark`` on a partitioned source: each part's passes on
+    the executors, the rows appended in the parts' order; the same bytes as the local engine's
+    file, and no spool or staging left beside it."""
     out = tmp_path / "out" / "features.parquet"
-    built = spark_build_to_parquet(parts / "crm", PART_CUTOFFS, FeatureConfig(), LabelConfig(),
-                                   out, spark="local[2]")
-    assert built.rows > 1000 and len(built.per_cutoff) == 2
+    run = _cli_build("spark", parts / "crm", out)
+    assert run.exit_code == 0, run.output
+    assert "2 cutoffs" in run.output, run.output
     assert out.read_bytes() == (parts / "local.parquet").read_bytes()
     assert [p.name for p in out.parent.iterdir()] == ["features.parquet"]
 
