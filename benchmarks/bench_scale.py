@@ -134,20 +134,55 @@ def stage_score(work: Path) -> dict:
 
 
 def stage_spark(work: Path, cutoffs: list[str]) -> dict:
-    from features.config import FeatureConfig, LabelConfig
-    from jobs.spark_features import spark_feature_frame
-    from jobs.spark_session import SparkOptions
+    """The Spark local[2] build on the same partitions: the local engine's passes with each
+    part's work on the executors (``jobs.spark_build``), written to one file. Then what a Spark
+    job costs beyond its work, on the same session: a job of an item that does nothing, and one
+    that sends back as many bytes as a part's rows hold in Arrow (the build's parts come back
+    that way), ten of each."""
+    import logging
 
+    import pyarrow.parquet as pq
+
+    from features.config import FeatureConfig, LabelConfig
+    from jobs.spark_build import spark_build_to_parquet
+    from jobs.spark_pool import SparkPool
+    from jobs.spark_session import SparkOptions, spark_session
+
+    logging.basicConfig(filename=work / "spark.log", format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("features").setLevel(logging.DEBUG)  # each part's arrival, the passes
     t0 = time.perf_counter()
-    frame, scan = spark_feature_frame(work / "crm", _cutoffs(cutoffs), FeatureConfig(),
-                                      LabelConfig(), spark=SparkOptions.of("local[2]"))
+    session = spark_session(SparkOptions.of("local[2]"))
     t1 = time.perf_counter()
-    out = work / "spark-features"
-    frame.write.mode("overwrite").parquet(str(out))
-    rows = frame.sparkSession.read.parquet(str(out)).count()
-    frame.sparkSession.stop()
-    return {"seconds": time.perf_counter() - t0, "driver_scan_s": t1 - t0, "rows": rows,
-            "buckets": len(scan.parts)}
+    out = work / "spark-features.parquet"
+    built = spark_build_to_parquet(work / "crm", _cutoffs(cutoffs), FeatureConfig(),
+                                   LabelConfig(), out, spark="local[2]")
+    t2 = time.perf_counter()
+    part_bytes = pq.ParquetFile(out).read_row_group(0).nbytes  # a part's rows, as Arrow
+    pool, probes = SparkPool(session), {}
+    for name, fn, item in (("noop", int, 0), ("bytes", bytes, part_bytes)):
+        start = time.perf_counter()
+        for _ in pool.map(fn, [item] * 10):
+            pass
+        probes[f"ten_jobs_{name}_s"] = time.perf_counter() - start  # 2 at a time
+    jvm_cpu_s = _tree_cpu_s()  # the JVM and its Python workers (cpu_s counts this process)
+    session.stop()
+    return {"seconds": t2 - t0, "session_s": t1 - t0, "build_s": t2 - t1, "rows": built.rows,
+            "probe_bytes_mb": part_bytes / 2**20, "jvm_and_workers_cpu_s": jvm_cpu_s, **probes}
+
+
+def _tree_cpu_s() -> float:
+    """CPU seconds of this process's living descendants (Spark's JVM and Python workers, which
+    the stage's ``RUSAGE_CHILDREN`` misses: they are not waited for)."""
+    import contextlib
+
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            t = child.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 def _run(stage: str, args, work: Path) -> dict:
