@@ -5,6 +5,13 @@ partitioned layout (``features.partitions``) keeps its partitions: a part file i
 The driver does the local engine's first pass (``scan_source``: the contract, the data's end, the
 event vocabulary and the BTYD fits), one partition in memory at a time.
 
+``churn features build --engine spark`` builds a partitioned source on this machine (or a shared
+file system) with ``jobs.spark_build`` instead: the local engine's own passes with each part's
+work on the executors, written part by part (no long frame, no shuffle, no Arrow round trip, no
+feature set collected on the driver). This path stays for what that one cannot do: the scoring
+job's frame (``spark_feature_frame``, scored on the executors), a source of one part (Spark
+buckets its customers over the executors) and a remote source (Spark reads it where it is).
+
 A customer's features depend only on that customer's events, so a bucket gives the same numbers as
 the whole base (tests/features/test_features.py proves it on pandas, tests/test_spark.py on Spark).
 The contract checks run inside each bucket too: all of a customer's rows are in the same bucket.
