@@ -40,13 +40,15 @@ def spark_build_to_parquet(source: str | Path | Location, cutoffs: list, feature
                            spark: SparkOptions | str | None = "local[*]", as_of=None,
                            in_flight: int | None = None) -> StreamedBuild:
     """``build_to_parquet`` with each part's pass run on Spark's executors, ``in_flight`` parts at
-    a time (default: the session's cores); the output and its hidden spool in ``out``'s folder."""
+    a time (default: the session's cores). The output, the BTYD spool and the parts' results
+    on their way to the driver (``spark_pool``'s spill) go to ``out``'s folder, which the
+    executors must see (the spill and spool are hidden and removed at the end)."""
     options = SparkOptions.of(spark)
     if options.buckets is not None:
         log.info("--spark-buckets is not used: the source's partitions are the Spark tasks")
     session = spark_session(options)
     path = location(source).local
-    with spark_pool(session, in_flight) as pool:
+    with spark_pool(session, in_flight, spill_beside=Path(out).parent) as pool:
         log.info("Spark feature build of %s on %s, %d parts at a time", path,
                  session.sparkContext.master, pool.workers)
         return build_to_parquet(path, cutoffs, features, labels, out, population_only, as_of,

@@ -25,11 +25,13 @@ import concurrent.futures as cf
 import contextlib
 import logging
 import pickle
+import tempfile
 import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from features.parallel import WorkerError
@@ -52,12 +54,32 @@ class _Raised:
     trace: str
 
 
-class SparkPool:
-    """``PartPool.map`` on the executors of a Spark session (``workers``: jobs in flight)."""
+@dataclass
+class _Spilled:
+    """A result the executor wrote to a file (``SparkPool(spill=...)``) instead of sending it."""
 
-    def __init__(self, session, in_flight: int | None = None):
+    path: Path
+
+    def load(self):
+        try:
+            with self.path.open("rb") as f:
+                return pickle.load(f)
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
+class SparkPool:
+    """``PartPool.map`` on the executors of a Spark session (``workers``: jobs in flight).
+
+    ``spill``: a folder that the executors and this process both see, in which each task writes
+    its result for this process to read (and delete) instead of sending it through Spark: a
+    part's rows (118 MB at 100k customers) would cross the JVM as several copies, and a JVM heap
+    too small for them fails in a thread that Spark does not watch, so the job hangs."""
+
+    def __init__(self, session, in_flight: int | None = None, spill: Path | None = None):
         self._sc = session.sparkContext
         self.workers = max(1, int(in_flight or self._sc.defaultParallelism))
+        self.spill = spill
 
     def map(self, fn: Callable[[T], R], items: Iterable[T],
             names: list[str] | None = None) -> Iterator[R]:
@@ -79,6 +101,8 @@ class SparkPool:
                     pending.append(threads.submit(self._run, group, fn, items[nxt], name))
                     nxt += 1
                 result = pending.popleft().result()
+                if isinstance(result, _Spilled):
+                    result = result.load()
                 if isinstance(result, _Raised):
                     result.error.add_note(f"raised on a Spark executor:\n{result.trace}")
                     raise result.error
@@ -103,7 +127,7 @@ class SparkPool:
         sc.setJobGroup(group, f"churn: {name}", interruptOnCancel=True)
         try:
             rdd = sc.parallelize([item], 1)
-            return sc.runJob(rdd, _TaskFn(fn), [0])[0]
+            return sc.runJob(rdd, _TaskFn(fn, self.spill), [0])[0]
         except (Py4JError, PySparkException) as exc:
             raise SparkWorkerError(f"the Spark task of {name} failed: {one_line(exc)}") from exc
 
@@ -111,8 +135,8 @@ class SparkPool:
 class _TaskFn:
     """The task: ``fn`` over the partition's one item, what it raises returned as ``_Raised``."""
 
-    def __init__(self, fn: Callable):
-        self.fn = fn
+    def __init__(self, fn: Callable, spill: Path | None = None):
+        self.fn, self.spill = fn, spill
 
     def __call__(self, iterator) -> list:
         from features.parallel import _run
@@ -125,7 +149,18 @@ class _TaskFn:
                 out.append(_run(self.fn, item))  # fn, then the freed memory given back
             except BaseException as exc:  # noqa: BLE001 - sent to the driver, raised there
                 out.append(_raised(exc))
+        if self.spill is not None:
+            out = [_spill(r, self.spill) for r in out]
         return out
+
+
+def _spill(result, folder: Path) -> _Spilled:
+    path = folder / f"{uuid.uuid4().hex}.pkl"
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.rename(path)  # whole, or not there
+    return _Spilled(path)
 
 
 def _raised(exc: BaseException) -> _Raised:
@@ -137,10 +172,22 @@ def _raised(exc: BaseException) -> _Raised:
     return _Raised(exc, trace)
 
 
+SPILL_PREFIX = ".churn-spark-"  # the spill folder (hidden: it sits beside an output)
+
+
 @contextlib.contextmanager
-def spark_pool(session, in_flight: int | None = None) -> Iterator[SparkPool]:
-    pool = SparkPool(session, in_flight)
-    try:
-        yield pool
-    finally:
-        pool.close()
+def spark_pool(session, in_flight: int | None = None,
+               spill_beside: Path | None = None) -> Iterator[SparkPool]:
+    """A :class:`SparkPool`; with ``spill_beside``, its results spilled in a hidden temporary
+    folder in that folder, removed when the block ends (also on failure)."""
+    with contextlib.ExitStack() as stack:
+        spill = None
+        if spill_beside is not None:
+            Path(spill_beside).mkdir(parents=True, exist_ok=True)
+            spill = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix=SPILL_PREFIX, dir=spill_beside)))
+        pool = SparkPool(session, in_flight, spill)
+        try:
+            yield pool
+        finally:
+            pool.close()

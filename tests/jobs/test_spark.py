@@ -237,12 +237,16 @@ def _notes(folder) -> set[str]:
 def test_the_spark_pool_gives_results_in_order_a_window_at_a_time(spark, tmp_path):
     from jobs.spark_pool import SparkPool
 
-    pool = SparkPool(spark, in_flight=2)
-    results = pool.map(_Task(tmp_path), [0, 1, 4, 9, 16, 25], [f"part {i}" for i in range(6)])
+    notes, spill = tmp_path / "notes", tmp_path / "spill"
+    notes.mkdir()
+    spill.mkdir()
+    pool = SparkPool(spark, in_flight=2, spill=spill)  # results through files, not the JVM
+    results = pool.map(_Task(notes), [0, 1, 4, 9, 16, 25], [f"part {i}" for i in range(6)])
     assert next(results) == 0  # the slowest item first, whatever finished before it
-    assert _notes(tmp_path) <= {"done-0", "started-1", "done-1"}  # at most 2 sent so far
+    assert _notes(notes) <= {"done-0", "started-1", "done-1"}  # at most 2 sent so far
     assert list(results) == [1, 2, 3, 4, 5]
-    assert _notes(tmp_path) == {f"done-{i}" for i in (0, 1, 4, 9, 16, 25)}
+    assert _notes(notes) == {f"done-{i}" for i in (0, 1, 4, 9, 16, 25)}
+    assert list(spill.iterdir()) == []  # each result's file read and removed
 
 
 def test_the_spark_pool_raises_what_a_task_raised_and_stops(spark, tmp_path):
