@@ -7,6 +7,8 @@ functions on a cluster unchanged.
 partition), at most ``in_flight`` jobs at a time (default: the session's cores), submitted from
 driver threads and collected in the items' order; a result is handed over as soon as it and those
 before it are back, so the driver holds at most ``in_flight`` parts' results, never all of them.
+With a spill folder (``spark_pool(spill_beside=...)``) each task writes its result there and the
+driver reads it, so a part's rows never cross the JVM.
 
 An exception that ``fn`` raises on an executor comes back as the same exception (a
 ``ContractError`` keeps its problems; the executor's traceback is added as a note). A task that
