@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from features.coercion import coerce_table
 from features.errors import BadInput
-from features.events import _text, customer_codes
+from features.events import arrow_text, customer_codes
 from features.schema import REQUIRED_TABLES, SURVEY_SCALES, TABLES, Column, Kind, Table
 
 __all__ = ["REQUIRED_TABLES", "SURVEY_SCALES", "TABLES", "Column", "ContractError", "Kind",
@@ -135,7 +135,7 @@ def _duplicated(ids: pd.Series) -> np.ndarray:
     """Which ids occur more than once, every occurrence marked; missing ones never are. Ids in
     increasing order (as extracts often come) need only one Arrow comparison of neighbours,
     about fifteen times faster than pandas' ``duplicated`` on text, used for the others."""
-    values = _text(ids)
+    values = arrow_text(ids)
     if len(values) < 2 or (not values.null_count
                            and pc.all(pc.less(values[:-1], values[1:])).as_py()):
         return np.zeros(len(values), dtype=bool)

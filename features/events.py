@@ -23,7 +23,7 @@ def customer_codes(customer_ids: pd.Series, index: pd.Index) -> np.ndarray:
         found = customer_codes(pd.Series(customer_ids.cat.categories), index)
         codes = customer_ids.cat.codes.to_numpy()
         return np.where(codes >= 0, found[codes] if len(found) else -1, -1).astype(np.int64)
-    ids, values = _text(customer_ids), _text(index)
+    ids, values = arrow_text(customer_ids), arrow_text(index)
     keys = _fixed_width_keys(ids)
     known = None if keys is None else _fixed_width_keys(values, keys[1])
     if known is not None:
@@ -56,7 +56,9 @@ def _fixed_width_keys(text: pa.Array, width: int | None = None) -> tuple[np.ndar
     return padded.view(">u8").ravel().astype(np.uint64), width
 
 
-def _text(values) -> pa.Array:
+def arrow_text(values) -> pa.Array:
+    """``values`` (a Series, an Index, a list) as one Arrow text array: chunks combined, other
+    types cast to text, missing values null."""
     array = pa.array(values, from_pandas=True)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
