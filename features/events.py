@@ -21,8 +21,8 @@ def customer_codes(customer_ids: pd.Series, index: pd.Index) -> np.ndarray:
     by an Arrow hash join of the text (pandas' ``get_indexer`` on text is many times slower)."""
     if isinstance(customer_ids.dtype, pd.CategoricalDtype):  # each distinct id matched once
         found = customer_codes(pd.Series(customer_ids.cat.categories), index)
-        codes = customer_ids.cat.codes.to_numpy()
-        return np.where(codes >= 0, found[codes] if len(found) else -1, -1).astype(np.int64)
+        lookup = np.append(found, np.int64(-1))  # the code of a missing id, -1, finds -1
+        return lookup[customer_ids.cat.codes.to_numpy()]  # one gather per event
     ids, values = arrow_text(customer_ids), arrow_text(index)
     keys = _fixed_width_keys(ids)
     known = None if keys is None else _fixed_width_keys(values, keys[1])
