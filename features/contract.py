@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from features.coercion import coerce_table
 from features.errors import BadInput
-from features.events import arrow_text, customer_codes
+from features.events import CustomerLookup, arrow_text
 from features.schema import REQUIRED_TABLES, SURVEY_SCALES, TABLES, Column, Kind, Table
 
 __all__ = ["REQUIRED_TABLES", "SURVEY_SCALES", "TABLES", "Column", "ContractError", "Kind",
@@ -251,13 +251,13 @@ def _check_not_after(table: Table, frame: pd.DataFrame, as_of: pd.Timestamp | No
 
 def _check_references(customers: pd.DataFrame, typed: dict[str, pd.DataFrame],
                       check: _Checker, codes: dict[str, np.ndarray] | None = None) -> None:
-    ids = customers["customer_id"]
+    lookup = CustomerLookup(customers["customer_id"])  # the customers' side once, every table
     signup = customers["signup_date"].to_numpy("datetime64[ns]")
     for name, frame in typed.items():
         table = TABLES[name]
         if table.event_time is None:
             continue
-        pos = customer_codes(frame["customer_id"], ids)
+        pos = lookup.codes(frame["customer_id"])
         if codes is not None:
             codes[name] = pos
         unknown = pos < 0
