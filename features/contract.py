@@ -252,7 +252,8 @@ def _check_not_after(table: Table, frame: pd.DataFrame, as_of: pd.Timestamp | No
 def _check_references(customers: pd.DataFrame, typed: dict[str, pd.DataFrame],
                       check: _Checker, codes: dict[str, np.ndarray] | None = None) -> None:
     lookup = CustomerLookup(customers["customer_id"])  # the customers' side once, every table
-    signup = customers["signup_date"].to_numpy("datetime64[ns]")
+    signup_or_nat = np.append(customers["signup_date"].to_numpy("datetime64[ns]"),
+                              np.datetime64("NaT", "ns"))
     for name, frame in typed.items():
         table = TABLES[name]
         if table.event_time is None:
@@ -264,6 +265,6 @@ def _check_references(customers: pd.DataFrame, typed: dict[str, pd.DataFrame],
         check.add(name, "customer_id", "event for a customer not in the customers table", frame,
                   unknown, ["customer_id", table.event_time])
         ts = frame[table.event_time].to_numpy("datetime64[ns]")
-        early = (ts < signup[np.maximum(pos, 0)]) & ~unknown  # no masked copies: one pass
+        early = ts < signup_or_nat[pos]  # an unknown customer (-1) finds NaT: never early
         check.add(name, table.event_time, "event before the customer's signup_date", frame, early,
                   ["customer_id", table.event_time])

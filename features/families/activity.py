@@ -100,6 +100,7 @@ def add_activity(sink: FeatureSink, events: EventView, config: FeatureConfig) ->
     before = per_type(tw, start=tw)[0]
     recent = counts[tw] if tw in counts else per_type(tw)[0]
     last_seen = _days_since_last(events, slot, k)
+    all_types_lw = counts[lw].sum(axis=1)
     for j in range(k):
         label, name = labels[j], names[j]
         for w in config.windows:
@@ -113,7 +114,7 @@ def add_activity(sink: FeatureSink, events: EventView, config: FeatureConfig) ->
         sink.put(f"days_since_{name}", last_seen[:, j], family=FAMILY, window=None, unit="days",
                  description=f"days since the last {label} event",
                  sentence=f"no {label} event for {{value}} days")
-        sink.put(f"{name}_share_{lw}d", ratio(counts[lw][:, j], counts[lw].sum(axis=1)),
+        sink.put(f"{name}_share_{lw}d", ratio(counts[lw][:, j], all_types_lw),
                  family=FAMILY, window=lw, unit="share",
                  description=f"share of all events that were {label}, last {lw} days",
                  sentence=f"{{value}} of activity was {label} in the last {lw} days")

@@ -176,3 +176,18 @@ def test_missing_and_duplicated_customer_ids_are_named_at_once(tiny, ids, missin
             for what, p in found.items()}
     assert rows.get("missing values in a required column") == missing, found
     assert rows.get("duplicated customer id", []) == dup_rows, found
+
+
+def test_an_event_of_an_unknown_customer_is_not_also_called_early(tiny):
+    """Its customer has no signup date to be early against: one problem, not two."""
+    orders = tiny["orders"].copy()
+    orders.loc[len(orders)] = {"customer_id": "Z", "order_ts": pd.Timestamp("2000-01-01"),
+                               "amount": 1.0, "order_id": "oz"}
+    orders.loc[len(orders)] = {"customer_id": "C", "order_ts": pd.Timestamp("2000-01-01"),
+                               "amount": 1.0, "order_id": "oc"}
+    with pytest.raises(ContractError) as err:
+        validate({**tiny, "orders": orders})
+    found = {p.what: p for p in err.value.problems if p.table == "orders"}
+    assert found["event for a customer not in the customers table"].count == 1
+    early = found["event before the customer's signup_date"]
+    assert early.count == 1 and "'C'" in early.examples and "'Z'" not in early.examples
