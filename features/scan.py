@@ -95,9 +95,9 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     checks and the data end); the parts in ``pool``'s workers (default: in this process).
     ``checks=False``: glance at the parts of a source of several instead of checking them (the
     caller checks them); a source of one part is checked and its tables kept. ``spool_dir``: the
-    folder in which the BTYD fits' purchase summaries are spooled (in a scratch folder, ``features.scratch``,
-    removed on return or failure; default the system's temporary folder, ``TMPDIR``, which may
-    be in memory: the streamed build passes its output's folder)."""
+    folder in which the BTYD fits' purchase summaries are spooled (in a scratch folder,
+    ``features.scratch``, removed on return or failure; default the system's temporary folder,
+    ``TMPDIR``, which may be in memory: the streamed build passes its output's folder)."""
     pool = pool or PartPool(1)
     as_of, now = parse_as_of(as_of), utc_now()
     parts = partitions(source)
