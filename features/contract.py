@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from features.coercion import coerce_table
 from features.errors import BadInput
-from features.events import _text, customer_codes
+from features.events import CustomerLookup, arrow_text
 from features.schema import REQUIRED_TABLES, SURVEY_SCALES, TABLES, Column, Kind, Table
 
 __all__ = ["REQUIRED_TABLES", "SURVEY_SCALES", "TABLES", "Column", "ContractError", "Kind",
@@ -135,7 +135,7 @@ def _duplicated(ids: pd.Series) -> np.ndarray:
     """Which ids occur more than once, every occurrence marked; missing ones never are. Ids in
     increasing order (as extracts often come) need only one Arrow comparison of neighbours,
     about fifteen times faster than pandas' ``duplicated`` on text, used for the others."""
-    values = _text(ids)
+    values = arrow_text(ids)
     if len(values) < 2 or (not values.null_count
                            and pc.all(pc.less(values[:-1], values[1:])).as_py()):
         return np.zeros(len(values), dtype=bool)
@@ -251,19 +251,20 @@ def _check_not_after(table: Table, frame: pd.DataFrame, as_of: pd.Timestamp | No
 
 def _check_references(customers: pd.DataFrame, typed: dict[str, pd.DataFrame],
                       check: _Checker, codes: dict[str, np.ndarray] | None = None) -> None:
-    ids = customers["customer_id"]
-    signup = customers["signup_date"].to_numpy("datetime64[ns]")
+    lookup = CustomerLookup(customers["customer_id"])  # the customers' side once, every table
+    signup_or_nat = np.append(customers["signup_date"].to_numpy("datetime64[ns]"),
+                              np.datetime64("NaT", "ns"))
     for name, frame in typed.items():
         table = TABLES[name]
         if table.event_time is None:
             continue
-        pos = customer_codes(frame["customer_id"], ids)
+        pos = lookup.codes(frame["customer_id"])
         if codes is not None:
             codes[name] = pos
         unknown = pos < 0
         check.add(name, "customer_id", "event for a customer not in the customers table", frame,
                   unknown, ["customer_id", table.event_time])
         ts = frame[table.event_time].to_numpy("datetime64[ns]")
-        early = (ts < signup[np.maximum(pos, 0)]) & ~unknown  # no masked copies: one pass
+        early = ts < signup_or_nat[pos]  # an unknown customer (-1) finds NaT: never early
         check.add(name, table.event_time, "event before the customer's signup_date", frame, early,
                   ["customer_id", table.event_time])

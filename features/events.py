@@ -18,20 +18,41 @@ def customer_codes(customer_ids: pd.Series, index: pd.Index) -> np.ndarray:
     """Each event's customer as a position in ``index`` (-1: not there; an id listed twice: its
     first position); ``customer_ids`` may be a categorical of text. Ids of one length of at most
     8 bytes (``C0012345``, 8-digit numbers) are matched as integers (1.5-1.8x as fast); others
-    by an Arrow hash join of the text (pandas' ``get_indexer`` on text is many times slower)."""
-    if isinstance(customer_ids.dtype, pd.CategoricalDtype):  # each distinct id matched once
-        found = customer_codes(pd.Series(customer_ids.cat.categories), index)
-        codes = customer_ids.cat.codes.to_numpy()
-        return np.where(codes >= 0, found[codes] if len(found) else -1, -1).astype(np.int64)
-    ids, values = _text(customer_ids), _text(index)
-    keys = _fixed_width_keys(ids)
-    known = None if keys is None else _fixed_width_keys(values, keys[1])
-    if known is not None:
-        lookup = pd.Index(known[0])
-        if lookup.is_unique:
-            return lookup.get_indexer(keys[0]).astype(np.int64, copy=False)
-    codes = pc.index_in(ids, value_set=values.cast(ids.type))
-    return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    by an Arrow hash join of the text (pandas' ``get_indexer`` on text is many times slower).
+    For several tables against one index, :class:`CustomerLookup` does the index's part once."""
+    return CustomerLookup(index).codes(customer_ids)
+
+
+class CustomerLookup:
+    """Events' customers found as positions in one customers ``index`` (``customer_codes``):
+    what depends on the index alone (its text, its integer keys and their hash table) is worked
+    out once, for every table matched against it."""
+
+    def __init__(self, index):
+        self.text = arrow_text(index)
+        self._by_width: dict[int, pd.Index | None] = {}  # the index's keys of that width, hashed
+
+    def codes(self, customer_ids: pd.Series) -> np.ndarray:
+        if isinstance(customer_ids.dtype, pd.CategoricalDtype):  # each distinct id matched once
+            found = self.codes(pd.Series(customer_ids.cat.categories))
+            lookup = np.append(found, np.int64(-1))  # the code of a missing id, -1, finds -1
+            return lookup[customer_ids.cat.codes.to_numpy()]  # one gather per event
+        ids = arrow_text(customer_ids)
+        keys = _fixed_width_keys(ids)
+        if keys is not None:
+            known = self._keyed(keys[1])
+            if known is not None:
+                return known.get_indexer(keys[0]).astype(np.int64, copy=False)
+        codes = pc.index_in(ids, value_set=self.text.cast(ids.type))
+        return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def _keyed(self, width: int) -> pd.Index | None:
+        """The index's ids as integer keys of ``width`` bytes, when all are and none repeats."""
+        if width not in self._by_width:
+            known = _fixed_width_keys(self.text, width)
+            lookup = None if known is None else pd.Index(known[0])
+            self._by_width[width] = lookup if lookup is not None and lookup.is_unique else None
+        return self._by_width[width]
 
 
 def _fixed_width_keys(text: pa.Array, width: int | None = None) -> tuple[np.ndarray, int] | None:
@@ -56,7 +77,9 @@ def _fixed_width_keys(text: pa.Array, width: int | None = None) -> tuple[np.ndar
     return padded.view(">u8").ravel().astype(np.uint64), width
 
 
-def _text(values) -> pa.Array:
+def arrow_text(values) -> pa.Array:
+    """``values`` (a Series, an Index, a list) as one Arrow text array: chunks combined, other
+    types cast to text, missing values null."""
     array = pa.array(values, from_pandas=True)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -241,5 +264,11 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den with NaN where den is 0 (no evidence, not zero)."""
     out = np.full(len(num), np.nan)
     ok = den > 0
-    out[ok] = num[ok] / den[ok]
+    if _DOUBLE.get(np.asarray(num).dtype) and _DOUBLE.get(np.asarray(den).dtype):
+        np.divide(num, den, out=out, where=ok)  # in place: the division of doubles, no copies
+    else:
+        out[ok] = num[ok] / den[ok]
     return out
+
+
+_DOUBLE = {np.dtype(np.float64): True, np.dtype(np.int64): True}  # divided as doubles

@@ -4,7 +4,7 @@ The streamed feature build (``features.stream``) runs each of its passes over th
 through :meth:`PartPool.map`: with one worker in this process, one part after the other; with
 more, in a pool of worker processes (one per core by default, ``ParallelConfig``), each taking
 the next part. Results come back in the parts' order whatever order the workers finish in, so the
-output is the same with any number of workers, and one part per worker is in flight (memory
+output is the same with any number of workers, and one part per worker is built at a time (memory
 stays set by the partition, not by the number of customers).
 
 A failure in one worker stops the others: the parts not started are cancelled, the running
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 log = logging.getLogger(__name__)
 
 MAX_WORKERS = 8  # beyond this the partitions' reads, not the cores, are the limit
+QUEUED = 1  # parts submitted beyond one per worker (started as soon as a worker is free)
 # fork on Linux: a worker starts in milliseconds with the caller's modules (spawn re-imports
 # pandas, pyarrow and scipy in each, seconds of CPU); the pool starts before any part is read
 START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
@@ -84,7 +85,10 @@ class PartPool:
             nxt = 0
             while nxt < len(items) or pending:
                 try:
-                    while nxt < len(items) and len(pending) < self.workers:  # one part a worker
+                    # each worker one part, and one more queued: a worker that is done never
+                    # waits for the caller (writing the result before) or for a slower worker
+                    # (results come in order); a finished result waits as it came back
+                    while nxt < len(items) and len(pending) < self.workers + QUEUED:
                         pending.append((nxt, pool.submit(_run, fn, items[nxt])))
                         nxt += 1
                     _, future = pending[0]
@@ -96,6 +100,9 @@ class PartPool:
                         "while the workers had "
                         + ", ".join(names[j] if names else f"item {j}" for j in busy)) from exc
                 pending.popleft()
+                if nxt < len(items):  # the next part starts before the caller takes this one
+                    pending.append((nxt, pool.submit(_run, fn, items[nxt])))
+                    nxt += 1
                 yield result
             ok = True
         finally:

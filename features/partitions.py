@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.coercion import CODED
 from features.contract import TABLES, ContractError, Problem
+from features.events import arrow_text
 from features.io import DUCKDB_SUFFIXES, read_tables
 
 log = logging.getLogger(__name__)
@@ -131,12 +133,26 @@ UNIQUE = (("customers", "customer_id", "signup_date"), ("orders", "order_id", "c
 
 def id_range(frame: pd.DataFrame, column: str) -> tuple[str, str] | None:
     """The smallest and largest id of a checked part (ids are text), None when it has none."""
-    values = frame[column].dropna() if column in frame.columns else None
-    if values is None or values.empty:
+    if column not in frame.columns:
+        return None
+    values = frame[column]
+    if _is_text(values):  # one Arrow pass (missing ids skipped), by text as below
+        low, high = pc.min_max(arrow_text(values)).values()
+        return None if not low.is_valid else (low.as_py(), high.as_py())
+    values = values.dropna()
+    if values.empty:
         return None
     if isinstance(values.dtype, pd.CategoricalDtype):  # ordered by text, not by its categories
         values = values.astype(str)
     return values.min(), values.max()
+
+
+def _is_text(values: pd.Series) -> bool:
+    """Text ids (pandas' text type), or a categorical of them (compared as text either way)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        dtype = dtype.categories.dtype
+    return isinstance(dtype, pd.StringDtype)
 
 
 def overlapping(ranges: list[tuple[str, str] | None]) -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import tempfile
 from collections import defaultdict
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from features.parallel import PartPool, WorkerError
 from features.part_scan import NOT_DATA_PROBLEMS, ScanJob, check_part, glance_part
 from features.partitions import UNIQUE, Partition, cross_partition_problems, overlapping, partitions
 from features.progress import bar
+from features.scratch import scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,9 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     checks and the data end); the parts in ``pool``'s workers (default: in this process).
     ``checks=False``: glance at the parts of a source of several instead of checking them (the
     caller checks them); a source of one part is checked and its tables kept. ``spool_dir``: the
-    folder in which the BTYD fits' purchase summaries are spooled (in a hidden temporary folder,
-    removed on return or failure; default the system's temporary folder, ``TMPDIR``, which may
-    be in memory: the streamed build passes its output's folder)."""
+    folder in which the BTYD fits' purchase summaries are spooled (in a scratch folder,
+    ``features.scratch``, removed on return or failure; default the system's temporary folder,
+    ``TMPDIR``, which may be in memory: the streamed build passes its output's folder)."""
     pool = pool or PartPool(1)
     as_of, now = parse_as_of(as_of), utc_now()
     parts = partitions(source)
@@ -187,9 +187,6 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
                           max(latest) if latest else None)
 
 
-SPOOL_PREFIX = ".churn-btyd-"  # the spool's temporary folder (hidden: it sits beside an output)
-
-
 class _Spool:
     """One cutoff's purchase summaries, part after part, appended to files: the rows of the
     customers with an order (the only ones a fit uses), in the parts' order, so the whole base's
@@ -214,8 +211,8 @@ class _Spool:
 
 
 class _Spools(dict):
-    """A spool per cutoff in a hidden temporary folder in ``folder`` (default: ``TMPDIR``),
-    removed on exit."""
+    """A spool per cutoff in a scratch folder in ``folder`` (``features.scratch``; default:
+    ``TMPDIR``), removed on exit."""
 
     def __init__(self, cutoffs: list[pd.Timestamp], folder: str | Path | None = None):
         super().__init__()
@@ -223,9 +220,7 @@ class _Spools(dict):
 
     def __enter__(self) -> _Spools:
         if self._cutoffs:
-            if self._parent is not None:
-                Path(self._parent).mkdir(parents=True, exist_ok=True)
-            self._folder = tempfile.TemporaryDirectory(prefix=SPOOL_PREFIX, dir=self._parent)
+            self._folder = scratch_dir(self._parent)
             for i, c in enumerate(self._cutoffs):
                 self[c] = _Spool(Path(self._folder.name), f"cutoff{i}")
         return self

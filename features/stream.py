@@ -45,6 +45,7 @@ from features.parallel import ParallelConfig, part_pool
 from features.partitions import Partition
 from features.progress import bar
 from features.scan import SourceScan, Unchecked, scan_source
+from features.scratch import scratch_dir
 from features.spec import FeatureSpec
 
 __all__ = ["SourceScan", "StreamedBuild", "build_partition", "build_to_parquet", "scan_source"]
@@ -128,9 +129,11 @@ def _write_parts(scan: SourceScan, cutoffs: list, labels: LabelConfig, out: Path
     """The second pass: each part built in ``pool`` and appended, in the parts' order."""
     result = StreamedBuild(out, 0, [], scan.config, scan.data_end)
     cached, codes, scan.cached, scan.cached_codes = scan.cached, scan.cached_codes, None, None
+    handoff = scratch_dir(out.parent) if pool.workers > 1 and len(scan.parts) > 1 else None
     jobs = [_BuildJob(part, cutoffs, scan.config, labels, population_only, scan.data_end,
-                      scan.as_of, scan.now, not scan.checked, cached, codes)
-            for part in scan.parts]
+                      scan.as_of, scan.now, not scan.checked, cached, codes,
+                      None if handoff is None else Path(handoff.name) / f"{i:06d}.arrow")
+            for i, part in enumerate(scan.parts)]
     del cached, codes
 
     def write(tmp: Path) -> None:
@@ -140,7 +143,7 @@ def _write_parts(scan: SourceScan, cutoffs: list, labels: LabelConfig, out: Path
                 for part in bar(built, total=len(jobs), desc="building features", unit="part"):
                     if part.problems:
                         raise Unchecked(f"part {part.name} breaks the contract", part.problems)
-                    table = part.table
+                    table = part.table if part.handoff is None else _read_handoff(part.handoff)
                     if writer is None:
                         result.specs = part.specs
                         schema = table.schema.with_metadata(_metadata(
@@ -149,19 +152,27 @@ def _write_parts(scan: SourceScan, cutoffs: list, labels: LabelConfig, out: Path
                     elif not table.schema.equals(schema, check_metadata=False):
                         table = table.cast(schema)
                     writer.write_table(table)
-                    result.rows += table.num_rows
+                    rows = table.num_rows
+                    result.rows += rows
+                    del table
+                    if part.handoff is not None:
+                        part.handoff.unlink()
                     for cutoff, counts in part.per_cutoff.items():
                         row = result.per_cutoff.setdefault(cutoff, [0, 0, 0.0])
                         for i, v in enumerate(counts):
                             row[i] += v
-                    log.debug("built part %s: %d rows", part.name, table.num_rows)
+                    log.debug("built part %s: %d rows", part.name, rows)
         finally:
             if writer is not None:
                 writer.close()
         if not result.rows:
             require_rows(FeatureSet(pd.DataFrame(), [], labels), cutoffs)
 
-    write_atomic(out, write)
+    try:
+        write_atomic(out, write)
+    finally:
+        if handoff is not None:
+            handoff.cleanup()
     return result
 
 
@@ -180,6 +191,7 @@ class _BuildJob:
     check: bool = False  # check the part against the contract (the first pass did not)
     checked: dict[str, pd.DataFrame] | None = None  # a one-part source's tables, typed already
     codes: dict[str, np.ndarray] | None = None  # and their events' customers (``validate``'s)
+    handoff: Path | None = None  # where a worker leaves the rows (not sent back through a pipe)
 
 
 @dataclass
@@ -189,6 +201,7 @@ class _BuiltPart:
     specs: list[FeatureSpec]
     per_cutoff: dict[pd.Timestamp, list[float]]
     problems: list[Problem] = field(default_factory=list)  # the part breaks the contract
+    handoff: Path | None = None  # the rows are in this Arrow file (``table`` is None)
 
 
 def _build_part(job: _BuildJob) -> _BuiltPart:
@@ -208,7 +221,18 @@ def _build_part(job: _BuildJob) -> _BuiltPart:
     _tally(fs.frame, per_cutoff)
     table, specs = pa.Table.from_pandas(fs.frame, preserve_index=False), fs.specs
     del fs  # the frame goes before the table is sent
-    return _BuiltPart(job.part.name, table, specs, per_cutoff)
+    if job.handoff is None:
+        return _BuiltPart(job.part.name, table, specs, per_cutoff)
+    with pa.OSFile(str(job.handoff), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    return _BuiltPart(job.part.name, None, specs, per_cutoff, handoff=job.handoff)
+
+
+def _read_handoff(path: Path) -> pa.Table:
+    """A worker's rows, mapped from the file it wrote (pickling them through the pool's pipe
+    copied them three times and cost as much CPU as writing them)."""
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
 
 
 def _release() -> None:

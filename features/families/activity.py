@@ -77,21 +77,30 @@ def add_activity(sink: FeatureSink, events: EventView, config: FeatureConfig) ->
     value = events.col("value") if events.has("value") else None
 
     def per_type(window: float | None, start: float = 0.0,
-                 weights: np.ndarray | None = None) -> np.ndarray:
-        """customers x types: event counts (or value sums) in the window."""
+                 weights: tuple[np.ndarray, ...] = ()) -> list[np.ndarray]:
+        """customers x types in the window: event counts, then the sums of each of ``weights``
+        (the window's events found once for all of them)."""
         m = events.window_mask(window, start)
-        w = None
-        if weights is not None:
-            w = np.nan_to_num(weights if m is None else weights[m])
-        flat = np.bincount(cell if m is None else cell[m], weights=w, minlength=events.n * k)
-        return flat.reshape(events.n, k)
+        cells = cell if m is None else cell[m]
+        out = [np.bincount(cells, minlength=events.n * k).reshape(events.n, k)]
+        for weight in weights:
+            w = np.nan_to_num(weight if m is None else weight[m])
+            out.append(np.bincount(cells, weights=w, minlength=events.n * k).reshape(events.n, k))
+        return out
 
     cell = events.codes * k + slot  # each event's (customer, type) cell
 
-    counts = {w: per_type(w) for w in config.windows}
-    before = per_type(tw, start=tw)
-    recent = counts[tw] if tw in counts else per_type(tw)
+    with_values = value is not None and bool(valued)
+    weights = (value, (~np.isnan(value)).astype(np.float64)) if with_values else ()
+    counts, sums, valued_counts = {}, {}, {}
+    for w in config.windows:  # one window's events at a time
+        counts[w], *by_value = per_type(w, weights=weights)
+        if by_value:
+            sums[w], valued_counts[w] = by_value
+    before = per_type(tw, start=tw)[0]
+    recent = counts[tw] if tw in counts else per_type(tw)[0]
     last_seen = _days_since_last(events, slot, k)
+    all_types_lw = counts[lw].sum(axis=1)
     for j in range(k):
         label, name = labels[j], names[j]
         for w in config.windows:
@@ -105,14 +114,11 @@ def add_activity(sink: FeatureSink, events: EventView, config: FeatureConfig) ->
         sink.put(f"days_since_{name}", last_seen[:, j], family=FAMILY, window=None, unit="days",
                  description=f"days since the last {label} event",
                  sentence=f"no {label} event for {{value}} days")
-        sink.put(f"{name}_share_{lw}d", ratio(counts[lw][:, j], counts[lw].sum(axis=1)),
+        sink.put(f"{name}_share_{lw}d", ratio(counts[lw][:, j], all_types_lw),
                  family=FAMILY, window=lw, unit="share",
                  description=f"share of all events that were {label}, last {lw} days",
                  sentence=f"{{value}} of activity was {label} in the last {lw} days")
-    if value is not None and valued:
-        has_value = (~np.isnan(value)).astype(np.float64)
-        sums = {w: per_type(w, weights=value) for w in config.windows}
-        valued_counts = {w: per_type(w, weights=has_value) for w in config.windows}
+    if with_values:
         for t in valued:
             j = labels.index(t)
             for w in config.windows:

@@ -9,6 +9,16 @@ from features.events import EventView, ratio
 from features.families import FeatureSink
 
 
+def orders_feature(window: int) -> str:
+    """The name of the feature counting each customer's orders in the last ``window`` days."""
+    return f"orders_{window}d"
+
+
+def avg_order_value_feature(window: int) -> str:
+    """The name of the feature averaging each customer's order amounts over ``window`` days."""
+    return f"avg_order_value_{window}d"
+
+
 def add_rfm(sink: FeatureSink, orders: EventView, tenure_days: np.ndarray,
             config: FeatureConfig) -> None:
     put = sink.put
@@ -20,7 +30,7 @@ def add_rfm(sink: FeatureSink, orders: EventView, tenure_days: np.ndarray,
                   sentence="no order for {value} days")
     amount = orders.col("amount")
     for w in config.windows:
-        put(f"orders_{w}d", orders.count(w), family="rfm", window=w, unit="orders",
+        put(orders_feature(w), orders.count(w), family="rfm", window=w, unit="orders",
             description=f"orders in the last {w} days",
             sentence=f"{{value}} orders in the last {w} days")
         put(f"spend_{w}d", orders.total(amount, w), family="rfm", window=w, unit="currency",
@@ -31,7 +41,7 @@ def add_rfm(sink: FeatureSink, orders: EventView, tenure_days: np.ndarray,
     put("spend_lifetime", orders.total(amount), family="rfm", window=None, unit="currency",
         description="amount spent since signup", sentence="spent {value} in all")
     lw = config.long_window
-    put(f"avg_order_value_{lw}d", orders.mean(amount, lw), family="rfm", window=lw,
+    put(avg_order_value_feature(lw), orders.mean(amount, lw), family="rfm", window=lw,
         unit="currency", description=f"average order value over the last {lw} days",
         sentence=f"average order of {{value}} over the last {lw} days")
     first = orders.days_since_first()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.families.rfm import avg_order_value_feature, orders_feature
+
 
 class ValueConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,4 +37,4 @@ def customer_value(orders_in_window: np.ndarray, avg_order_value: np.ndarray,
 
 def value_features(config: ValueConfig) -> tuple[str, str]:
     """The feature names the value is computed from."""
-    return f"orders_{config.window_days}d", f"avg_order_value_{config.window_days}d"
+    return orders_feature(config.window_days), avg_order_value_feature(config.window_days)

@@ -156,3 +156,38 @@ def test_duplicated_order_ids_are_found_in_any_order(tiny, ids, dup_rows):
     problem, = [p for p in err.value.problems if p.column == "order_id"]
     assert problem.count == len(dup_rows) and "duplicated order id" in problem.what
     assert [int(r.split()[1].rstrip(":")) for r in problem.examples.split("; ")] == dup_rows
+
+
+@pytest.mark.parametrize("ids,missing,dup_rows", [
+    (["A", "B", None, "B", None], [2, 4], [1, 3]),  # both problems, each row under its own
+    (["A", "B", "B", None], [3], [1, 2]),  # increasing but for one repeat, then a missing id
+    (["A", None, None, "C"], [1, 2], []),  # two missing ids are missing, not one id twice
+])
+def test_missing_and_duplicated_customer_ids_are_named_at_once(tiny, ids, missing, dup_rows):
+    """Every problem in one report: the rows without an id as missing values, the ids given
+    twice as duplicates (rows without an id are not the same customer twice: they are named
+    once, as missing)."""
+    customers = pd.DataFrame({"customer_id": ids, "signup_date": pd.Timestamp("2023-01-01")})
+    with pytest.raises(ContractError) as err:
+        validate({**tiny, "customers": customers})
+    found = {p.what: p for p in err.value.problems
+             if p.table == "customers" and p.column == "customer_id"}
+    rows = {what: [int(r.split()[1].rstrip(":")) for r in p.examples.split("; ")]
+            for what, p in found.items()}
+    assert rows.get("missing values in a required column") == missing, found
+    assert rows.get("duplicated customer id", []) == dup_rows, found
+
+
+def test_an_event_of_an_unknown_customer_is_not_also_called_early(tiny):
+    """Its customer has no signup date to be early against: one problem, not two."""
+    orders = tiny["orders"].copy()
+    orders.loc[len(orders)] = {"customer_id": "Z", "order_ts": pd.Timestamp("2000-01-01"),
+                               "amount": 1.0, "order_id": "oz"}
+    orders.loc[len(orders)] = {"customer_id": "C", "order_ts": pd.Timestamp("2000-01-01"),
+                               "amount": 1.0, "order_id": "oc"}
+    with pytest.raises(ContractError) as err:
+        validate({**tiny, "orders": orders})
+    found = {p.what: p for p in err.value.problems if p.table == "orders"}
+    assert found["event for a customer not in the customers table"].count == 1
+    early = found["event before the customer's signup_date"]
+    assert early.count == 1 and "'C'" in early.examples and "'Z'" not in early.examples

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from features.events import customer_codes, sort_order
+from features.events import arrow_text, customer_codes, sort_order
 
 
 @pytest.mark.parametrize("customers", [5, 70_000, 2**33])  # one, two and three 16-bit digits
@@ -48,3 +49,28 @@ def test_customer_codes_find_each_events_customer(case, events, customers, expec
     coded = customer_codes(pd.Series(events, dtype="str").astype("category"),
                            pd.Index(pd.Series(customers, dtype="str")))
     assert coded.dtype == np.int64 and coded.tolist() == expected, case
+
+
+def test_arrow_text_gives_one_text_array_with_missing_values_null():
+    chunked = pd.Series(["b", None, "a"], dtype="string[pyarrow]")
+    for values, want in [(chunked, ["b", None, "a"]), (pd.Index([3, 1]), ["3", "1"]),
+                         (pd.Series(["x", "y"]).astype("category"), ["x", "y"])]:
+        array = arrow_text(values)
+        assert isinstance(array, pa.Array), type(array)
+        assert pa.types.is_string(array.type) or pa.types.is_large_string(array.type), array.type
+        assert array.to_pylist() == want
+
+
+def test_one_lookup_matches_every_table_as_customer_codes_does():
+    """The customers' side worked out once serves tables of other id widths, categoricals and
+    ids listed twice alike."""
+    from features.events import CustomerLookup
+
+    for customers in (["C1", "C2", "C10"], ["C1", "C2", "C1"], ["customer-1", "C2"]):
+        index = pd.Index(pd.Series(customers, dtype="str"))
+        lookup = CustomerLookup(index)
+        for events in (["C2", "C1", "C9"], ["C10", None, "C1"], ["customer-1", "C2"], []):
+            for ids in (pd.Series(events, dtype="str"),
+                        pd.Series(events, dtype="str").astype("category")):
+                assert lookup.codes(ids).tolist() == customer_codes(ids, index).tolist() == [
+                    customers.index(e) if e in customers else -1 for e in events], (customers, events)

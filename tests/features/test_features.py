@@ -105,6 +105,19 @@ def test_windows_are_configurable(tiny):
     assert sink.values["orders_60d"][0] == 2.0  # A: 03-02 and 02-01 (60 days back: inside)
 
 
+def test_the_rfm_names_that_other_packages_look_up_are_the_ones_built(tiny):
+    """Customer value (``scoring.offers.value``) reads two RFM features by the names
+    ``features.families.rfm`` gives them: those names are the built columns, for any window."""
+    from features.families.rfm import avg_order_value_feature, orders_feature
+
+    crm = CrmData.from_tables(validate(tiny))
+    sink = compute_features(PreparedCrm(crm), CUTOFF, FeatureConfig(windows=(14, 60, 180)))
+    assert orders_feature(60) == "orders_60d" and sink.values[orders_feature(60)][0] == 2.0
+    assert sink.values[avg_order_value_feature(180)][0] == 20.0  # A: 10, 20, 30 in 180 days
+    specs = {s.name: s for s in sink.specs}
+    assert specs[avg_order_value_feature(180)].family == "rfm"
+
+
 def test_missing_optional_tables_mean_absent_features(tiny):
     crm = CrmData.from_tables(validate({k: tiny[k] for k in ("customers", "orders")}))
     sink = compute_features(PreparedCrm(crm), CUTOFF, FeatureConfig())

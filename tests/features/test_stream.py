@@ -67,6 +67,8 @@ def test_parallel_build_writes_what_the_serial_build_writes(sources, tmp_path):
     assert (two.specs, two.config, two.data_end) == (one.specs, one.config, one.data_end)
     assert two.config.btyd_fits and len(two.config.btyd_fits) == len(CUTOFFS)
     pd.testing.assert_frame_equal(two.frame, one.frame)  # same rows in the same order
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parallel.parquet", "serial.parquet"], \
+        "scratch files (the BTYD spool, the workers' rows) left beside the output"
 
 
 def test_single_file_source_streams_as_one_partition(sources, tmp_path):

@@ -1,0 +1,82 @@
+"""The feature build's scratch folders: hidden temporary folders beside its output (not in
+``TMPDIR``, which may be memory), named after the process that owns them.
+
+A build removes its folders when it ends, whether it succeeds or fails; a build that is killed
+(SIGKILL, out of memory, power) cannot, so each new one clears the stale folders in the folder it
+works in: those whose owner, on this machine, is no longer running, and, whatever their owner,
+those untouched for ``STALE_AFTER`` (a folder of another machine sharing the disk, or one named
+before the owner was recorded). A live build's folders are never removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PREFIX = ".churn-btyd-"  # kept from the first spool's name, so older leftovers are found too
+STALE_AFTER = 7 * 86_400  # seconds without a change after which any scratch folder is stale
+_OWNED = re.compile(r"^(?P<host>[0-9a-z_-]*)\.(?P<pid>\d+)\.")
+
+
+def scratch_dir(parent: str | Path | None = None) -> tempfile.TemporaryDirectory:
+    """A new scratch folder in ``parent`` (default ``TMPDIR``) named after this process, stale
+    ones in ``parent`` cleared first; removed by its ``cleanup`` (or the ``with`` block)."""
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+        clear_stale(parent)
+    return tempfile.TemporaryDirectory(prefix=f"{PREFIX}{_host()}.{os.getpid()}.", dir=parent)
+
+
+def clear_stale(parent: str | Path) -> list[Path]:
+    """Remove the scratch folders in ``parent`` that no live process owns (see the module's
+    notes); the folders removed."""
+    removed = []
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        if not path.name.startswith(PREFIX) or not path.is_dir() or path.is_symlink():
+            continue
+        if _stale(path):
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path)
+                log.info("removed %s, left by a build that did not finish", path)
+    return removed
+
+
+def _stale(path: Path) -> bool:
+    try:
+        if time.time() - path.stat().st_mtime > STALE_AFTER:
+            return True
+    except OSError:  # gone meanwhile
+        return False
+    owner = _OWNED.match(path.name[len(PREFIX):])
+    if owner is None or owner["host"] != _host():
+        return False  # not known to be dead: only the age bound clears it
+    return not _alive(int(owner["pid"]))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _host() -> str:
+    return re.sub(r"[^0-9a-z_-]+", "-", socket.gethostname().lower())[:40]
