@@ -130,12 +130,17 @@ def wait_for_http(url: str, timeout: float = 90.0, proc=None) -> None:
 @contextlib.contextmanager
 def running_server(cmd: list[str], ready_path: str, port: int, log_path: Path,
                    env: dict | None = None, cwd: str | None = None, timeout: float = 120):
-    """Start a real server process, wait until ``ready_path`` answers, stop it afterwards."""
+    """Start a real server process, wait until ``ready_path`` answers, stop it afterwards. It and
+    everything it starts die with pytest, also when pytest is killed (tests/reaper.py)."""
+    import signal
     import subprocess
 
+    from tests.reaper import reaped
+
     log = open(log_path, "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})})
+    proc = subprocess.Popen(reaped(cmd), stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})},
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(url + ready_path, timeout=timeout, proc=proc)
@@ -145,7 +150,8 @@ def running_server(cmd: list[str], ready_path: str, port: int, log_path: Path,
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         log.close()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import API_KEYS, free_port
+from tests.reaper import reaped
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -81,7 +82,8 @@ def wait_until(check, timeout: float, step: float = 0.25, what: str = "condition
 
 
 class Server:
-    """A server process of our own (its own process group), started and stopped on demand."""
+    """A server process of our own (its own process group, under tests/reaper.py so that nothing
+    of it outlives pytest), started and stopped on demand."""
 
     def __init__(self, cmd: list[str], port: int, log_path: Path, env: dict[str, str],
                  cwd: Path | None = None, ready_path: str = "/readyz"):
@@ -93,7 +95,8 @@ class Server:
         """Start; with ``wait``, until ``ready_path`` answers 200. Returns the seconds taken."""
         started = time.monotonic()
         log = open(self.log_path, "a")  # noqa: SIM115 - the child holds it
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
+        # reaped: it and what it starts (circus's workers leave the group) die with pytest
+        self.proc = subprocess.Popen(reaped(self.cmd), stdout=log, stderr=subprocess.STDOUT,
                                      cwd=self.cwd, env=self.env, start_new_session=True)
         log.close()
         if wait:
