@@ -155,6 +155,11 @@ def running_server(cmd: list[str], ready_path: str, port: int, log_path: Path,
         log.close()
 
 
+# MLflow's server-side job runner (GenAI jobs: a runner and seven huey consumers, about 25 s of
+# CPU at each start on this machine) is not used by the project: test servers start without it
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @pytest.fixture(scope="session")
 def mlflow_server_root(tmp_path_factory) -> Path:
     """The folder of the session's `mlflow server`: its SQLite store (mlflow.db) and artifacts."""
@@ -171,7 +176,7 @@ def mlflow_server(mlflow_server_root):
     cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
            f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts"),
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with running_server(cmd, "/health", port, root / "server.log") as url:
+    with running_server(cmd, "/health", port, root / "server.log", env=MLFLOW_SERVER_ENV) as url:
         yield url
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEYS, free_port, register_copy
+from tests.conftest import API_KEYS, MLFLOW_SERVER_ENV, free_port, register_copy
 from tests.reaper import reaped
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,7 +156,8 @@ def mlflow_server(root: Path, artifacts: Path | None = None) -> Server:
     cmd = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
            "--artifacts-destination", str(artifacts or root / "artifacts"), "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
-    return Server(cmd, port, root / "mlflow.log", worktree_env(), cwd=root, ready_path="/health")
+    return Server(cmd, port, root / "mlflow.log", worktree_env(MLFLOW_SERVER_ENV), cwd=root,
+                  ready_path="/health")
 
 
 @pytest.fixture(scope="session")
