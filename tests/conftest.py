@@ -130,12 +130,17 @@ def wait_for_http(url: str, timeout: float = 90.0, proc=None) -> None:
 @contextlib.contextmanager
 def running_server(cmd: list[str], ready_path: str, port: int, log_path: Path,
                    env: dict | None = None, cwd: str | None = None, timeout: float = 120):
-    """Start a real server process, wait until ``ready_path`` answers, stop it afterwards."""
+    """Start a real server process, wait until ``ready_path`` answers, stop it afterwards. It and
+    everything it starts die with pytest, also when pytest is killed (tests/reaper.py)."""
+    import signal
     import subprocess
 
+    from tests.reaper import reaped
+
     log = open(log_path, "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})})
+    proc = subprocess.Popen(reaped(cmd), stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})},
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(url + ready_path, timeout=timeout, proc=proc)
@@ -145,21 +150,33 @@ def running_server(cmd: list[str], ready_path: str, port: int, log_path: Path,
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         log.close()
 
 
+# MLflow's server-side job runner (GenAI jobs: a runner and seven huey consumers, about 25 s of
+# CPU at each start on this machine) is not used by the project: test servers start without it
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
+def mlflow_server_root(tmp_path_factory) -> Path:
+    """The folder of the session's `mlflow server`: its SQLite store (mlflow.db) and artifacts."""
+    return tmp_path_factory.mktemp("mlflow-server")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(mlflow_server_root):
     """A real `mlflow server` on a free loopback port, with its own SQLite store and artifacts."""
     import sys
 
-    root = tmp_path_factory.mktemp("mlflow-server")
+    root = mlflow_server_root
     port = free_port()
     cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
            f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts"),
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with running_server(cmd, "/health", port, root / "server.log") as url:
+    with running_server(cmd, "/health", port, root / "server.log", env=MLFLOW_SERVER_ENV) as url:
         yield url
 
 
@@ -189,7 +206,6 @@ from features.build import build_feature_set  # noqa: E402
 from features.config import FeatureConfig, LabelConfig  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.dataset import from_feature_set  # noqa: E402
-from training.model import fit_churn_model  # noqa: E402
 
 TRAIN_CUTOFFS = [pd.Timestamp(c) for c in ("2024-07-01", "2024-10-01", "2025-01-01", "2025-04-01",
                                      "2025-07-01")]
@@ -206,42 +222,78 @@ def training_data(feature_set):
 
 
 @pytest.fixture(scope="session")
-def fitted(training_data):
-    scorer, info = fit_churn_model(training_data, TrainConfig())
-    return scorer, info
+def trained(mlflow_server, sample_crm, feature_set):
+    """THE training of the sample, once per run: the real pipeline (model selection, calibration,
+    baselines, offer effects from the sample's campaigns) logged to the real tracking server,
+    registered as ``churn`` and promoted. ``fitted``, ``served`` and the portable-model test's
+    champion all use it. Returns the pipeline's result and the fitted outcome it logged (caught on
+    its way from ``fit_and_evaluate`` to the logging; nothing of the training is replaced)."""
+    import mlflow
+
+    from training import pipeline
+    from training.registry import promote
+
+    outcomes = []
+    fit_and_evaluate = pipeline.fit_and_evaluate
+
+    def keep(*args, **kwargs):
+        outcomes.append(fit_and_evaluate(*args, **kwargs))
+        return outcomes[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        mp.setattr(pipeline, "fit_and_evaluate", keep)
+        try:
+            result = pipeline.train_on_feature_set(feature_set, "fp", FeatureConfig(),
+                                                   TrainConfig(), crm=sample_crm)
+            assert promote("churn").promoted
+        finally:
+            mlflow.set_tracking_uri(None)
+    (outcome,) = outcomes
+    return {"result": result, "outcome": outcome, "tracking_uri": mlflow_server}
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory, sample_crm, feature_set):
-    """A champion trained on the sample (uplift included) in a local tracking store, and an online
-    store materialised from the latest cutoff. Returns the environment a service needs."""
-    import mlflow
+def fitted(trained):
+    """(scorer, fit info) of the shared training: ``fit_churn_model`` on ``training_data``'s rows
+    with the default TrainConfig, as the pipeline ran it."""
+    outcome = trained["outcome"]
+    return outcome.scorer, outcome.info
 
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory, sample_crm, trained):
+    """The shared training's champion (uplift included) on the session's tracking server, and an
+    online store materialised from the latest cutoff. Returns the environment a service needs."""
     from features.store import materialize
-    from training.pipeline import train_on_feature_set
-    from training.registry import promote
 
     root = tmp_path_factory.mktemp("served")
-    uri = f"sqlite:///{root}/mlflow.db"
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    try:
-        result = train_on_feature_set(feature_set, "fp", FeatureConfig(), TrainConfig(),
-                                      crm=sample_crm)
-        promote("churn")
-    finally:
-        if old is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old
-        mlflow.set_tracking_uri(None)
     latest = build_feature_set(sample_crm, [pd.Timestamp("2025-12-01")], FeatureConfig(),
                                LabelConfig(), population_only=False)
     materialize(latest.frame, latest.feature_names, root / "store.sqlite")
-    return {"MLFLOW_TRACKING_URI": uri, "CHURN_STORE": str(root / "store.sqlite"),
+    return {"MLFLOW_TRACKING_URI": trained["tracking_uri"],
+            "CHURN_STORE": str(root / "store.sqlite"),
             "CHURN_API_KEY": ",".join(API_KEYS), "CHURN_POLL_SECONDS": "1",
             "CHURN_MODEL_CACHE": str(root / "model-cache"),
-            "root": str(root), "features": latest, "version": result.model_version}
+            "root": str(root), "features": latest, "version": trained["result"].model_version}
+
+
+def register_copy(url: str, name: str, version: str, new_name: str | None = None) -> str:
+    """Register the model of ``name`` version ``version`` again (under ``new_name`` if given) on
+    the tracking server at ``url``, without retraining; returns the new version."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    current = client.get_model_version(name, version)
+    model_id = getattr(current, "model_id", None)
+    if model_id is None and current.source.startswith("models:/m-"):  # a logged model's source
+        model_id = current.source[len("models:/"):]
+    if new_name:
+        with contextlib.suppress(MlflowException):  # already there
+            client.create_registered_model(new_name)
+    return str(client.create_model_version(new_name or name, source=current.source,
+                                           run_id=current.run_id, model_id=model_id).version)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from features.spec import CATEGORY
 from scoring.artifact import MODEL_CODE, MODEL_PACKAGES, OUTPUT_COLUMN
 from scoring.model_store import load_scorer
 from scoring.scorer import ChurnScorer
-from tests.conftest import free_port, running_server
+from tests.conftest import free_port, register_copy, running_server
 from training.dataset import HOLDOUT
 from training.tracking import canonical, model_input_frame, read_constraints
 
@@ -50,21 +50,20 @@ class Champion:
 
 
 @pytest.fixture(scope="module")
-def champion(mlflow_server, feature_set, training_data, tmp_path_factory) -> Champion:
-    """A champion trained, registered and promoted on the real tracking server, as
-    tests/training/test_registry.py does."""
-    from features.config import FeatureConfig
-    from training.config import TrainConfig
-    from training.pipeline import train_on_feature_set
+def champion(trained, training_data, tmp_path_factory) -> Champion:
+    """The run's shared training (tests/conftest.py's ``trained``: the real pipeline, offer
+    effects included, logged to the real tracking server), registered again under a name of this
+    test's own and promoted there, so no other test's promotion moves it."""
     from training.registry import promote
+    from training.tracking import CHALLENGER
 
-    name = f"churn_portable_{uuid.uuid4().hex[:8]}"
+    url, name = trained["tracking_uri"], f"churn_portable_{uuid.uuid4().hex[:8]}"
     old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
-    mlflow.set_tracking_uri(mlflow_server)
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    mlflow.set_tracking_uri(url)
     try:
-        train_on_feature_set(feature_set, "fp", FeatureConfig(),
-                             TrainConfig(experiment=f"exp-{name}", model_name=name))
+        version = register_copy(url, "churn", trained["result"].model_version, new_name=name)
+        mlflow.MlflowClient().set_registered_model_alias(name, CHALLENGER, version)
         assert promote(name).promoted
         uri = f"models:/{name}@champion"
         scorer = load_scorer(uri).scorer

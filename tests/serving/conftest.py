@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEYS, free_port
+from tests.conftest import API_KEYS, MLFLOW_SERVER_ENV, free_port, register_copy
+from tests.reaper import reaped
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -81,7 +81,8 @@ def wait_until(check, timeout: float, step: float = 0.25, what: str = "condition
 
 
 class Server:
-    """A server process of our own (its own process group), started and stopped on demand."""
+    """A server process of our own (its own process group, under tests/reaper.py so that nothing
+    of it outlives pytest), started and stopped on demand."""
 
     def __init__(self, cmd: list[str], port: int, log_path: Path, env: dict[str, str],
                  cwd: Path | None = None, ready_path: str = "/readyz"):
@@ -93,7 +94,8 @@ class Server:
         """Start; with ``wait``, until ``ready_path`` answers 200. Returns the seconds taken."""
         started = time.monotonic()
         log = open(self.log_path, "a")  # noqa: SIM115 - the child holds it
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
+        # reaped: it and what it starts (circus's workers leave the group) die with pytest
+        self.proc = subprocess.Popen(reaped(self.cmd), stdout=log, stderr=subprocess.STDOUT,
                                      cwd=self.cwd, env=self.env, start_new_session=True)
         log.close()
         if wait:
@@ -149,23 +151,29 @@ def churn_serve(root: Path, env: dict[str, str], workers: int = 1, name: str = "
     return Server(cmd, port, root / f"{name}.log", worktree_env({**home, **env}), cwd=root)
 
 
-def mlflow_server(root: Path) -> Server:
+def mlflow_server(root: Path, artifacts: Path | None = None) -> Server:
     port = free_port()
     cmd = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-           "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
+           "--artifacts-destination", str(artifacts or root / "artifacts"), "--host", "127.0.0.1",
            "--port", str(port), "--workers", "1"]
-    return Server(cmd, port, root / "mlflow.log", worktree_env(), cwd=root, ready_path="/health")
+    return Server(cmd, port, root / "mlflow.log", worktree_env(MLFLOW_SERVER_ENV), cwd=root,
+                  ready_path="/health")
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory, served):
+def registry(tmp_path_factory, served, mlflow_server_root):
     """A real `mlflow server` with a trained champion, for tests that take the registry down
     (each test starts it again if a previous one left it stopped). Its store is a copy of the
-    served champion's tracking database (the same trained model, version and alias; artifacts
-    stay where that training wrote them, on this machine), so the sample is not trained twice."""
+    session tracking server's database, taken when first asked for (the served champion: the same
+    trained model, version and alias), and it serves that server's artifact folder (the model's
+    files, read through this server only), so the sample is not trained again."""
+    import sqlite3
+
     root = tmp_path_factory.mktemp("registry")
-    shutil.copy(Path(served["root"]) / "mlflow.db", root / "mlflow.db")
-    server = mlflow_server(root)
+    with sqlite3.connect(mlflow_server_root / "mlflow.db") as live, \
+            sqlite3.connect(root / "mlflow.db") as copy:
+        live.backup(copy)  # consistent while the session server runs
+    server = mlflow_server(root, artifacts=mlflow_server_root / "artifacts")
     server.start(timeout=120)
     yield {"server": server, "url": server.url, "first_version": champion(server.url)}
     server.stop()
@@ -183,12 +191,7 @@ def promote_a_copy(url: str) -> str:
     promotion without retraining); returns the new version."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=url, registry_uri=url)
-    current = client.get_model_version_by_alias("churn", "champion")
-    model_id = getattr(current, "model_id", None)
-    if model_id is None and current.source.startswith("models:/m-"):  # a logged model's source
-        model_id = current.source[len("models:/"):]
-    new = client.create_model_version("churn", source=current.source, run_id=current.run_id,
-                                      model_id=model_id)
-    client.set_registered_model_alias("churn", "champion", new.version)
-    return str(new.version)
+    new = register_copy(url, "churn", champion(url))
+    MlflowClient(tracking_uri=url, registry_uri=url).set_registered_model_alias(
+        "churn", "champion", new)
+    return new

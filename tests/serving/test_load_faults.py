@@ -42,7 +42,9 @@ def test_no_request_fails_through_a_store_refresh_a_promotion_and_a_registry_out
            "CHURN_API_KEY": ",".join(API_KEYS), "CHURN_POLL_SECONDS": str(CHECK),
            "CHURN_STORE_CHECK_SECONDS": str(CHECK), "CHURN_MODEL_CACHE": str(tmp_path / "cache")}
     service = churn_serve(tmp_path, env, workers=2, name="load")
-    service.start()
+    # what bringing a model up takes on this machine now (worker start, model download and build):
+    # the bound on a promotion below is the poll interval plus this, not a guess
+    bring_up = service.start()
     ids = served["features"].frame["customer_id"].tolist()
     records: list[tuple] = []
     events: dict[str, float] = {}
@@ -125,6 +127,7 @@ def test_no_request_fails_through_a_store_refresh_a_promotion_and_a_registry_out
         "degraded_answers": len(degraded),
         "degraded_window_s": [round(min(degraded), 1), round(max(degraded), 1)] if degraded
         else None,
+        "service_up_s": round(bring_up, 1),
     }
     print("load figures:", json.dumps(figures))
     (tmp_path / "load-figures.json").write_text(json.dumps(figures, indent=1))
@@ -133,7 +136,14 @@ def test_no_request_fails_through_a_store_refresh_a_promotion_and_a_registry_out
     assert not failed, f"{len(failed)} failed requests, e.g. {failed[:3]}"
     assert set(statuses.tolist()) == {200}
     assert last_old_store - events["store"] < CHECK + 5, "a worker kept the old store too long"
-    assert last_old_model - events["promote"] < CHECK + 20, "a worker kept the old model too long"
+    # each worker asks the registry every CHECK s and then loads the new version; if the registry
+    # went down before that had to be done, it asks again within CHECK s of the registry's return
+    model_due = events["promote"] + CHECK + bring_up + 5
+    if model_due > events["outage"]:
+        model_due = max(model_due, events["back"] + CHECK + bring_up + 5)
+    assert last_old_model < model_due, (f"a worker kept the old model too long: until "
+                                        f"{last_old_model:.1f} s, due by {model_due:.1f} s "
+                                        f"(a worker came up in {bring_up:.1f} s); {events}")
     tail = records[-200:]
     assert all(r[4] == new_store and r[5] == "2025-12-15" for r in tail), "new data not served"
     assert all(r[3] == new_version for r in tail), "new model not served"

@@ -187,11 +187,13 @@ def test_a_short_key_stops_churn_serve_with_one_line(service, tmp_path):
     import signal
 
     from tests.conftest import free_port
+    from tests.reaper import reaped
 
     (tmp_path / "keys").write_text("# ours\nshort-key\n")
-    proc = subprocess.Popen([str(BIN / "churn"), "serve", "--port", str(free_port()), "--store",
-                             str(service["root"] / "store.sqlite"), "--api-key-file",
-                             str(tmp_path / "keys")], env=worktree_env(), text=True,
+    proc = subprocess.Popen(reaped([str(BIN / "churn"), "serve", "--port", str(free_port()),
+                                    "--store", str(service["root"] / "store.sqlite"),
+                                    "--api-key-file", str(tmp_path / "keys")]),
+                            env=worktree_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
