@@ -23,6 +23,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.reaper import reaped
+
 
 def spark_home() -> Path:
     import pyspark
@@ -118,7 +120,7 @@ def _env() -> dict:
 
 def _start(name: str, cmd: list[str], log: Path) -> Daemon:
     out = open(log, "w")  # noqa: SIM115 - the daemon owns it until it exits
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(),
+    proc = subprocess.Popen(reaped(cmd), stdout=out, stderr=subprocess.STDOUT, env=_env(),
                             start_new_session=True)
     out.close()
     return Daemon(name, proc, log)
