@@ -93,16 +93,16 @@ class PartPool:
                         nxt += 1
                     _, future = pending[0]
                     result = future.result()
-                except BrokenProcessPool as exc:
+                    pending.popleft()
+                    if nxt < len(items):  # the next part starts before the caller takes this
+                        pending.append((nxt, pool.submit(_run, fn, items[nxt])))
+                        nxt += 1
+                except BrokenProcessPool as exc:  # a worker died (in a result or a submit)
                     busy = [j for j, _ in pending] or [nxt]  # which of them died is not known
                     raise WorkerError(
                         "a worker process stopped unexpectedly (killed, or out of memory?) "
                         "while the workers had "
                         + ", ".join(names[j] if names else f"item {j}" for j in busy)) from exc
-                pending.popleft()
-                if nxt < len(items):  # the next part starts before the caller takes this one
-                    pending.append((nxt, pool.submit(_run, fn, items[nxt])))
-                    nxt += 1
                 yield result
             ok = True
         finally:

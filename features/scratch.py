@@ -3,13 +3,16 @@
 
 A build removes its folders when it ends, whether it succeeds or fails; a build that is killed
 (SIGKILL, out of memory, power) cannot, so each new one clears the stale folders in the folder it
-works in: those whose owner, on this machine, is no longer running, and, whatever their owner,
-those untouched for ``STALE_AFTER`` (a folder of another machine sharing the disk, or one named
-before the owner was recorded). A live build's folders are never removed.
+works in: those whose owner, on this machine, is no longer running, and, of other owners, those
+untouched for ``STALE_AFTER`` (a folder of another machine sharing the disk, or one named before
+the owner was recorded). "This machine" is the host name, the boot and the process-id namespace
+together (a container sharing the host's name and disk has its own process ids): a folder whose
+owner may be alive is never removed on the strength of a process id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -32,7 +35,8 @@ def scratch_dir(parent: str | Path | None = None) -> tempfile.TemporaryDirectory
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
         clear_stale(parent)
-    return tempfile.TemporaryDirectory(prefix=f"{PREFIX}{_host()}.{os.getpid()}.", dir=parent)
+    return tempfile.TemporaryDirectory(prefix=f"{PREFIX}{_host()}.{os.getpid()}.", dir=parent,
+                                       ignore_cleanup_errors=True)  # never hides the real error
 
 
 def clear_stale(parent: str | Path) -> list[Path]:
@@ -55,15 +59,13 @@ def clear_stale(parent: str | Path) -> list[Path]:
 
 
 def _stale(path: Path) -> bool:
-    try:
-        if time.time() - path.stat().st_mtime > STALE_AFTER:
-            return True
+    owner = _OWNED.match(path.name[len(PREFIX):])
+    if owner is not None and owner["host"] == _host():
+        return not _alive(int(owner["pid"]))  # ours: the process id decides, never the age
+    try:  # another machine's, or unnamed: not known to be dead, only the age bound clears it
+        return time.time() - path.stat().st_mtime > STALE_AFTER
     except OSError:  # gone meanwhile
         return False
-    owner = _OWNED.match(path.name[len(PREFIX):])
-    if owner is None or owner["host"] != _host():
-        return False  # not known to be dead: only the age bound clears it
-    return not _alive(int(owner["pid"]))
 
 
 def _alive(pid: int) -> bool:
@@ -79,4 +81,12 @@ def _alive(pid: int) -> bool:
 
 
 def _host() -> str:
-    return re.sub(r"[^0-9a-z_-]+", "-", socket.gethostname().lower())[:40]
+    """This machine as the owner tag: host name, boot and process-id namespace, hashed."""
+    facts = [socket.gethostname()]
+    for fact in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            facts.append(Path(fact).read_text().strip() if "boot" in fact
+                         else str(os.stat(fact).st_ino))
+        except OSError:
+            facts.append("")
+    return hashlib.sha256("\0".join(facts).encode()).hexdigest()[:16]

@@ -107,6 +107,24 @@ def test_a_failing_worker_raises_its_error_and_stops_the_others(tmp_path):
     assert not list(tmp_path.glob("done-*")), "a worker finished its item after the failure"
 
 
+def _die_late(i: int) -> int:
+    if i == 2:
+        time.sleep(0.5)
+        os._exit(3)
+    return i
+
+
+def test_a_worker_that_dies_while_the_caller_writes_is_named():
+    """Item 1 done, item 2's worker killed while the caller is busy with item 0: the next
+    submit finds the pool broken, and that too is the named WorkerError."""
+    got = []
+    with part_pool(2) as pool, pytest.raises(WorkerError, match="stopped unexpectedly"):
+        for r in pool.map(_die_late, range(6), names=[f"part-{i:05d}" for i in range(6)]):
+            got.append(r)
+            time.sleep(2)  # a slow writer
+    assert got[:1] == [0]
+
+
 def test_a_worker_that_dies_is_named():
     with part_pool(2) as pool, pytest.raises(WorkerError, match="part-00001"):
         list(pool.map(_die, [0, 1, 2, 3], names=[f"part-{i:05d}" for i in range(4)]))

@@ -43,6 +43,8 @@ def test_only_folders_that_no_live_process_owns_are_cleared(tmp_path):
         old = _folder(tmp_path, f"{scratch.PREFIX}otherhost.1.abc")
         week_ago = time.time() - scratch.STALE_AFTER - 60
         os.utime(old, (week_ago, week_ago))
+        running_old = _folder(tmp_path, f"{scratch.PREFIX}{host}.{live.pid}.old")
+        os.utime(running_old, (week_ago, week_ago))  # a live owner's folder: kept at any age
         user_data = _folder(tmp_path, "churn-btyd-notes")  # not hidden: not ours
         removed = scratch.clear_stale(tmp_path)
     finally:
@@ -50,7 +52,7 @@ def test_only_folders_that_no_live_process_owns_are_cleared(tmp_path):
         live.wait()
     assert sorted(removed) == sorted([dead, old])
     assert not dead.exists() and not old.exists()
-    for kept in (running, mine, elsewhere, unnamed, user_data):
+    for kept in (running, running_old, mine, elsewhere, unnamed, user_data):
         assert (kept / "cutoff0-frequency.f8").exists(), f"{kept.name} removed"
 
 
@@ -76,3 +78,19 @@ def test_a_build_clears_what_a_killed_build_left_and_leaves_nothing_itself(tmp_p
                      LabelConfig(), out / "f.parquet", workers=2)
     assert not left.exists(), "the killed build's spool is still there"
     assert [p.name for p in out.iterdir()] == ["f.parquet"]
+
+
+def test_the_owner_tag_tells_a_container_sharing_the_host_name_apart(monkeypatch):
+    """The tag hashes the host name, the boot and the process-id namespace: another namespace
+    (a container with the host's name) is another machine, whose folders only age clears."""
+    here = scratch._host()
+    real_stat = os.stat
+
+    def other_namespace(path, *a, **k):
+        st = real_stat(path, *a, **k)
+        if str(path) == "/proc/self/ns/pid":
+            return os.stat_result((st.st_mode, st.st_ino + 1, *tuple(st)[2:]))
+        return st
+
+    monkeypatch.setattr(scratch.os, "stat", other_namespace)
+    assert scratch._host() != here and len(here) == 16
