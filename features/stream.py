@@ -19,6 +19,7 @@ rows in cutoff order, then customer order).
 from __future__ import annotations
 
 import logging
+import uuid
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,9 +224,14 @@ def _build_part(job: _BuildJob) -> _BuiltPart:
     del fs  # the frame goes before the table is sent
     if job.handoff is None:
         return _BuiltPart(job.part.name, table, specs, per_cutoff)
-    with pa.OSFile(str(job.handoff), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+    # a name of this attempt's own, complete before it is named: a second attempt of the task
+    # (a retry, Spark's speculation) never rewrites the file the writer is reading
+    path = job.handoff.with_name(f"{job.handoff.stem}.{uuid.uuid4().hex[:12]}.arrow")
+    tmp = path.with_suffix(".tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
-    return _BuiltPart(job.part.name, None, specs, per_cutoff, handoff=job.handoff)
+    tmp.rename(path)
+    return _BuiltPart(job.part.name, None, specs, per_cutoff, handoff=path)
 
 
 def _read_handoff(path: Path) -> pa.Table:

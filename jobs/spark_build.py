@@ -25,14 +25,15 @@ from jobs.storage import Location, location
 log = logging.getLogger(__name__)
 
 
-def builds_on_parts(source: str | Path | Location) -> bool:
+def builds_on_parts(source: str | Path | Location, out: str | Path | Location) -> bool:
     """Whether ``source`` is built here: a folder of part files on this machine (a path or a
-    file:// URI; on a cluster the executors must see it at the same path: a shared file system).
-    A source of one part would be one task (the driver's scan already holds it whole), and a
-    remote one is on no path the executors read: Spark buckets those customers itself
-    (``jobs.spark_features``)."""
+    file:// URI; on a cluster the executors must see it at the same path: a shared file system),
+    written to an ``out`` on this machine too (the executors leave their results, and read the
+    BTYD spool, beside it). A source of one part would be one task (the driver's scan already
+    holds it whole), and a remote source or output is on no path the executors share: Spark
+    buckets those customers itself (``jobs.spark_features``)."""
     local = location(source).local
-    return local is not None and is_partitioned(local)
+    return local is not None and is_partitioned(local) and location(out).local is not None
 
 
 def spark_build_to_parquet(source: str | Path | Location, cutoffs: list, features: FeatureConfig,

@@ -27,7 +27,7 @@ import concurrent.futures as cf
 import contextlib
 import logging
 import pickle
-import tempfile
+import threading
 import traceback
 import uuid
 from collections import deque
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from features.parallel import WorkerError
+from features.scratch import scratch_dir
 from jobs.spark_session import SparkJobError, one_line
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class SparkPool:
             yield from map(fn, items)
             return
         group = f"churn-pool-{uuid.uuid4().hex[:12]}"
+        stopping = threading.Event()  # a thread not yet in runJob starts no job after a failure
         threads = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="spark-pool")
         pending: deque[cf.Future] = deque()
         ok = False
@@ -100,7 +102,8 @@ class SparkPool:
             while nxt < len(items) or pending:
                 while nxt < len(items) and len(pending) < self.workers:
                     name = names[nxt] if names else f"item {nxt}"
-                    pending.append(threads.submit(self._run, group, fn, items[nxt], name))
+                    pending.append(threads.submit(self._run, group, stopping, fn, items[nxt],
+                                                  name))
                     nxt += 1
                 result = pending.popleft().result()
                 if isinstance(result, _Spilled):
@@ -111,22 +114,32 @@ class SparkPool:
                 yield result
             ok = True
         finally:
-            if not ok:
-                self._sc.cancelJobGroup(group)
-                for future in pending:
-                    future.cancel()
+            if not ok:  # a failure, or the caller stopped early: nothing may run on after this
+                stopping.set()
+                while True:
+                    self._sc.cancelJobGroup(group)  # again: a job may have started meanwhile
+                    _, running = cf.wait(pending, timeout=0.5)
+                    if not running:
+                        break
+                for future in pending:  # their results (spilled files) are not wanted
+                    if future.exception() is None and isinstance(future.result(), _Spilled):
+                        future.result().path.unlink(missing_ok=True)
             threads.shutdown(wait=True)
 
     def close(self) -> None:
         """Nothing to end: the session belongs to the caller."""
 
-    def _run(self, group: str, fn: Callable[[T], R], item: T, name: str) -> R | _Raised:
-        """One item as one Spark job (in a driver thread: its job group is the thread's)."""
+    def _run(self, group: str, stopping: threading.Event, fn: Callable[[T], R], item: T,
+             name: str) -> R | _Raised | None:
+        """One item as one Spark job (in a driver thread: its job group is the thread's); none
+        once the map is stopping."""
         from py4j.protocol import Py4JError
         from pyspark.errors import PySparkException
 
         sc = self._sc
         sc.setJobGroup(group, f"churn: {name}", interruptOnCancel=True)
+        if stopping.is_set():
+            return None
         try:
             rdd = sc.parallelize([item], 1)
             return sc.runJob(rdd, _TaskFn(fn, self.spill), [0])[0]
@@ -174,9 +187,6 @@ def _raised(exc: BaseException) -> _Raised:
     return _Raised(exc, trace)
 
 
-SPILL_PREFIX = ".churn-spark-"  # the spill folder (hidden: it sits beside an output)
-
-
 @contextlib.contextmanager
 def spark_pool(session, in_flight: int | None = None,
                spill_beside: Path | None = None) -> Iterator[SparkPool]:
@@ -186,8 +196,7 @@ def spark_pool(session, in_flight: int | None = None,
         spill = None
         if spill_beside is not None:
             Path(spill_beside).mkdir(parents=True, exist_ok=True)
-            spill = Path(stack.enter_context(tempfile.TemporaryDirectory(
-                prefix=SPILL_PREFIX, dir=spill_beside)))
+            spill = Path(stack.enter_context(scratch_dir(spill_beside)))
         pool = SparkPool(session, in_flight, spill)
         try:
             yield pool

@@ -64,7 +64,7 @@ def features_build(
         if engine is Engine.local:
             per_cutoff, n_specs = _build_local(data, cutoffs, settings.features, labels, target,
                                                declared, job, settings.parallel.workers)
-        elif builds_on_parts(data):
+        elif builds_on_parts(data, target):
             per_cutoff, n_specs = _build_spark(data, cutoffs, settings.features, labels, target,
                                                declared, job, _spark_options(
                                                    spark_master, spark_conf, spark_buckets,

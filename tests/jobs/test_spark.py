@@ -249,6 +249,22 @@ def test_the_spark_pool_gives_results_in_order_a_window_at_a_time(spark, tmp_pat
     assert list(spill.iterdir()) == []  # each result's file read and removed
 
 
+def test_a_caller_that_stops_early_leaves_nothing_running_or_spilled(spark, tmp_path):
+    from jobs.spark_pool import SparkPool
+
+    notes, spill = tmp_path / "notes", tmp_path / "spill"
+    notes.mkdir()
+    spill.mkdir()
+    results = SparkPool(spark, in_flight=2, spill=spill).map(_Task(notes), [0, 1, 4, 9, 16])
+    assert next(results) == 0
+    results.close()  # the caller stops (an error while writing, Ctrl-C)
+    after = _notes(notes)
+    assert not any(n.startswith("started-") for n in after), after  # none still running
+    assert list(spill.iterdir()) == []  # the unwanted results' files are gone too
+    time.sleep(0.5)
+    assert _notes(notes) == after  # and no job starts afterwards
+
+
 def test_the_spark_pool_raises_what_a_task_raised_and_stops(spark, tmp_path):
     from jobs.spark_pool import SparkPool, SparkWorkerError
 

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -170,8 +171,8 @@ def registry(tmp_path_factory, served, mlflow_server_root):
     import sqlite3
 
     root = tmp_path_factory.mktemp("registry")
-    with sqlite3.connect(mlflow_server_root / "mlflow.db") as live, \
-            sqlite3.connect(root / "mlflow.db") as copy:
+    with closing(sqlite3.connect(mlflow_server_root / "mlflow.db")) as live, \
+            closing(sqlite3.connect(root / "mlflow.db")) as copy:
         live.backup(copy)  # consistent while the session server runs
     server = mlflow_server(root, artifacts=mlflow_server_root / "artifacts")
     server.start(timeout=120)
