@@ -80,10 +80,13 @@ def _global_options(
         "--quiet", "-q", help="No progress bars and no summary lines (stderr). Bars show only on "
                               "a terminal anyway; CHURN_PROGRESS=1 forces them on.")] = False,
 ) -> None:
-    from features.progress import set_quiet
+    from features.progress import enabled, set_quiet
 
     _Run.debug, _Run.quiet = debug, quiet
     set_quiet(quiet)
+    # MLflow's own bar (a model downloaded from a tracking server) follows ours: off in a log or
+    # a pipe (it wrote a line per file there) and under --quiet, unless the caller set it
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true" if enabled() else "false")
 
 
 def _setup(verbose: bool, config: Path | None) -> Settings:
