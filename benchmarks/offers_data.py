@@ -25,7 +25,7 @@ from features.io import load_crm
 from features.sample import SampleSpec, generate, write_sample
 from scoring.offers.catalogue import Catalogue
 from scoring.offers.policy import Customers
-from scoring.offers.value import ValueConfig, customer_value
+from scoring.offers.value import ValueConfig, customer_value, value_features
 from scoring.scorer import ChurnScorer
 from training.config import TrainConfig
 from training.dataset import from_feature_set
@@ -66,8 +66,8 @@ def build_arena(customers: int, seed: int, catalogue: Catalogue) -> Arena:
     x = scorer.matrix(base)
     p = scorer.predict(x)
     vcfg = ValueConfig()
-    value = customer_value(base[f"orders_{vcfg.window_days}d"],
-                           base[f"avg_order_value_{vcfg.window_days}d"], vcfg)
+    orders, order_value = value_features(vcfg)
+    value = customer_value(base[orders], base[order_value], vcfg)
     people = Customers(p, value, base["days_since_last_offer"].to_numpy(float),
                        base["segment"].to_numpy(), base["plan"].to_numpy(),
                        base["has_contract"].to_numpy())
