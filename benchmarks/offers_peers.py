@@ -85,7 +85,7 @@ def _fit_predict_forest(x, t, y, base, seed: int) -> np.ndarray:
         x, t, y = x[keep], t[keep], y[keep]
     model = UpliftRandomForestClassifier(control_name="control", random_state=seed, n_jobs=1,
                                          **FOREST)
-    model.fit(_finite(x), np.where(t == 1, "treated", "control"), y.astype(int))
+    model.fit(X=_finite(x), treatment=np.where(t == 1, "treated", "control"), y=y.astype(int))
     return np.asarray(model.predict(_finite(base)), dtype=float)[:, 0]
 
 

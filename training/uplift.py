@@ -20,6 +20,7 @@ in its campaigns falls back to the catalogue's prior, and says so.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,8 +188,9 @@ def fit_uplift(data: CampaignData | None, scorer: ChurnScorer, catalogue: Catalo
     p = scorer.predict(data.x)
     offset = logit(p, LOGIT_EPS)
     finite = np.where(np.isfinite(data.x), data.x, np.nan)
-    center = np.nan_to_num(np.nanmean(finite, axis=0), nan=0.0)
-    spread = np.nanstd(finite, axis=0)
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all-missing columns
+        center = np.nan_to_num(np.nanmean(finite, axis=0), nan=0.0)
+        spread = np.nanstd(finite, axis=0)
     spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
     s = standardise(data.x, center, spread)
     families = [scorer.spec(f).family for f in scorer.features]
