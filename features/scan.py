@@ -28,6 +28,7 @@ from tempfile import TemporaryDirectory
 import numpy as np
 import pandas as pd
 
+from features import pending_fits
 from features.btyd import BtydConfig, PurchaseSummary
 from features.config import FeatureConfig
 from features.contract import ContractError, Problem, parse_as_of, utc_now, validate
@@ -102,9 +103,10 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     folder in which the BTYD fits' purchase summaries are spooled (in a scratch folder,
     ``features.scratch``, removed on return or failure; default the system's temporary folder,
     ``TMPDIR``, which may be in memory: the streamed build passes its output's folder).
-    ``defer_fits``: with several parts, the BTYD fits are not made here but left to the caller
-    (``SourceScan.pending_fits``, ``features.pending_fits``: made while the workers read the
-    parts again; ``config`` lacks them until then)."""
+    ``defer_fits``: with several parts, and summaries small enough that the fit's memory does not
+    matter (``features.pending_fits.OVERLAP_UP_TO``), the BTYD fits are not made here but left to
+    the caller (``SourceScan.pending_fits``: made while the workers read the parts again;
+    ``config`` lacks them until then)."""
     pool = pool or PartPool(1)
     as_of, now = parse_as_of(as_of), utc_now()
     parts = partitions(source)
@@ -173,7 +175,8 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
             update["event_types"], update["valued_event_types"] = vocabulary_from_counts(
                 {k: (v[0], v[1]) for k, v in types.items()}, config)
         pending = None
-        if fits_wanted and defer_fits and len(parts) > 1:
+        if (fits_wanted and defer_fits and len(parts) > 1
+                and sum(spools[c].nbytes for c in fits_wanted) <= pending_fits.OVERLAP_UP_TO):
             wanted = [(spools[c].close(), config.btyd) for c in fits_wanted]
             pending = PendingFits(partial(_fit_all, dict(config.btyd_fits or {}), fits_wanted,
                                           wanted, checks), spools.detach())
@@ -226,11 +229,13 @@ class _Spool:
     def __init__(self, folder: Path, name: str):
         self.paths = tuple(folder / f"{name}-{f}.f8" for f in self.FIELDS)
         self._files = [p.open("wb") for p in self.paths]
+        self.nbytes = 0
 
     def add(self, summary: PurchaseSummary) -> None:
         has = np.isfinite(summary.frequency)
         for file, name in zip(self._files, self.FIELDS, strict=True):
             np.ascontiguousarray(getattr(summary, name)[has], dtype=np.float64).tofile(file)
+        self.nbytes += 8 * len(self.FIELDS) * int(has.sum())
 
     def close(self) -> tuple[Path, ...]:
         for file in self._files:

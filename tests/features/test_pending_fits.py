@@ -73,3 +73,16 @@ def test_a_failed_fit_stops_the_parallel_build_with_its_own_error(parts, tmp_pat
             build_to_parquet(parts, CUTOFFS, FeatureConfig(), LabelConfig(), out,
                              workers=workers)
         assert list(out.parent.iterdir()) == [], workers
+
+
+def test_fits_of_many_customers_are_made_before_the_build_pass(parts, monkeypatch):
+    """The fit's memory grows with the customers: beyond ``OVERLAP_UP_TO`` bytes of summaries it
+    is not held beside the workers' parts (made in the scan, as without workers)."""
+    import features.pending_fits as pending_module
+
+    small = scan_source(parts, CUTOFFS, FeatureConfig(), checks=False, defer_fits=True)
+    assert small.pending_fits is not None
+    small.pending_fits.cleanup()
+    monkeypatch.setattr(pending_module, "OVERLAP_UP_TO", 1000)  # bytes: a few customers
+    large = scan_source(parts, CUTOFFS, FeatureConfig(), checks=False, defer_fits=True)
+    assert large.pending_fits is None and len(large.config.btyd_fits) == len(CUTOFFS)
