@@ -205,12 +205,13 @@ class _Sink:
     def __init__(self, path: Path):
         self.path, self.file, self._held, self._size = path, None, [], 0
 
-    def write(self, data) -> int:
+    def write(self, data) -> int:  # bytes, or a buffer (``PickleBuffer``: an array's data)
         if self.file is None:
-            self._size += len(data)
+            size = memoryview(data).nbytes
+            self._size += size
             if self._size <= SPILL_ABOVE:
                 self._held.append(bytes(data))
-                return len(data)
+                return size
             self.file = self.path.open("wb")
             for held in self._held:
                 self.file.write(held)

@@ -314,6 +314,13 @@ def test_only_a_large_result_is_spilled_to_a_file(tmp_path):
     assert [p.suffix for p in tmp_path.iterdir()] == [".pkl"]
     assert spilled.load() == large
     assert list(tmp_path.iterdir()) == []
+    summary = {"frequency": np.arange(SPILL_ABOVE // 8 + 1, dtype=np.float64)}  # a glance's
+    spilled = _spill(summary, tmp_path)  # arrays' data reach the file as buffers, not bytes
+    assert isinstance(spilled, _Spilled)
+    np.testing.assert_array_equal(spilled.load()["frequency"], summary["frequency"])
+    few = {"frequency": np.arange(10, dtype=np.float64)}
+    np.testing.assert_array_equal(_spill(few, tmp_path)["frequency"], few["frequency"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_spark_buckets_on_a_partitioned_source_is_said_to_be_unused(spark, parts, tmp_path,
