@@ -196,21 +196,25 @@ def _build_peak(interval: float = 0.25):
 
     def sample() -> None:
         while not stop.is_set():
-            held, rss, pss = {}, 0, 0
             procs = [me, *me.children(recursive=True)]
-            jvms = set()
-            for p in procs:
+            rss = 0
+            for p in procs:  # the resident sets (cheap); PSS and roles only at a new peak
                 with contextlib.suppress(psutil.Error):
-                    if p.name().startswith("java"):
-                        jvms.add(p.pid)
-            for p in procs:
-                with contextlib.suppress(psutil.Error):
-                    m = p.memory_full_info()
-                    rss, pss = rss + m.rss, pss + getattr(m, "pss", m.rss)
-                    held.setdefault(role(p, jvms), []).append(
-                        [round(m.rss / 2**20), round(getattr(m, "pss", m.rss) / 2**20)])
+                    rss += p.memory_info().rss
             if rss / 2**20 > found["build_peak_mb"]:
-                found.update(build_peak_mb=rss / 2**20, build_pss_mb=pss / 2**20,
+                held, rss, pss, jvms = {}, 0, 0, set()
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        if p.name().startswith("java"):
+                            jvms.add(p.pid)
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        m = p.memory_full_info()  # smaps_rollup: costly on the JVM's mappings
+                        rss, pss = rss + m.rss, pss + getattr(m, "pss", m.rss)
+                        held.setdefault(role(p, jvms), []).append(
+                            [round(m.rss / 2**20), round(getattr(m, "pss", m.rss) / 2**20)])
+                found.update(build_peak_mb=max(found["build_peak_mb"], rss / 2**20),
+                             build_pss_mb=max(found["build_pss_mb"], pss / 2**20),
                              build_held_mb=held)
             stop.wait(interval)
 
