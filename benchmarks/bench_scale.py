@@ -18,6 +18,7 @@ fitted model is saved and scores every built row.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -154,8 +155,9 @@ def stage_spark(work: Path, cutoffs: list[str]) -> dict:
     session = spark_session(SparkOptions.of("local[2]"))
     t1 = time.perf_counter()
     out = work / "spark-features.parquet"
-    built = spark_build_to_parquet(work / "crm", _cutoffs(cutoffs), FeatureConfig(),
-                                   LabelConfig(), out, spark="local[2]")
+    with _build_peak() as held:  # the build alone: the probes below send bytes through the JVM
+        built = spark_build_to_parquet(work / "crm", _cutoffs(cutoffs), FeatureConfig(),
+                                       LabelConfig(), out, spark="local[2]")
     t2 = time.perf_counter()
     part_bytes = pq.ParquetFile(out).read_row_group(0).nbytes  # a part's rows, as Arrow
     pool, probes = SparkPool(session), {}
@@ -167,7 +169,62 @@ def stage_spark(work: Path, cutoffs: list[str]) -> dict:
     jvm_cpu_s = _tree_cpu_s()  # the JVM and its Python workers (cpu_s counts this process)
     session.stop()
     return {"seconds": t2 - t0, "session_s": t1 - t0, "build_s": t2 - t1, "rows": built.rows,
-            "probe_bytes_mb": part_bytes / 2**20, "jvm_and_workers_cpu_s": jvm_cpu_s, **probes}
+            "probe_bytes_mb": part_bytes / 2**20, "jvm_and_workers_cpu_s": jvm_cpu_s, **probes,
+            **held}
+
+
+@contextlib.contextmanager
+def _build_peak(interval: float = 0.25):
+    """The peak summed memory of this process (Spark's driver) and its descendants (the JVM, the
+    Python daemon and workers) while the body runs, and what each held at that moment (RSS and
+    PSS, MB). The stage's ``tree_peak_mb`` also covers the overhead probes after the build, whose
+    118 MB results cross the JVM (which the build's spilled results do not): in session 11 they,
+    not the build, set the stage's peak (the JVM grew to 2.8 GB)."""
+    import threading
+
+    import psutil
+
+    me, stop = psutil.Process(), threading.Event()
+    found: dict = {"build_peak_mb": 0.0, "build_pss_mb": 0.0, "build_held_mb": {}}
+
+    def role(p, jvms: set[int]) -> str:
+        if p.pid == me.pid:
+            return "driver"
+        if p.pid in jvms:
+            return "jvm"
+        return "python daemon" if p.ppid() in jvms else "python worker"  # forked by the daemon
+
+    def sample() -> None:
+        while not stop.is_set():
+            procs = [me, *me.children(recursive=True)]
+            rss = 0
+            for p in procs:  # the resident sets (cheap); PSS and roles only at a new peak
+                with contextlib.suppress(psutil.Error):
+                    rss += p.memory_info().rss
+            if rss / 2**20 > found["build_peak_mb"]:
+                held, rss, pss, jvms = {}, 0, 0, set()
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        if p.name().startswith("java"):
+                            jvms.add(p.pid)
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        m = p.memory_full_info()  # smaps_rollup: costly on the JVM's mappings
+                        rss, pss = rss + m.rss, pss + getattr(m, "pss", m.rss)
+                        held.setdefault(role(p, jvms), []).append(
+                            [round(m.rss / 2**20), round(getattr(m, "pss", m.rss) / 2**20)])
+                found.update(build_peak_mb=max(found["build_peak_mb"], rss / 2**20),
+                             build_pss_mb=max(found["build_pss_mb"], pss / 2**20),
+                             build_held_mb=held)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _tree_cpu_s() -> float:
@@ -223,6 +280,8 @@ def _table(results: dict[int, dict[str, dict]]) -> None:
                 print(f"| {stage} | {n:,} | - | failed: {r['failed'][0][:80]} | | | | |")
                 continue
             mem = r["tree_peak_mb"] if stage in ("spark", "features") else r["peak_mb"]
+            if stage == "spark" and r.get("build_peak_mb"):  # the build, not the probes after it
+                mem = r["build_peak_mb"]
             rate = r["rows"] / r["seconds"] if r["seconds"] else 0
             te = me = "-"
             if prev is not None:
@@ -230,6 +289,9 @@ def _table(results: dict[int, dict[str, dict]]) -> None:
                 te, me = _exponent(pr["seconds"], r["seconds"], pn, n), _exponent(pm, mem, pn, n)
             pss = (f" (PSS {r['tree_pss_mb'] / 1024:.2f} GB)"
                    if stage in ("spark", "features") and r.get("tree_pss_mb") else "")
+            if stage == "spark" and r.get("build_pss_mb"):
+                pss = (f" (PSS {r['build_pss_mb'] / 1024:.2f} GB; with the probes "
+                       f"{r['tree_peak_mb'] / 1024:.2f} GB)")
             print(f"| {stage} | {n:,} | {r['rows']:,} | {r['seconds']:.1f} s | "
                   f"{mem / 1024:.2f} GB{pss} | {rate:,.0f} | {te} | {me} |")
             prev = (n, r, mem)

@@ -21,11 +21,14 @@ import logging
 from collections import defaultdict
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 import numpy as np
 import pandas as pd
 
+from features import pending_fits
 from features.btyd import BtydConfig, PurchaseSummary
 from features.config import FeatureConfig
 from features.contract import ContractError, Problem, parse_as_of, utc_now, validate
@@ -36,6 +39,7 @@ from features.io import QUIET_BEFORE_AS_OF
 from features.parallel import PartPool, WorkerError
 from features.part_scan import NOT_DATA_PROBLEMS, ScanJob, check_part, glance_part
 from features.partitions import UNIQUE, Partition, cross_partition_problems, overlapping, partitions
+from features.pending_fits import PendingFits
 from features.progress import bar
 from features.scratch import scratch_dir
 
@@ -71,6 +75,7 @@ class SourceScan:
     rows: dict[str, int] = field(default_factory=dict)  # rows of each table, all parts
     latest_event: pd.Timestamp | None = None
     probe: CrmData | None = None  # a few customers, for engines that need the columns up front
+    pending_fits: PendingFits | None = None  # ``defer_fits``: the BTYD fits still to make
 
     fingerprinted: str | None = None  # set when the parts will not be there to read again
 
@@ -89,7 +94,7 @@ class SourceScan:
 def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
                 horizon_days: int | None = None, as_of=None,
                 pool: PartPool | None = None, checks: bool = True,
-                spool_dir: str | Path | None = None) -> SourceScan:
+                spool_dir: str | Path | None = None, defer_fits: bool = False) -> SourceScan:
     """Check every part against the contract (all problems of all parts, then the ids that span
     parts) and fix the whole base's vocabulary, BTYD fits and data end (no cutoffs: only the
     checks and the data end); the parts in ``pool``'s workers (default: in this process).
@@ -97,7 +102,11 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     caller checks them); a source of one part is checked and its tables kept. ``spool_dir``: the
     folder in which the BTYD fits' purchase summaries are spooled (in a scratch folder,
     ``features.scratch``, removed on return or failure; default the system's temporary folder,
-    ``TMPDIR``, which may be in memory: the streamed build passes its output's folder)."""
+    ``TMPDIR``, which may be in memory: the streamed build passes its output's folder).
+    ``defer_fits``: with several parts, and summaries small enough that the fit's memory does not
+    matter (``features.pending_fits.OVERLAP_UP_TO``), the BTYD fits are not made here but left to
+    the caller (``SourceScan.pending_fits``: made while the workers read the parts again;
+    ``config`` lacks them until then)."""
     pool = pool or PartPool(1)
     as_of, now = parse_as_of(as_of), utc_now()
     parts = partitions(source)
@@ -165,7 +174,13 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
         if config.event_types is None and types:
             update["event_types"], update["valued_event_types"] = vocabulary_from_counts(
                 {k: (v[0], v[1]) for k, v in types.items()}, config)
-        if fits_wanted:
+        pending = None
+        if (fits_wanted and defer_fits and len(parts) > 1
+                and sum(spools[c].nbytes for c in fits_wanted) <= pending_fits.OVERLAP_UP_TO):
+            wanted = [(spools[c].close(), config.btyd) for c in fits_wanted]
+            pending = PendingFits(partial(_fit_all, dict(config.btyd_fits or {}), fits_wanted,
+                                          wanted, checks), spools.detach())
+        elif fits_wanted:
             fits = dict(config.btyd_fits or {})
             wanted = [(spools[c].close(), config.btyd) for c in fits_wanted]
             fitter = pool if len(parts) > 1 else PartPool(1)  # no workers started for one part
@@ -184,7 +199,23 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
         config = config.model_copy(update=update) if update else config
         return SourceScan(parts, config, as_of if as_of is not None else found_end, customers, now,
                           as_of, cached, cached_codes, checks, dict(rows),
-                          max(latest) if latest else None)
+                          max(latest) if latest else None, pending_fits=pending)
+
+
+def _fit_all(fits: dict, cutoffs: list[pd.Timestamp], wanted: list, checks: bool) -> dict:
+    """The deferred fits (``PendingFits``), one cutoff after the other, added to ``fits``; a
+    failure that is not a data problem is ``Unchecked`` as in ``scan_source``."""
+    fits = dict(fits)
+    try:
+        for c, job in zip(cutoffs, wanted, strict=True):
+            fits[c.isoformat()] = _fit(job)
+    except NOT_DATA_PROBLEMS:
+        raise
+    except Exception as exc:
+        if checks:
+            raise
+        raise Unchecked(f"the BTYD fits: {type(exc).__name__}: {exc}") from exc
+    return fits
 
 
 class _Spool:
@@ -198,11 +229,13 @@ class _Spool:
     def __init__(self, folder: Path, name: str):
         self.paths = tuple(folder / f"{name}-{f}.f8" for f in self.FIELDS)
         self._files = [p.open("wb") for p in self.paths]
+        self.nbytes = 0
 
     def add(self, summary: PurchaseSummary) -> None:
         has = np.isfinite(summary.frequency)
         for file, name in zip(self._files, self.FIELDS, strict=True):
             np.ascontiguousarray(getattr(summary, name)[has], dtype=np.float64).tofile(file)
+        self.nbytes += 8 * len(self.FIELDS) * int(has.sum())
 
     def close(self) -> tuple[Path, ...]:
         for file in self._files:
@@ -224,6 +257,11 @@ class _Spools(dict):
             for i, c in enumerate(self._cutoffs):
                 self[c] = _Spool(Path(self._folder.name), f"cutoff{i}")
         return self
+
+    def detach(self) -> TemporaryDirectory:
+        """The scratch folder, now the caller's to remove (the spools closed)."""
+        folder, self._folder = self._folder, None
+        return folder
 
     def __exit__(self, *exc) -> None:
         try:

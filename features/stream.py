@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,7 @@ from features.errors import BadInput
 from features.io import write_atomic
 from features.parallel import ParallelConfig, part_pool
 from features.partitions import Partition
+from features.pending_fits import FitsFailed, await_fits
 from features.progress import bar
 from features.scan import SourceScan, Unchecked, scan_source
 from features.scratch import scratch_dir
@@ -64,12 +67,14 @@ CODED_COLUMNS = {"orders": ["customer_id"], "tickets": ["customer_id"],
 def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: FeatureConfig,
                     labels: LabelConfig, population_only: bool, data_end, as_of=None,
                     now=None, checked: bool = False, scanned: bool = False,
-                    codes: dict[str, np.ndarray] | None = None) -> FeatureSet:
+                    codes: dict[str, np.ndarray] | None = None,
+                    config_ready: Callable[[], FeatureConfig] | None = None) -> FeatureSet:
     """The rows of one partition of customers: its raw tables checked against the contract
     (only typed when ``scanned``: ``scan_source`` checked these files; nothing when ``checked``:
     they are typed already, ``codes`` their events' customers as ``validate`` found them), then
     features and labels with the settings (``scan_source``'s) and the data end that the whole
-    base fixed."""
+    base fixed. ``config_ready``: called once the tables are typed and sorted, gives the config to
+    build with (``features.pending_fits.await_fits``: the BTYD fits made meanwhile)."""
     if not checked:
         codes = None if scanned else {}
         raw = validate(raw, as_of=as_of, now=now, checks=not scanned, codes=codes)
@@ -78,6 +83,8 @@ def build_partition(raw: dict[str, pd.DataFrame], cutoffs: list, config: Feature
     prepared = PreparedCrm(CrmData.from_tables(raw), codes)
     del raw, codes
     _release()
+    if config_ready is not None:
+        config = config_ready()
     return build_feature_set(prepared, cutoffs, config, labels, population_only, data_end=data_end)
 
 
@@ -111,9 +118,15 @@ def build_to_parquet(source: str | Path, cutoffs: list, features: FeatureConfig,
     workers = ParallelConfig().workers if workers is None else workers
     with nullcontext(pool) if pool is not None else part_pool(workers) as pool:
         try:
+            # with workers, the BTYD fits are made while they read their first parts
             scan = scan_source(source, cutoffs, features, labels.horizon_days, as_of, pool,
-                               checks=False, spool_dir=out.parent)  # not TMPDIR: may be RAM
-            result = _write_parts(scan, cutoffs, labels, out, population_only, pool)
+                               checks=False, spool_dir=out.parent,  # not TMPDIR: may be RAM
+                               defer_fits=pool.workers > 1)
+            try:
+                result = _write_parts(scan, cutoffs, labels, out, population_only, pool)
+            finally:
+                if scan.pending_fits is not None:
+                    scan.pending_fits.cleanup()
         except Unchecked as exc:
             log.info("%s: checking every part to name the problems", exc)
             scan_source(source, [], features, as_of=as_of, pool=pool)  # raises ContractError
@@ -131,9 +144,12 @@ def _write_parts(scan: SourceScan, cutoffs: list, labels: LabelConfig, out: Path
     result = StreamedBuild(out, 0, [], scan.config, scan.data_end)
     cached, codes, scan.cached, scan.cached_codes = scan.cached, scan.cached_codes, None, None
     handoff = scratch_dir(out.parent) if pool.workers > 1 and len(scan.parts) > 1 else None
+    pending = scan.pending_fits  # only with a handoff folder (several workers and parts)
+    fits_at = None if pending is None else Path(handoff.name) / "btyd-fits.pkl"
     jobs = [_BuildJob(part, cutoffs, scan.config, labels, population_only, scan.data_end,
                       scan.as_of, scan.now, not scan.checked, cached, codes,
-                      None if handoff is None else Path(handoff.name) / f"{i:06d}.arrow")
+                      None if handoff is None else Path(handoff.name) / f"{i:06d}.arrow",
+                      fits_at)
             for i, part in enumerate(scan.parts)]
     del cached, codes
 
@@ -146,6 +162,9 @@ def _write_parts(scan: SourceScan, cutoffs: list, labels: LabelConfig, out: Path
                         raise Unchecked(f"part {part.name} breaks the contract", part.problems)
                     table = part.table if part.handoff is None else _read_handoff(part.handoff)
                     if writer is None:
+                        if pending is not None:  # done: a part's features needed them
+                            scan.config = result.config = scan.config.model_copy(
+                                update={"btyd_fits": pending.fits()})
                         result.specs = part.specs
                         schema = table.schema.with_metadata(_metadata(
                             table.schema, part.specs, labels, scan.config, scan.data_end))
@@ -170,7 +189,12 @@ def _write_parts(scan: SourceScan, cutoffs: list, labels: LabelConfig, out: Path
             require_rows(FeatureSet(pd.DataFrame(), [], labels), cutoffs)
 
     try:
+        if pending is not None:
+            pending.start(fits_at)
         write_atomic(out, write)
+    except FitsFailed:  # a worker stopped waiting: the fit's own error says why
+        pending.fits()
+        raise
     finally:
         if handoff is not None:
             handoff.cleanup()
@@ -193,6 +217,7 @@ class _BuildJob:
     checked: dict[str, pd.DataFrame] | None = None  # a one-part source's tables, typed already
     codes: dict[str, np.ndarray] | None = None  # and their events' customers (``validate``'s)
     handoff: Path | None = None  # where a worker leaves the rows (not sent back through a pipe)
+    fits_at: Path | None = None  # the BTYD fits still being made: wait for them here
 
 
 @dataclass
@@ -213,7 +238,9 @@ def _build_part(job: _BuildJob) -> _BuiltPart:
                                  categorical=CODED_COLUMNS),
                              job.cutoffs, job.config, job.labels, job.population_only,
                              job.data_end, job.as_of, job.now, checked=job.checked is not None,
-                             scanned=not job.check, codes=job.codes)
+                             scanned=not job.check, codes=job.codes,
+                             config_ready=None if job.fits_at is None else partial(
+                                 await_fits, job.fits_at, job.config))
     except ContractError as exc:
         if not job.check:
             raise

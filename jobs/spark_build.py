@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from features.config import FeatureConfig, LabelConfig
-from features.partitions import is_partitioned
+from features.partitions import is_partitioned, partitions
 from features.stream import StreamedBuild, build_to_parquet
 from jobs.spark_pool import spark_pool
 from jobs.spark_session import SparkOptions, spark_session
@@ -45,8 +45,10 @@ def spark_build_to_parquet(source: str | Path | Location, cutoffs: list, feature
     on their way to the driver (``spark_pool``'s spill) go to ``out``'s folder, which the
     executors must see (the spill and spool are hidden and removed at the end)."""
     options = SparkOptions.of(spark)
-    if options.buckets is not None:
-        log.info("--spark-buckets is not used: the source's partitions are the Spark tasks")
+    if options.buckets is not None:  # set by the user (default None): say that it is ignored
+        log.warning("--spark-buckets %d is not used: %s is partitioned, and its %d parts are the "
+                    "Spark tasks (to change them, write the source with other part sizes)",
+                    options.buckets, location(source).local, len(partitions(location(source).local)))
     session = spark_session(options)
     path = location(source).local
     with spark_pool(session, in_flight, spill_beside=Path(out).parent) as pool:

@@ -7,8 +7,11 @@ functions on a cluster unchanged.
 partition), at most ``in_flight`` jobs at a time (default: the session's cores), submitted from
 driver threads and collected in the items' order; a result is handed over as soon as it and those
 before it are back, so the driver holds at most ``in_flight`` parts' results, never all of them.
-With a spill folder (``spark_pool(spill_beside=...)``) each task writes its result there and the
-driver reads it, so a part's rows never cross the JVM.
+With a spill folder (``spark_pool(spill_beside=...)``) each task writes a result larger than
+``SPILL_ABOVE`` there and the driver reads it, so a part's rows never cross the JVM; a small
+result (the build's pointer to the rows its worker already wrote) comes back through Spark.
+Like ``PartPool``, one job more than the cores is queued, so a free core never waits for the
+driver.
 
 An exception that ``fn`` raises on an executor comes back as the same exception (a
 ``ContractError`` keeps its problems; the executor's traceback is added as a note). A task that
@@ -36,13 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from features.parallel import WorkerError
+from features.parallel import QUEUED, WorkerError
 from features.scratch import scratch_dir
 from jobs.spark_session import SparkJobError, one_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
+SPILL_ABOVE = 1 << 20  # bytes (pickled) beyond which a result is spilled, not sent through Spark
 
 
 class SparkWorkerError(WorkerError, SparkJobError):
@@ -94,18 +98,26 @@ class SparkPool:
             return
         group = f"churn-pool-{uuid.uuid4().hex[:12]}"
         stopping = threading.Event()  # a thread not yet in runJob starts no job after a failure
-        threads = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="spark-pool")
+        threads = cf.ThreadPoolExecutor(self.workers + QUEUED, thread_name_prefix="spark-pool")
         pending: deque[cf.Future] = deque()
         ok = False
+
+        def submit(i: int) -> None:
+            name = names[i] if names else f"item {i}"
+            pending.append(threads.submit(self._run, group, stopping, fn, items[i], name))
+
         try:
             nxt = 0
             while nxt < len(items) or pending:
-                while nxt < len(items) and len(pending) < self.workers:
-                    name = names[nxt] if names else f"item {nxt}"
-                    pending.append(threads.submit(self._run, group, stopping, fn, items[nxt],
-                                                  name))
+                # as ``PartPool``: a job per core and one more queued (Spark starts it when a
+                # core is free), so an executor that is done never waits for the caller
+                while nxt < len(items) and len(pending) < self.workers + QUEUED:
+                    submit(nxt)
                     nxt += 1
                 result = pending.popleft().result()
+                if nxt < len(items):  # the next job is sent before the caller takes this
+                    submit(nxt)
+                    nxt += 1
                 if isinstance(result, _Spilled):
                     result = result.load()
                 if isinstance(result, _Raised):
@@ -169,13 +181,49 @@ class _TaskFn:
         return out
 
 
-def _spill(result, folder: Path) -> _Spilled:
-    path = folder / f"{uuid.uuid4().hex}.pkl"
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.rename(path)  # whole, or not there
+def _spill(result, folder: Path):
+    """``result`` written to a file in ``folder`` (``_Spilled``); a small one (a pointer to the
+    rows a worker already wrote) is sent back as it is: a file for it is a second file step for a
+    few bytes. Pickled straight into the file once past ``SPILL_ABOVE`` (no copy in memory)."""
+    sink = _Sink(folder / f"{uuid.uuid4().hex}.tmp")
+    try:
+        with sink:
+            pickle.Pickler(sink, protocol=pickle.HIGHEST_PROTOCOL).dump(result)
+    except BaseException:
+        sink.path.unlink(missing_ok=True)
+        raise
+    if sink.file is None:
+        return result
+    path = sink.path.with_suffix(".pkl")
+    sink.path.rename(path)  # whole, or not there
     return _Spilled(path)
+
+
+class _Sink:
+    """Bytes kept in memory up to ``SPILL_ABOVE``, then everything in a file at ``path``."""
+
+    def __init__(self, path: Path):
+        self.path, self.file, self._held, self._size = path, None, [], 0
+
+    def write(self, data) -> int:  # bytes, or a buffer (``PickleBuffer``: an array's data)
+        if self.file is None:
+            size = memoryview(data).nbytes
+            self._size += size
+            if self._size <= SPILL_ABOVE:
+                self._held.append(bytes(data))
+                return size
+            self.file = self.path.open("wb")
+            for held in self._held:
+                self.file.write(held)
+            self._held = []
+        return self.file.write(data)
+
+    def __enter__(self) -> _Sink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def _raised(exc: BaseException) -> _Raised:

@@ -243,7 +243,8 @@ def test_the_spark_pool_gives_results_in_order_a_window_at_a_time(spark, tmp_pat
     pool = SparkPool(spark, in_flight=2, spill=spill)  # results through files, not the JVM
     results = pool.map(_Task(notes), [0, 1, 4, 9, 16, 25], [f"part {i}" for i in range(6)])
     assert next(results) == 0  # the slowest item first, whatever finished before it
-    assert _notes(notes) <= {"done-0", "started-1", "done-1"}  # at most 2 sent so far
+    # at most 4 sent so far: one per core, one queued, and the next sent as the first came back
+    assert _notes(notes) <= {f"{s}-{i}" for s in ("started", "done") for i in (0, 1, 4, 9)}
     assert list(results) == [1, 2, 3, 4, 5]
     assert _notes(notes) == {f"done-{i}" for i in (0, 1, 4, 9, 16, 25)}
     assert list(spill.iterdir()) == []  # each result's file read and removed
@@ -276,3 +277,67 @@ def test_the_spark_pool_raises_what_a_task_raised_and_stops(spark, tmp_path):
     with pytest.raises(SparkWorkerError, match="the Spark task of part-2 failed") as err:
         list(pool.map(_exit, [0, 1, 2, 3], [f"part-{i}" for i in range(4)]))
     assert "\n" not in str(err.value)
+
+
+def test_the_spark_pool_queues_one_job_beyond_its_cores(spark, tmp_path):
+    """As ``PartPool``: while the caller holds a result, the cores are not left idle waiting for
+    it; the job after the running ones was sent, and starts as soon as a core is free."""
+    from jobs.spark_pool import SparkPool
+
+    notes, spill = tmp_path / "notes", tmp_path / "spill"
+    notes.mkdir()
+    spill.mkdir()
+    results = SparkPool(spark, in_flight=2, spill=spill).map(_Task(notes), [0, 1, 4, 9, 16])
+    assert next(results) == 0  # the slowest item; the caller now holds it
+    for _ in range(600):  # item 4 runs on the core item 1 freed, without a further ``next``
+        if "done-4" in _notes(notes):
+            break
+        time.sleep(0.1)
+    assert "done-4" in _notes(notes), _notes(notes)
+    assert "started-16" not in _notes(notes) and "done-16" not in _notes(notes), \
+        "more than one job queued beyond the cores"
+    assert list(results) == [1, 2, 3, 4]
+    assert list(spill.iterdir()) == []
+
+
+def test_only_a_large_result_is_spilled_to_a_file(tmp_path):
+    """A small result (the build's pointer to the rows its worker wrote) comes back as it is,
+    not through a second file; a large one is written to the spill folder and read back once."""
+    from jobs.spark_pool import SPILL_ABOVE, _spill, _Spilled
+
+    small = {"name": "part-00001", "handoff": str(tmp_path / "rows.arrow")}
+    assert _spill(small, tmp_path) == small
+    assert list(tmp_path.iterdir()) == []
+    large = bytes(range(256)) * (SPILL_ABOVE // 256 + 1)
+    spilled = _spill(large, tmp_path)
+    assert isinstance(spilled, _Spilled)
+    assert [p.suffix for p in tmp_path.iterdir()] == [".pkl"]
+    assert spilled.load() == large
+    assert list(tmp_path.iterdir()) == []
+    summary = {"frequency": np.arange(SPILL_ABOVE // 8 + 1, dtype=np.float64)}  # a glance's
+    spilled = _spill(summary, tmp_path)  # arrays' data reach the file as buffers, not bytes
+    assert isinstance(spilled, _Spilled)
+    np.testing.assert_array_equal(spilled.load()["frequency"], summary["frequency"])
+    few = {"frequency": np.arange(10, dtype=np.float64)}
+    np.testing.assert_array_equal(_spill(few, tmp_path)["frequency"], few["frequency"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_spark_buckets_on_a_partitioned_source_is_said_to_be_unused(spark, parts, tmp_path,
+                                                                   caplog):
+    """``--spark-buckets`` does not apply when the source's parts are the tasks: the build says
+    so (a warning naming the parts) and writes the local engine's file."""
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    out = tmp_path / "out" / "features.parquet"
+    with caplog.at_level("WARNING", logger="jobs.spark_build"):
+        run = CliRunner().invoke(app, [
+            "features", "build", "--engine", "spark", "--spark-master", "local[2]",
+            "--spark-buckets", "4", "--data", str(parts / "crm"), "--out", str(out),
+            *[x for c in PART_CUTOFFS for x in ("--cutoff", str(c.date()))]])
+    assert run.exit_code == 0, run.output
+    said = [r.getMessage() for r in caplog.records if r.name == "jobs.spark_build"]
+    assert any("--spark-buckets 4 is not used" in m and "3 parts" in m for m in said), said
+    assert out.read_bytes() == (parts / "local.parquet").read_bytes()
