@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from features.packed_rows import PackedRow, RowLayout
 from features.spec import CATEGORY
-from features.store import PackedRow, RowLayout
 from scoring.scorer import ChurnScorer
 
 _PLAIN = frozenset({float, int, type(None)})  # the types the array path reads as they are

@@ -12,15 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.store import (
-    JSON_FORMAT,
-    STORE_FORMAT,
-    PackedRow,
-    SQLiteStore,
-    StoreError,
-    _clean,
-    materialize,
-)
+from features.packed_rows import PackedRow
+from features.store import JSON_FORMAT, STORE_FORMAT, SQLiteStore, StoreError, _clean, materialize
 
 NAMES = ["recency_days", "orders_90d", "has_contract", "plan", "huge_count", "opened_at",
          "maybe_count", "spend_365d"]

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.packed_rows import PackedRow
 from features.spec import CATEGORY, NUMBER, FeatureSpec
-from features.store import PackedRow, SQLiteStore, _clean, materialize
+from features.store import SQLiteStore, _clean, materialize
 from scoring.rows import RowReader
 from scoring.scorer import Calibrator, ChurnScorer
 
