@@ -291,6 +291,14 @@ def main() -> None:
             plain = [c["rps"] for c, _ in runs[names[2]]]
             line += (f"; throughput / plain bare endpoint: "
                      f"{_median_range([a / b for a, b in zip(rps, plain, strict=True)])}")
+        if name == names[0]:  # the same pairs' service from another tree (--before)
+            for other in [n for n in names if n.startswith("this service before")]:
+                them = [c["rps"] for c, _ in runs[other]]
+                their_cpu = [c["cpu_ms"] for c, _ in runs[other]]
+                line += (f"; throughput / {other}: "
+                         f"{_median_range([a / b for a, b in zip(rps, them, strict=True)])}, "
+                         f"CPU per request (before / this) "
+                         f"{_median_range([b / a for a, b in zip(cpu, their_cpu, strict=True)])}")
         for other in [n for n in names if n.endswith("async API")]:
             them = [c["rps"] for c, _ in runs[other]]
             line += (f"; throughput / {other}: "
