@@ -168,6 +168,10 @@ def main() -> None:
                         help="also serve the service from this source tree (e.g. an export of "
                              "the last commit: `git archive HEAD | tar -x -C DIR`), as one more "
                              "endpoint in every pair: before/after figures from the same runs")
+    parser.add_argument("--before-store", type=Path,
+                        help="the online store the --before service reads (default: the same "
+                             "as this service's; an older tree may not read the current format: "
+                             "write one with that tree's `churn features materialize`)")
     parser.add_argument("--bare-async", action="store_true",
                         help="also serve the bare endpoint with the same fixes and an async API "
                              "(no thread hand-off, as this service's)")
@@ -190,7 +194,7 @@ def main() -> None:
         ids = prep["ids"]
         t0 = time.perf_counter()
         for cid in ids:
-            store.get_many([cid])
+            store.get_rows([cid])  # as the service looks a customer up
         lookup_us = (time.perf_counter() - t0) / len(ids) * 1e6
 
         # the per-key rate limit is off: the throughput run measures the service, not the limit
@@ -217,7 +221,9 @@ def main() -> None:
             before = args.before.resolve()
             endpoints.append((f"this service before (from {before})",
                               [str(bin_dir / "churn"), "serve"], "/score", folder / "ours.json",
-                              KEY, {"PYTHONPATH": str(before)}, before))
+                              KEY, {"PYTHONPATH": str(before),
+                                    **({"CHURN_STORE": str(args.before_store.resolve())}
+                                       if args.before_store else {})}, before))
         if args.profile:
             endpoints = [e for e in endpoints if args.profile_endpoint in e[0]][:1]
         running = []  # (name, url, bodies, key, proc, port)
@@ -285,6 +291,14 @@ def main() -> None:
             plain = [c["rps"] for c, _ in runs[names[2]]]
             line += (f"; throughput / plain bare endpoint: "
                      f"{_median_range([a / b for a, b in zip(rps, plain, strict=True)])}")
+        if name == names[0]:  # the same pairs' service from another tree (--before)
+            for other in [n for n in names if n.startswith("this service before")]:
+                them = [c["rps"] for c, _ in runs[other]]
+                their_cpu = [c["cpu_ms"] for c, _ in runs[other]]
+                line += (f"; throughput / {other}: "
+                         f"{_median_range([a / b for a, b in zip(rps, them, strict=True)])}, "
+                         f"CPU per request (before / this) "
+                         f"{_median_range([b / a for a, b in zip(cpu, their_cpu, strict=True)])}")
         for other in [n for n in names if n.endswith("async API")]:
             them = [c["rps"] for c, _ in runs[other]]
             line += (f"; throughput / {other}: "

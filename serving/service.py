@@ -215,7 +215,7 @@ class ChurnService:
         name, version = core.model.name, core.model.version
         results = [_item(c.customer_id, name, version) for c in customers]
         wanted = [c.customer_id for c in customers if c.features is None]
-        stored = store.get_many(wanted) if store is not None and wanted else {}
+        stored = store.get_rows(wanted) if store is not None and wanted else {}
         rows, where = [], []
         for i, c in enumerate(customers):
             if c.features is None:
@@ -225,13 +225,13 @@ class ChurnService:
                                            if store is not None else
                                            "the online feature store is not available")
                     continue
-                results[i]["features_as_of"], features = hit
+                results[i]["features_as_of"], row = hit
+                # the store may hold features this model does not use (another model's, or a
+                # wider event vocabulary): only a client's own unknown names are an error
+                x, problems = reader.read_stored(row)
             else:
-                features = c.features
-            # the store may hold features this model does not use (another model's, or a wider
-            # event vocabulary): only a client's own unknown names are an error; values the
-            # model's specification does not allow (scoring.limits) fail this item only
-            x, problems = reader.read(features, ignore_unknown=c.features is None)
+                x, problems = reader.read(c.features)
+            # values the model's specification does not allow (scoring.limits) fail this item
             if problems:
                 results[i]["error"] = "; ".join(problems[:5])
                 continue

@@ -115,9 +115,12 @@ class OfferEffectModel:
             risk, varies = standardised @ main, standardised @ inter
         return self._effect(p, risk, varies)
 
-    def _effect(self, p: np.ndarray, risk: np.ndarray, varies: np.ndarray) -> np.ndarray:
-        """The effect from ``s(x) . main`` (``risk``) and ``s(x) . inter`` (``varies``)."""
-        base = logit(p, LOGIT_EPS) + self.c + risk
+    def _effect(self, p: np.ndarray, risk: np.ndarray, varies: np.ndarray,
+                offset: np.ndarray | None = None) -> np.ndarray:
+        """The effect from ``s(x) . main`` (``risk``) and ``s(x) . inter`` (``varies``);
+        ``offset``: ``logit(p, LOGIT_EPS)`` when the caller has it already (the same for every
+        offer)."""
+        base = (logit(p, LOGIT_EPS) if offset is None else offset) + self.c + risk
         effect = self.scale * (sigmoid(base + self.a + varies) - sigmoid(base))
         return np.maximum(effect, -p)  # no offer cuts churn risk below zero
 
@@ -185,9 +188,10 @@ class UpliftModels:
                 products[k] = together[:, 2 * q:2 * q + 2]
         out = {}
         p = np.asarray(p_churn, dtype=float)
+        offset = logit(p, LOGIT_EPS) if products else None  # once, not once per offer
         for k, (offer, model) in enumerate(zip(catalogue.offers, models, strict=True)):
             if k in products:
-                out[offer.id] = model._effect(p, products[k][:, 0], products[k][:, 1])
+                out[offer.id] = model._effect(p, products[k][:, 0], products[k][:, 1], offset)
             else:
                 out[offer.id] = model.effect(p_churn, x, offer.prior_effect)
         return out
