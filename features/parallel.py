@@ -153,11 +153,23 @@ def _stop(pool: cf.ProcessPoolExecutor, futures: list[cf.Future]) -> None:
     log.debug("stopped %d workers after a failure", len(processes))
 
 
+_OWNER: int | None = None  # in a pool's worker: the process that started the pool
+
+
 def _quiet_worker() -> None:
-    """Workers draw no progress bars (the caller draws one over the parts)."""
+    """Workers draw no progress bars (the caller draws one over the parts), and know their
+    owner (``owner_gone``)."""
     from features.progress import set_quiet
 
+    global _OWNER
+    _OWNER = os.getppid()
     set_quiet(True)
+
+
+def owner_gone() -> bool:
+    """In a pool's worker: whether the process that started the pool has ended (the worker was
+    handed to another parent). False outside a pool's worker."""
+    return _OWNER is not None and os.getppid() != _OWNER
 
 
 def _run(fn: Callable[[T], R], item: T) -> R:

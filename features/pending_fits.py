@@ -9,15 +9,16 @@ sat idle for the fit, about 1 s at 1M customers). Only for summaries up to ``OVE
 the fits file (:func:`await_fits`); the file is whole or not there (written, then renamed).
 
 A fit that fails leaves a marker instead, on which the waiting workers stop (:class:`FitsFailed`);
-the caller raises the fit's own error (:meth:`PendingFits.fits`). A worker also stops waiting
-when the folder goes (the caller stopped and cleaned up) or when its parent process changes (the
-caller died).
+the caller raises the fit's own error (:meth:`PendingFits.fits`). When neither the fits nor the
+marker can be written (a full disk, no permission), the thread removes the folder. A worker also
+stops waiting when the folder goes (the caller stopped and cleaned up) or when the process that
+started its pool is no longer its parent (the caller died: ``features.parallel.owner_gone``).
 """
 
 from __future__ import annotations
 
-import os
 import pickle
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from features.config import FeatureConfig
+from features.parallel import owner_gone
 
 POLL_S = 0.005  # a worker's look for the fits file while it waits
 # spooled summary bytes (all cutoffs) up to which the fits overlap the workers. A fit's peak is
@@ -57,18 +59,21 @@ class PendingFits:
 
     def fits(self) -> dict:
         """The fits (waits for the thread); raises the fit's error."""
-        if self._thread is not None:
-            self._thread.join()
-        if self._error is not None:
+        if self.failure() is not None:
             raise self._error
         if self._fits is None:
             raise RuntimeError("the BTYD fits were never started")
         return self._fits
 
-    def cleanup(self) -> None:
-        """Wait for the thread (a fit takes about a second) and remove the spool."""
+    def failure(self) -> BaseException | None:
+        """Why the fits were not made or not handed over (waits for the thread), or None."""
         if self._thread is not None:
             self._thread.join()
+        return self._error
+
+    def cleanup(self) -> None:
+        """Wait for the thread (a fit takes about a second) and remove the spool."""
+        self.failure()
         self._folder.cleanup()
 
     def _run(self, path: Path) -> None:
@@ -79,18 +84,17 @@ class PendingFits:
             self._error = exc
             try:
                 _publish(path, {"failed": f"{type(exc).__name__}: {exc}"})
-            except OSError:  # the folder went (the caller stopped): nobody waits
-                pass
+            except OSError:  # nothing can be written there (or the caller removed it already):
+                shutil.rmtree(path.parent, ignore_errors=True)  # the waiting workers stop on it
 
 
 def await_fits(path: Path, config: FeatureConfig) -> FeatureConfig:
     """``config`` with the fits that the caller publishes at ``path`` (waits for them)."""
-    parent = os.getppid()
     while not path.exists():
         if not path.parent.exists():
             raise FitsFailed(f"the build stopped before its BTYD fits were made ({path.parent} "
                              "is gone)")
-        if os.getppid() != parent:
+        if owner_gone():
             raise FitsFailed("the build's process ended before its BTYD fits were made")
         time.sleep(POLL_S)
     with path.open("rb") as f:
@@ -102,6 +106,9 @@ def await_fits(path: Path, config: FeatureConfig) -> FeatureConfig:
 
 def _publish(path: Path, content: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(content, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.rename(path)  # whole, or not there
+    try:
+        with tmp.open("wb") as f:
+            pickle.dump(content, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.rename(path)  # whole, or not there
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -72,11 +72,15 @@ class FeatureStore(Protocol):
     def get_many(self, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """{customer_id: (as_of, features)} for the ids found; missing ids are left out."""
 
-    def get_rows(self, ids: list[str]) -> dict[str, tuple[str, PackedRow | dict[str, Any]]]:
-        """As ``get_many``, each customer's features as the store holds them: a ``PackedRow``
-        (read without building a dict) or, from an older store, the dict."""
-
     def __len__(self) -> int: ...
+
+
+def get_rows(store: FeatureStore, ids: list[str]) -> dict[str, tuple[str, PackedRow | dict]]:
+    """As ``store.get_many``, each customer's features as the store holds them: a store that
+    packs its rows may give a ``PackedRow`` (read without building a dict) through an optional
+    ``get_rows`` method; any other store gives the dicts of ``get_many``."""
+    method = getattr(store, "get_rows", None)
+    return method(ids) if method is not None else store.get_many(ids)
 
 
 def _clean(value):

@@ -46,7 +46,7 @@ from features.errors import BadInput
 from features.io import write_atomic
 from features.parallel import ParallelConfig, part_pool
 from features.partitions import Partition
-from features.pending_fits import FitsFailed, await_fits
+from features.pending_fits import await_fits
 from features.progress import bar
 from features.scan import SourceScan, Unchecked, scan_source
 from features.scratch import scratch_dir
@@ -192,10 +192,14 @@ def _write_parts(scan: SourceScan, cutoffs: list, labels: LabelConfig, out: Path
         if pending is not None:
             pending.start(fits_at)
         write_atomic(out, write)
-    except FitsFailed:  # a worker stopped waiting: the fit's own error says why
-        pending.fits()
+    except BaseException as exc:  # a worker stopped waiting, or a read failed as the folder went:
+        failed = None if pending is None else pending.failure()  # the fit's own error says why
+        if failed is not None and failed is not exc:
+            raise failed from exc
         raise
     finally:
+        if pending is not None:
+            pending.failure()  # the thread done before its folder goes (it may write there)
         if handoff is not None:
             handoff.cleanup()
     return result

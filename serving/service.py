@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
+from features.store import get_rows
 from scoring.core import ScoringCore
 from scoring.model_store import LoadedModel, use_tracking
 from scoring.offers.catalogue import load_catalogue
@@ -215,7 +216,7 @@ class ChurnService:
         name, version = core.model.name, core.model.version
         results = [_item(c.customer_id, name, version) for c in customers]
         wanted = [c.customer_id for c in customers if c.features is None]
-        stored = store.get_rows(wanted) if store is not None and wanted else {}
+        stored = get_rows(store, wanted) if store is not None and wanted else {}
         rows, where = [], []
         for i, c in enumerate(customers):
             if c.features is None:
@@ -228,7 +229,13 @@ class ChurnService:
                 results[i]["features_as_of"], row = hit
                 # the store may hold features this model does not use (another model's, or a
                 # wider event vocabulary): only a client's own unknown names are an error
-                x, problems = reader.read_stored(row)
+                try:
+                    x, problems = reader.read_stored(row)
+                except ValueError as exc:  # a row damaged after the store was checked
+                    log.warning("online store row of %s unreadable: %s", c.customer_id, exc)
+                    results[i]["error"] = "the online feature store's row for this customer " \
+                                          "is damaged"
+                    continue
             else:
                 x, problems = reader.read(c.features)
             # values the model's specification does not allow (scoring.limits) fail this item

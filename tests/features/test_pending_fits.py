@@ -86,3 +86,54 @@ def test_fits_of_many_customers_are_made_before_the_build_pass(parts, monkeypatc
     monkeypatch.setattr(pending_module, "OVERLAP_UP_TO", 1000)  # bytes: a few customers
     large = scan_source(parts, CUTOFFS, FeatureConfig(), checks=False, defer_fits=True)
     assert large.pending_fits is None and len(large.config.btyd_fits) == len(CUTOFFS)
+
+
+def test_a_build_whose_fits_cannot_be_handed_over_stops_with_that_error(parts, tmp_path,
+                                                                        monkeypatch):
+    """A full disk where neither the fits nor the failure marker can be written: the workers
+    stop waiting (the thread removes their folder) and the build raises the disk's error instead
+    of hanging, leaving nothing beside the output."""
+    import errno
+    import faulthandler
+
+    import features.pending_fits as pending_module
+
+    def full(path, content):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pending_module, "_publish", full)
+    out = tmp_path / "out" / "features.parquet"
+    out.parent.mkdir()
+    faulthandler.dump_traceback_later(240, exit=True)  # a regression hangs: fail, not hang CI
+    try:
+        with pytest.raises(OSError, match="No space left"):
+            build_to_parquet(parts, CUTOFFS, FeatureConfig(), LabelConfig(), out, workers=2)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    assert list(out.parent.iterdir()) == []
+
+
+def _owner(_):
+    import features.parallel as parallel
+
+    return parallel._OWNER, parallel.owner_gone()
+
+
+def test_a_worker_whose_owner_ended_stops_waiting(tmp_path, monkeypatch):
+    """A pool's workers know the process that started the pool (not whatever parent they have
+    when a wait begins: after the owner died that is init), and stop waiting once it is gone."""
+    import os
+
+    import features.parallel as parallel
+    from features.parallel import PartPool
+
+    pool = PartPool(2)
+    try:
+        assert list(pool.map(_owner, [0, 1])) == [(os.getpid(), False)] * 2
+    finally:
+        pool.close()
+    assert not parallel.owner_gone(), "outside a pool's worker nothing is watched"
+    monkeypatch.setattr(parallel, "_OWNER", os.getppid() + 1_000_000)  # a parent that is gone
+    (tmp_path / "handoff").mkdir()
+    with pytest.raises(FitsFailed, match="process ended"):
+        await_fits(tmp_path / "handoff" / "fits.pkl", FeatureConfig())

@@ -131,3 +131,44 @@ def test_the_version_follows_the_packed_content(tmp_path):
     materialize(changed, NAMES, tmp_path / "c.sqlite")
     a, b, c = (SQLiteStore(tmp_path / f"{n}.sqlite").stamp.version for n in "abc")
     assert a == b and a != c
+
+
+def test_a_store_without_packed_rows_is_read_through_get_many(tmp_path):
+    """A store written to the older interface (``get_many`` only, e.g. a user's Redis store)
+    still serves lookups by id: ``get_rows`` falls back to its dicts."""
+    from features.store import get_rows
+
+    frame = _mixed()
+    materialize(frame, NAMES, tmp_path / "s.sqlite")
+    packed = SQLiteStore(tmp_path / "s.sqlite")
+
+    class OnlyGetMany:
+        stamp = packed.stamp
+
+        def get_many(self, ids):
+            return packed.get_many(ids)
+
+        def __len__(self):
+            return len(packed)
+
+    found = get_rows(OnlyGetMany(), ["c1", "nobody"])
+    assert set(found) == {"c1"} and found["c1"] == packed.get_many(["c1"])["c1"]
+    assert isinstance(get_rows(packed, ["c1"])["c1"][1], PackedRow)
+
+
+def test_a_row_damaged_after_the_check_fails_with_a_value_error(tmp_path):
+    """A row cut inside its text part passes the open check (its numbers are whole): reading it
+    raises ValueError, which the service turns into that customer's error, not a 500."""
+    from scoring.rows import RowReader  # noqa: F401 - the service reads stored rows with it
+
+    path = tmp_path / "s.sqlite"
+    materialize(_mixed(), NAMES, path)
+    con = sqlite3.connect(path)
+    size = 8 * len(SQLiteStore(path).layout.numbers)
+    con.execute("update features set payload = substr(payload, 1, ?) where customer_id = 'c2'",
+                (size + 3,))
+    con.commit()
+    con.close()
+    row = SQLiteStore(path).get_rows(["c2"])["c2"][1]
+    with pytest.raises(ValueError):
+        row.as_dict()
