@@ -13,6 +13,27 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
+# `make test` runs pytest-xdist on both cores with `--dist loadgroup`. Each worker has its own
+# session fixtures, so every module with a test that reaches the session's tracking server (the
+# shared training `trained`, `fitted`, `served`, the registry copy) or the Spark standalone cluster
+# goes whole to ONE worker, the one that trained and started the cluster (its module fixtures are
+# set up once); every other module is a unit of its own, run by whichever worker is free.
+SHARED_GROUP = "session-servers"
+SHARED_FIXTURES = {"mlflow_server", "spark_cluster"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    module = {item: item.nodeid.split("::")[0] for item in items}
+    shared = {module[item] for item in items
+              if SHARED_FIXTURES & set(getattr(item, "fixturenames", ()))}
+    for item in items:
+        if not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(
+                SHARED_GROUP if module[item] in shared else module[item]))
+
 
 def tiny_tables() -> dict[str, pd.DataFrame]:
     """Three customers, a handful of events each; values chosen to be checked by hand."""
