@@ -33,6 +33,21 @@ def pytest_collection_modifyitems(config, items):
         if not any(item.iter_markers("xdist_group")):
             item.add_marker(pytest.mark.xdist_group(
                 SHARED_GROUP if module[item] in shared else module[item]))
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
+        for item in items:
+            _tell_the_group(item)
+
+
+def _tell_the_group(item) -> None:
+    """A worker tells the controller an item's group by the "@group" end of its node id.
+    pytest-xdist 3.8 writes it to ``item._nodeid``, which pytest 9 no longer reads (the id is
+    ``item._id``): without this every test is a unit of its own and both workers train."""
+    from _pytest.nodeid import NodeId
+
+    groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                     for m in item.iter_markers("xdist_group")})
+    if groups and "@" not in item.nodeid.rpartition("]")[2]:
+        item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
 
 
 def tiny_tables() -> dict[str, pd.DataFrame]:
