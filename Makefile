@@ -41,11 +41,16 @@ lint: $(STAMP) ## ruff (T201: library code logs, it does not print) and the one-
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 
+# pytest-xdist, one worker per core of this 2-core machine: the modules that share the session's
+# tracking server and Spark cluster run together on one worker (tests/conftest.py), the rest beside
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
+
 unit: $(STAMP) ## fast tests only
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q $(XDIST) -m "not slow"
 
 test: $(STAMP) lint ## lint + the whole test suite, integration tests included
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(XDIST)
 
 bench: $(STAMP) ## generator and feature-build speed/memory at 100k and 1M customers
 	$(BIN)/python benchmarks/bench_data.py --customers 100000 1000000

@@ -13,6 +13,10 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
+# `make test` runs on both cores (pytest-xdist): tests/xdist_groups.py keeps the modules that use
+# the session's mlflow server or Spark cluster on one worker
+from tests.xdist_groups import pytest_collection_modifyitems  # noqa: E402, F401
+
 
 def tiny_tables() -> dict[str, pd.DataFrame]:
     """Three customers, a handful of events each; values chosen to be checked by hand."""
