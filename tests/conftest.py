@@ -13,8 +13,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-# `make test` runs on both cores (pytest-xdist): tests/xdist_groups.py keeps the modules that use
-# the session's mlflow server or Spark cluster on one worker
+# `make test TEST_WORKERS=2` runs on two pytest-xdist workers: tests/xdist_groups.py keeps the
+# modules that use the session's mlflow server or Spark cluster on one worker
 from tests.xdist_groups import pytest_collection_modifyitems  # noqa: E402, F401
 
 
