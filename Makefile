@@ -43,8 +43,8 @@ lint: $(STAMP) ## ruff (T201: library code logs, it does not print) and the one-
 
 # TEST_WORKERS=2: pytest-xdist on two workers; the modules that share the session's tracking
 # server and Spark cluster run together on one of them (tests/xdist_groups.py). Serial by default:
-# on this 2-core machine two workers took 20:49 against 17:33 serially (session 12; that group is
-# most of the suite, and training and notebooks fight over the cores)
+# on this 2-core machine two workers took 20:49 against 21:05 serially in the same session (fresh
+# clones, session 12) for 1.5x the CPU: that group is most of the suite and bounds the wall time
 TEST_WORKERS ?= 0
 XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup,)
 
