@@ -21,7 +21,7 @@ import pandas as pd
 
 from features.build import build_feature_set
 from features.config import FeatureConfig, LabelConfig
-from features.io import load_crm
+from features.io import load_crm, write_atomic
 from features.sample import SampleSpec, generate, write_sample
 from scoring.offers.catalogue import Catalogue
 from scoring.offers.policy import Customers
@@ -77,6 +77,11 @@ def build_arena(customers: int, seed: int, catalogue: Catalogue) -> Arena:
                  str(crm.data_end.date()), time.perf_counter() - t0)
 
 
+def _pickle_to(obj, path: Path) -> None:
+    with path.open("wb") as f:
+        pickle.dump(obj, f)
+
+
 def arena(customers: int, seed: int, catalogue: Catalogue, cache: Path | None) -> Arena:
     """The arena for (customers, seed), from ``cache`` when it is there."""
     path = cache / f"arena-{customers}-{seed}.pkl" if cache else None
@@ -85,9 +90,5 @@ def arena(customers: int, seed: int, catalogue: Catalogue, cache: Path | None) -
             return pickle.load(f)
     out = build_arena(customers, seed, catalogue)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(out, f)
-        tmp.replace(path)
+        write_atomic(path, lambda tmp: _pickle_to(out, tmp))
     return out

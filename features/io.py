@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,30 +105,28 @@ def load_crm(source: str | Path, as_of=None) -> CrmData:
     return crm
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it into place.
+def write_atomic(path: str | Path, write: Callable[[Path], None], *, mkdir: bool = True) -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it into place: the one
+    way to write a file that must be whole or not there.
 
     A crash or an exception leaves no file under the final name (and removes the temporary one).
+    The file gets the permissions a plain ``open(path, "w")`` would give (0o666 less the umask,
+    applied by the kernel when the temporary file is created: the umask is never read or changed,
+    which would race with other threads creating files). ``mkdir=False`` for a scratch folder that
+    someone else may remove: writing there then fails instead of creating the folder again.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        write(tmp_path)
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, path)
+        write(tmp)
+        os.replace(tmp, path)
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_frame(frame: pd.DataFrame, path: str | Path) -> Path:

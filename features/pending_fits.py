@@ -26,6 +26,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from features.config import FeatureConfig
+from features.io import write_atomic
 from features.parallel import owner_gone
 
 POLL_S = 0.005  # a worker's look for the fits file while it waits
@@ -105,10 +106,10 @@ def await_fits(path: Path, config: FeatureConfig) -> FeatureConfig:
 
 
 def _publish(path: Path, content: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    try:
+    """``content`` at ``path``, whole or not there; fails (rather than creating the folder again)
+    when the caller removed the folder."""
+    def dump(tmp: Path) -> None:
         with tmp.open("wb") as f:
             pickle.dump(content, f, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.rename(path)  # whole, or not there
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    write_atomic(path, dump, mkdir=False)

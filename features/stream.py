@@ -258,11 +258,13 @@ def _build_part(job: _BuildJob) -> _BuiltPart:
     # a name of this attempt's own, complete before it is named: a second attempt of the task
     # (a retry, Spark's speculation) never rewrites the file the writer is reading
     path = job.handoff.with_name(f"{job.handoff.stem}.{uuid.uuid4().hex[:12]}.arrow")
-    tmp = path.with_suffix(".tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-        w.write_table(table)
-    tmp.rename(path)
+    write_atomic(path, partial(_write_arrow, table), mkdir=False)  # the caller may remove the folder
     return _BuiltPart(job.part.name, None, specs, per_cutoff, handoff=path)
+
+
+def _write_arrow(table: pa.Table, path: Path) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
 
 
 def _read_handoff(path: Path) -> pa.Table:

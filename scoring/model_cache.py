@@ -54,6 +54,8 @@ class ModelCache:
         name = f"v{loaded.version}-{(loaded.run_id or 'run')[:12]}"
         final = self.folder / name
         if not (final / "model.json").exists():
+            # a folder published by one rename, not ``write_atomic`` (files only): a copy already
+            # there (another process's) is kept, never replaced
             staging = Path(tempfile.mkdtemp(dir=self.folder, prefix=".copy-"))
             try:
                 shutil.copytree(artifacts, staging / "artifacts")

@@ -167,6 +167,8 @@ def write_partitioned(spec: SampleSpec, out: str | Path) -> dict[str, int]:
 
 
 def _replace(out: Path, write) -> dict[str, int]:
+    # a folder swap, not ``features.io.write_atomic`` (files only): a folder cannot be renamed over
+    # an existing one, so the old folder is moved aside first and removed after
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

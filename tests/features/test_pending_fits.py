@@ -137,3 +137,20 @@ def test_a_worker_whose_owner_ended_stops_waiting(tmp_path, monkeypatch):
     (tmp_path / "handoff").mkdir()
     with pytest.raises(FitsFailed, match="process ended"):
         await_fits(tmp_path / "handoff" / "fits.pkl", FeatureConfig())
+
+
+def test_fits_are_published_whole_and_never_into_a_removed_folder(tmp_path):
+    """The fits file is the only thing left in the folder; once the caller removed the folder,
+    publishing fails (the thread then gives up) instead of making the folder again."""
+    from features.pending_fits import _publish
+
+    at = tmp_path / "scratch" / "btyd-fits.pkl"
+    at.parent.mkdir()
+    _publish(at, {"fits": {"2024-10-01": 1}})
+    assert [p.name for p in at.parent.iterdir()] == ["btyd-fits.pkl"]
+    assert await_fits(at, FeatureConfig()).btyd_fits == {"2024-10-01": 1}
+    at.unlink()
+    at.parent.rmdir()
+    with pytest.raises(FileNotFoundError):
+        _publish(at, {"failed": "ValueError: no"})
+    assert not at.parent.exists()
