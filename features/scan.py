@@ -4,8 +4,9 @@ contract, and what the whole base fixes found on the way.
 ``scan_source`` checks each part (``features.partitions``) on its own, in a worker of a
 ``features.parallel.PartPool`` when there are several, and gathers what the whole base decides:
 the data's end (for the labels), the event vocabulary and the BTYD fits at each cutoff (from every
-customer's purchase summary, joined in the parts' order); then the ids that must be unique across
-parts. Any breach raises, with all problems of all parts, before anything is written.
+customer's purchase summary, spooled to files in the parts' order by ``features.btyd_spool``);
+then the ids that must be unique across parts. Any breach raises, with all problems of all
+parts, before anything is written.
 
 With ``checks=False`` (the streamed build, which checks each part whole in its build pass) the
 parts of a source of several are only glanced at (``features.part_scan.glance_part``: the columns
@@ -15,7 +16,6 @@ that the whole base's facts need, typed, not checked); a glance that fails raise
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from collections import defaultdict
@@ -23,25 +23,21 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import numpy as np
 import pandas as pd
 
-from features import pending_fits
-from features.btyd import BtydConfig, PurchaseSummary
+from features import btyd_spool, pending_fits
 from features.config import FeatureConfig
 from features.contract import ContractError, Problem, parse_as_of, utc_now, validate
 from features.crm import CrmData
 from features.families.activity import vocabulary_from_counts
-from features.families.btyd import fit_btyd_summary
 from features.io import QUIET_BEFORE_AS_OF
 from features.parallel import PartPool, WorkerError
 from features.part_scan import NOT_DATA_PROBLEMS, ScanJob, check_part, glance_part
 from features.partitions import UNIQUE, Partition, cross_partition_problems, overlapping, partitions
 from features.pending_fits import PendingFits
 from features.progress import bar
-from features.scratch import scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +111,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
     fits_wanted = [] if config.btyd is None or not cutoffs else [
         c for c in cutoffs if c.isoformat() not in (config.btyd_fits or {})]
     count_types = config.event_types is None and bool(cutoffs)
-    with _Spools(fits_wanted, spool_dir) as spools:
+    with btyd_spool.Spools(fits_wanted, spool_dir) as spools:
         jobs = [ScanJob(part, fits_wanted, cutoffs[-1] if count_types else None, as_of, now,
                         keep_tables=len(parts) == 1) for part in parts]
         problems: list[tuple[str, Problem]] = []
@@ -185,7 +181,7 @@ def scan_source(source: str | Path, cutoffs: list, config: FeatureConfig,
             wanted = [(spools[c].close(), config.btyd) for c in fits_wanted]
             fitter = pool if len(parts) > 1 else PartPool(1)  # no workers started for one part
             try:
-                with closing(fitter.map(_fit, wanted, [f"the BTYD fit at {c.date()}"
+                with closing(fitter.map(btyd_spool.fit_spooled, wanted, [f"the BTYD fit at {c.date()}"
                                                        for c in fits_wanted])) as fitted:
                     for c, fit in zip(fits_wanted, fitted, strict=True):  # one cutoff per worker
                         fits[c.isoformat()] = fit
@@ -208,7 +204,7 @@ def _fit_all(fits: dict, cutoffs: list[pd.Timestamp], wanted: list, checks: bool
     fits = dict(fits)
     try:
         for c, job in zip(cutoffs, wanted, strict=True):
-            fits[c.isoformat()] = _fit(job)
+            fits[c.isoformat()] = btyd_spool.fit_spooled(job)
     except NOT_DATA_PROBLEMS:
         raise
     except Exception as exc:
@@ -216,71 +212,6 @@ def _fit_all(fits: dict, cutoffs: list[pd.Timestamp], wanted: list, checks: bool
             raise
         raise Unchecked(f"the BTYD fits: {type(exc).__name__}: {exc}") from exc
     return fits
-
-
-class _Spool:
-    """One cutoff's purchase summaries, part after part, appended to files: the rows of the
-    customers with an order (the only ones a fit uses), in the parts' order, so the whole base's
-    summaries are never held in memory (at 10M customers and two cutoffs they were 0.6 GB, and a
-    copy more while joined and sent to a worker); ``_fit`` maps the files."""
-
-    FIELDS = ("frequency", "recency", "age", "monetary")
-
-    def __init__(self, folder: Path, name: str):
-        self.paths = tuple(folder / f"{name}-{f}.f8" for f in self.FIELDS)
-        self._files = [p.open("wb") for p in self.paths]
-        self.nbytes = 0
-
-    def add(self, summary: PurchaseSummary) -> None:
-        has = np.isfinite(summary.frequency)
-        for file, name in zip(self._files, self.FIELDS, strict=True):
-            np.ascontiguousarray(getattr(summary, name)[has], dtype=np.float64).tofile(file)
-        self.nbytes += 8 * len(self.FIELDS) * int(has.sum())
-
-    def close(self) -> tuple[Path, ...]:
-        for file in self._files:
-            file.close()
-        return self.paths
-
-
-class _Spools(dict):
-    """A spool per cutoff in a scratch folder in ``folder`` (``features.scratch``; default:
-    ``TMPDIR``), removed on exit."""
-
-    def __init__(self, cutoffs: list[pd.Timestamp], folder: str | Path | None = None):
-        super().__init__()
-        self._cutoffs, self._parent, self._folder = cutoffs, folder, None
-
-    def __enter__(self) -> _Spools:
-        if self._cutoffs:
-            self._folder = scratch_dir(self._parent)
-            for i, c in enumerate(self._cutoffs):
-                self[c] = _Spool(Path(self._folder.name), f"cutoff{i}")
-        return self
-
-    def detach(self) -> TemporaryDirectory:
-        """The scratch folder, now the caller's to remove (the spools closed)."""
-        folder, self._folder = self._folder, None
-        return folder
-
-    def __exit__(self, *exc) -> None:
-        try:
-            for spool in self.values():
-                with contextlib.suppress(OSError):  # a full disk: the first error is the one
-                    spool.close()
-        finally:
-            if self._folder is not None:
-                self._folder.cleanup()
-
-
-def _mapped(path: Path) -> np.ndarray:
-    return (np.asarray(np.memmap(path, dtype=np.float64, mode="r")) if path.stat().st_size
-            else np.empty(0))
-
-
-def _fit(job: tuple[tuple[Path, ...], BtydConfig]) -> dict:
-    paths, config = job
-    return fit_btyd_summary(PurchaseSummary(*(_mapped(p) for p in paths)), config).as_dict()
 
 
 def _merge(problems: list[tuple[str, Problem]], parts: int) -> list[Problem]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import features.scan as scan_module
+from features import btyd_spool
 from features.config import FeatureConfig, LabelConfig
 from features.pending_fits import FitsFailed, PendingFits, await_fits
 from features.sample import SampleSpec, write_partitioned
@@ -65,7 +65,7 @@ def test_a_failed_fit_stops_the_parallel_build_with_its_own_error(parts, tmp_pat
     def fail(job):
         raise ValueError("the likelihood did not converge")
 
-    monkeypatch.setattr(scan_module, "_fit", fail)  # a real non-convergence needs odd data
+    monkeypatch.setattr(btyd_spool, "fit_spooled", fail)  # a real non-convergence needs odd data
     out = tmp_path / "out" / "features.parquet"
     out.parent.mkdir()
     for workers in (1, 2):

@@ -49,7 +49,7 @@ def test_the_spool_sits_hidden_in_the_outputs_folder_and_goes_on_success_and_fai
         tmp_path, monkeypatch):
     """The streamed build spools the purchase summaries in a hidden folder beside its output,
     not in TMPDIR (often in memory), and removes it whether the build succeeds or fails."""
-    from features import scan as scan_module
+    from features import btyd_spool
     from features.scan import Unchecked
     from features.stream import build_to_parquet
 
@@ -59,7 +59,7 @@ def test_the_spool_sits_hidden_in_the_outputs_folder_and_goes_on_success_and_fai
     monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     out_dir = tmp_path / "out"
     seen: list[tuple] = []
-    fit = scan_module._fit
+    fit = btyd_spool.fit_spooled
 
     def spying_fit(job, fail=False):
         folder = job[0][0].parent
@@ -68,16 +68,16 @@ def test_the_spool_sits_hidden_in_the_outputs_folder_and_goes_on_success_and_fai
             raise RuntimeError("the fit failed")
         return fit(job)
 
-    monkeypatch.setattr(scan_module, "_fit", spying_fit)
+    monkeypatch.setattr(btyd_spool, "fit_spooled", spying_fit)
     build_to_parquet(tmp_path / "parts", CUTOFFS[:1], FeatureConfig(), LabelConfig(),
                      out_dir / "features.parquet", workers=1)
     (folder, existed, files), = seen
     assert folder.parent == out_dir and folder.name.startswith("."), folder
-    assert existed and files == sorted(f"cutoff0-{f}.f8" for f in scan_module._Spool.FIELDS)
+    assert existed and files == sorted(f"cutoff0-{f}.f8" for f in btyd_spool.Spool.FIELDS)
     assert sorted(p.name for p in out_dir.iterdir()) == ["features.parquet"]
     assert list(system_tmp.iterdir()) == []
 
-    monkeypatch.setattr(scan_module, "_fit", lambda job: spying_fit(job, fail=True))
+    monkeypatch.setattr(btyd_spool, "fit_spooled", lambda job: spying_fit(job, fail=True))
     failed_out = tmp_path / "failed" / "features.parquet"
     with pytest.raises(Unchecked, match="BTYD fits"):
         build_to_parquet(tmp_path / "parts", CUTOFFS[:1], FeatureConfig(), LabelConfig(),
