@@ -41,9 +41,9 @@ def spark_build_to_parquet(source: str | Path | Location, cutoffs: list, feature
                            spark: SparkOptions | str | None = "local[*]", as_of=None,
                            in_flight: int | None = None) -> StreamedBuild:
     """``build_to_parquet`` with each part's pass run on Spark's executors, ``in_flight`` parts at
-    a time (default: the session's cores). The output, the BTYD spool and the parts' results
-    on their way to the driver (``spark_pool``'s spill) go to ``out``'s folder, which the
-    executors must see (the spill and spool are hidden and removed at the end)."""
+    a time (default: the session's cores) and one more queued (``SparkPool``). The output, the
+    BTYD spool and the parts' results on their way to the driver (``spark_pool``'s spill) go to
+    ``out``'s folder, which the executors must see (the spill and spool are hidden and removed at the end)."""
     options = SparkOptions.of(spark)
     if options.buckets is not None:  # set by the user (default None): say that it is ignored
         log.warning("--spark-buckets %d is not used: %s is partitioned, and its %d parts are the "

@@ -4,14 +4,18 @@
 functions on a cluster unchanged.
 
 ``SparkPool.map(fn, items)`` runs each ``fn(item)`` as a Spark job of one task (one item, one
-partition), at most ``in_flight`` jobs at a time (default: the session's cores), submitted from
-driver threads and collected in the items' order; a result is handed over as soon as it and those
-before it are back, so the driver holds at most ``in_flight`` parts' results, never all of them.
-With a spill folder (``spark_pool(spill_beside=...)``) each task writes a result larger than
-``SPILL_ABOVE`` there and the driver reads it, so a part's rows never cross the JVM; a small
-result (the build's pointer to the rows its worker already wrote) comes back through Spark.
-Like ``PartPool``, one job more than the cores is queued, so a free core never waits for the
-driver.
+partition), submitted from driver threads and collected in the items' order. Like ``PartPool``,
+``features.parallel.QUEUED`` (one) job more than ``in_flight`` (default: the session's cores) is
+submitted: ``in_flight + QUEUED`` at a time, one driver thread each. With ``in_flight`` the
+cores, the one beyond waits in Spark's queue and starts as soon as a core is free (with fewer
+than the cores, it runs at once). A result is handed over as soon as it and those before it are
+back, and the job that takes its place is submitted before it is handed over, so a free core
+never waits for the caller. The driver holds at most
+``in_flight + QUEUED`` finished results waiting for their turn besides the one the caller has,
+never all of them. With a spill folder (``spark_pool(spill_beside=...)``) each task writes a
+result larger than ``SPILL_ABOVE`` there and the driver reads it only when its turn comes, so a
+part's rows never cross the JVM and the waiting ones stay on disk; a small result (the build's
+pointer to the rows its worker already wrote) comes back through Spark.
 
 An exception that ``fn`` raises on an executor comes back as the same exception (a
 ``ContractError`` keeps its problems; the executor's traceback is added as a note). A task that
@@ -76,7 +80,8 @@ class _Spilled:
 
 
 class SparkPool:
-    """``PartPool.map`` on the executors of a Spark session (``workers``: jobs in flight).
+    """``PartPool.map`` on the executors of a Spark session (``workers``: ``in_flight`` or the
+    session's cores; ``workers + QUEUED`` jobs are submitted at a time).
 
     ``spill``: a folder that the executors and this process both see, in which each task writes
     its result for this process to read (and delete) instead of sending it through Spark: a
@@ -90,8 +95,8 @@ class SparkPool:
 
     def map(self, fn: Callable[[T], R], items: Iterable[T],
             names: list[str] | None = None) -> Iterator[R]:
-        """``fn(item)`` on the executors, yielded in the items' order, ``workers`` at a time. A
-        failure cancels the jobs still running and is raised here."""
+        """``fn(item)`` on the executors, yielded in the items' order, ``workers + QUEUED``
+        submitted at a time. A failure cancels the jobs still running and is raised here."""
         items = list(items)
         if len(items) <= 1:
             yield from map(fn, items)
@@ -185,6 +190,8 @@ def _spill(result, folder: Path):
     """``result`` written to a file in ``folder`` (``_Spilled``); a small one (a pointer to the
     rows a worker already wrote) is sent back as it is: a file for it is a second file step for a
     few bytes. Pickled straight into the file once past ``SPILL_ABOVE`` (no copy in memory)."""
+    # not ``features.io.write_atomic``: whether there is a file at all is known only once the
+    # result is pickled (``_Sink``), and a small one never touches the disk
     sink = _Sink(folder / f"{uuid.uuid4().hex}.tmp")
     try:
         with sink:

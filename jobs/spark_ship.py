@@ -65,6 +65,7 @@ def _add_once(sc, path: Path, py: bool) -> None:
 def code_zip() -> Path:
     """The packages the tasks import, as this process imports them, in one zip named by hash."""
     folders = {name: Path(importlib.import_module(name).__file__).parent for name in CODE_PACKAGES}
+    # not ``features.io.write_atomic``: the final name is the content's hash, known once written
     tmp = _ship_dir() / "code.zip.tmp"
     digest = _zip_folder(folders, tmp)
     target = _ship_dir() / f"churn_code_{digest[:16]}.zip"
