@@ -125,6 +125,10 @@ def _add_static(sink: FeatureSink, customers: pd.DataFrame) -> None:
         if pd.api.types.is_datetime64_any_dtype(values):
             log.info("customers.%s is a date; static dates are not used as features", col)
             continue
+        if col in sink.values:  # the families' names come first: a clash is the data's
+            raise BadInput(f"customers.{col}: a customer attribute with the name of a built "
+                           "feature (attributes become features under their own names); rename "
+                           "the column")
         spec = column_spec(col, kind_of(values), "static", f"customer attribute {col}")
         array = (values.astype("float64").to_numpy(np.float64, na_value=np.nan) if spec.kind == NUMBER
                  else values.astype("str").to_numpy(object))

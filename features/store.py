@@ -97,7 +97,9 @@ def _clean(value):
 
 def materialize(frame: pd.DataFrame, feature_names: list[str], path: str | Path) -> int:
     """Write the latest row per customer (by ``cutoff``) to a SQLite store, atomically, with its
-    version stamp."""
+    version stamp. Feature names given twice (in ``feature_names`` or as the frame's columns)
+    are refused before anything is written: no reader could open such a store."""
+    _refuse_duplicates(frame, feature_names, path)
     latest = frame.sort_values("cutoff").drop_duplicates("customer_id", keep="last")
 
     def write(tmp: Path) -> None:
@@ -129,6 +131,25 @@ def materialize(frame: pd.DataFrame, feature_names: list[str], path: str | Path)
     path = write_atomic(path, write)
     log.info("materialised %d customers into %s", len(latest), path)
     return len(latest)
+
+
+def _refuse_duplicates(frame: pd.DataFrame, feature_names: list[str], path: str | Path) -> None:
+    """One line naming the names given twice (a few of them), in the list or the frame."""
+    wanted = {*feature_names, "customer_id", "cutoff"}
+    listed = pd.Index(feature_names, dtype=object)
+    columns = pd.Index([c for c in frame.columns if c in wanted], dtype=object)
+    where = [(f"in the feature list: {_some(listed[listed.duplicated()].unique())}")
+             if listed.has_duplicates else "",
+             (f"as frame columns: {_some(columns[columns.duplicated()].unique())}")
+             if columns.has_duplicates else ""]
+    if any(where):
+        raise BadInput(f"online store {path}: feature names given twice "
+                       f"({'; '.join(w for w in where if w)}); nothing written")
+
+
+def _some(names, shown: int = 5) -> str:
+    return ", ".join(map(str, names[:shown])) + (f" and {len(names) - shown} more"
+                                                  if len(names) > shown else "")
 
 
 def _identity(path: Path) -> tuple[int, int, int, int]:

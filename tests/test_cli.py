@@ -401,6 +401,23 @@ def test_bad_input_is_exit_2_and_shows_a_traceback_only_under_debug(tmp_path):
     assert "Traceback" in runner.invoke(app, ["--debug", *args]).stderr
 
 
+def test_materialize_refuses_a_customer_column_named_as_a_feature_and_writes_nothing(tmp_path,
+                                                                                    tiny):
+    """A customers column named as a built feature would give the store a name twice: the
+    command names the column (bad input, exit 2; it was "internal error (a bug)", exit 70) and
+    leaves no store file."""
+    from tests.conftest import write_tables
+
+    tiny["customers"]["tenure_days"] = 1.0
+    src = write_tables(tiny, tmp_path / "crm")
+    store = tmp_path / "store" / "online.sqlite"
+    run = runner.invoke(app, ["features", "materialize", "--data", str(src), "--cutoff",
+                              "2024-04-01", "--store", str(store)])
+    assert run.exit_code == 2, run.output
+    assert "customers.tenure_days" in run.stderr and "internal error" not in run.stderr, run.stderr
+    assert not store.exists() and (not store.parent.exists() or not any(store.parent.iterdir()))
+
+
 def test_every_domain_error_is_bad_input():
     from churn.settings import SettingsError
     from features.btyd.base import BtydFitError

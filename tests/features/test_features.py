@@ -118,6 +118,18 @@ def test_the_rfm_names_that_other_packages_look_up_are_the_ones_built(tiny):
     assert specs[avg_order_value_feature(180)].family == "rfm"
 
 
+def test_a_customer_attribute_named_as_a_feature_is_bad_input(tiny):
+    """Static attributes become features under their own names: one that a family already
+    built is the data's problem, named as such (not a duplicate-definition bug)."""
+    from features.errors import BadInput
+
+    tiny["customers"]["recency_days"] = 5.0
+    crm = CrmData.from_tables(validate(tiny))
+    with pytest.raises(BadInput, match=r"customers\.recency_days: a customer attribute with the "
+                                       "name of a built feature"):
+        compute_features(PreparedCrm(crm), CUTOFF, FeatureConfig())
+
+
 def test_missing_optional_tables_mean_absent_features(tiny):
     crm = CrmData.from_tables(validate({k: tiny[k] for k in ("customers", "orders")}))
     sink = compute_features(PreparedCrm(crm), CUTOFF, FeatureConfig())

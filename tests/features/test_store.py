@@ -73,6 +73,23 @@ def test_a_failed_write_leaves_the_old_store_in_place(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["s.sqlite"]
 
 
+@pytest.mark.parametrize("frame, names, words", [
+    (_frame(), ["recency_days", "plan", "recency_days"], "in the feature list: recency_days"),
+    (_frame().set_axis(["customer_id", "cutoff", "plan", "plan"], axis=1), ["plan"],
+     "as frame columns: plan"),
+], ids=["listed twice", "two columns"])
+def test_feature_names_given_twice_are_refused_before_anything_is_written(tmp_path, frame, names,
+                                                                          words):
+    """A store with a name twice is one no reader opens (it said its stamp was damaged): the
+    writer refuses it up front, in one line naming the names, and leaves no file."""
+    from features.errors import BadInput
+
+    with pytest.raises(BadInput, match="feature names given twice") as caught:
+        materialize(frame, names, tmp_path / "s.sqlite")
+    assert words in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- the version stamp ---------------------------------------------------------------------------
 
 def test_the_store_carries_a_version_stamp_that_follows_its_content(tmp_path):
