@@ -155,7 +155,11 @@ def stage_spark(work: Path, cutoffs: list[str]) -> dict:
     session = spark_session(SparkOptions.of("local[2]"))
     t1 = time.perf_counter()
     out = work / "spark-features.parquet"
-    with _build_peak() as held:  # the build alone: the probes below send bytes through the JVM
+    # the build alone (the probes below send bytes through the JVM), with the driver: what each
+    # process held at the peak (RSS and PSS, MB). The stage's ``tree_peak_mb`` also covers the
+    # probes, whose 118 MB results cross the JVM (the build's spilled results do not): in session
+    # 11 they, not the build, set the stage's peak (the JVM grew to 2.8 GB)
+    with tree_peak(include_self=True, roles=_spark_roles, pss_each_sample=False) as held:
         built = spark_build_to_parquet(work / "crm", _cutoffs(cutoffs), FeatureConfig(),
                                        LabelConfig(), out, spark="local[2]")
     t2 = time.perf_counter()
@@ -170,68 +174,31 @@ def stage_spark(work: Path, cutoffs: list[str]) -> dict:
     session.stop()
     return {"seconds": t2 - t0, "session_s": t1 - t0, "build_s": t2 - t1, "rows": built.rows,
             "probe_bytes_mb": part_bytes / 2**20, "jvm_and_workers_cpu_s": jvm_cpu_s, **probes,
-            **held}
+            "build_peak_mb": held.peak_mb, "build_pss_mb": held.pss_peak_mb,
+            "build_held_mb": held.held_mb}
 
 
-@contextlib.contextmanager
-def _build_peak(interval: float = 0.25):
-    """The peak summed memory of this process (Spark's driver) and its descendants (the JVM, the
-    Python daemon and workers) while the body runs, and what each held at that moment (RSS and
-    PSS, MB). The stage's ``tree_peak_mb`` also covers the overhead probes after the build, whose
-    118 MB results cross the JVM (which the build's spilled results do not): in session 11 they,
-    not the build, set the stage's peak (the JVM grew to 2.8 GB)."""
-    import threading
-
+def _spark_roles(procs: list) -> dict[int, str]:
+    """``tree_peak``'s per-process hook for a Spark stage: this process is the driver, a ``java``
+    process the JVM, its children the Python daemon, theirs the daemon's forked workers."""
     import psutil
 
-    me, stop = psutil.Process(), threading.Event()
-    found: dict = {"build_peak_mb": 0.0, "build_pss_mb": 0.0, "build_held_mb": {}}
-
-    def role(p, jvms: set[int]) -> str:
-        if p.pid == me.pid:
-            return "driver"
-        if p.pid in jvms:
-            return "jvm"
-        return "python daemon" if p.ppid() in jvms else "python worker"  # forked by the daemon
-
-    def sample() -> None:
-        while not stop.is_set():
-            procs = [me, *me.children(recursive=True)]
-            rss = 0
-            for p in procs:  # the resident sets (cheap); PSS and roles only at a new peak
-                with contextlib.suppress(psutil.Error):
-                    rss += p.memory_info().rss
-            if rss / 2**20 > found["build_peak_mb"]:
-                held, rss, pss, jvms = {}, 0, 0, set()
-                for p in procs:
-                    with contextlib.suppress(psutil.Error):
-                        if p.name().startswith("java"):
-                            jvms.add(p.pid)
-                for p in procs:
-                    with contextlib.suppress(psutil.Error):
-                        m = p.memory_full_info()  # smaps_rollup: costly on the JVM's mappings
-                        rss, pss = rss + m.rss, pss + getattr(m, "pss", m.rss)
-                        held.setdefault(role(p, jvms), []).append(
-                            [round(m.rss / 2**20), round(getattr(m, "pss", m.rss) / 2**20)])
-                found.update(build_peak_mb=max(found["build_peak_mb"], rss / 2**20),
-                             build_pss_mb=max(found["build_pss_mb"], pss / 2**20),
-                             build_held_mb=held)
-            stop.wait(interval)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield found
-    finally:
-        stop.set()
-        thread.join()
+    jvms = set()
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            if p.name().startswith("java"):
+                jvms.add(p.pid)
+    named = {}
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            named[p.pid] = ("driver" if p.pid == os.getpid() else "jvm" if p.pid in jvms else
+                            "python daemon" if p.ppid() in jvms else "python worker")
+    return named
 
 
 def _tree_cpu_s() -> float:
     """CPU seconds of this process's living descendants (Spark's JVM and Python workers, which
     the stage's ``RUSAGE_CHILDREN`` misses: they are not waited for)."""
-    import contextlib
-
     import psutil
 
     total = 0.0
