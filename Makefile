@@ -41,18 +41,19 @@ lint: $(STAMP) ## ruff (T201: library code logs, it does not print) and the one-
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
 
-# TEST_WORKERS=2: pytest-xdist on two workers; the modules that share the session's tracking
-# server and Spark cluster run together on one of them (tests/xdist_groups.py). Serial by default:
-# on this 2-core machine two workers took 20:49 against 21:05 serially in the same session (fresh
-# clones, session 12) for 1.5x the CPU: that group is most of the suite and bounds the wall time
-TEST_WORKERS ?= 0
+# pytest-xdist on TEST_WORKERS workers (0: serial). The modules that use the session's tracking
+# server, training and Spark cluster form two groups, each run whole by one worker
+# (tests/xdist_groups.py). One OpenMP thread per worker: two workers whose LightGBM each spins two
+# threads on two cores slowed some tests tenfold (session 12)
+TEST_WORKERS ?= 2
 XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup,)
+XDIST_ENV := $(if $(filter-out 0,$(TEST_WORKERS)),OMP_NUM_THREADS=1,)
 
 unit: $(STAMP) ## fast tests only
-	$(BIN)/pytest -q $(XDIST) -m "not slow"
+	$(XDIST_ENV) $(BIN)/pytest -q $(XDIST) -m "not slow"
 
 test: $(STAMP) lint ## lint + the whole test suite, integration tests included
-	$(BIN)/pytest -q $(XDIST)
+	$(XDIST_ENV) $(BIN)/pytest -q $(XDIST)
 
 bench: $(STAMP) ## generator and feature-build speed/memory at 100k and 1M customers
 	$(BIN)/python benchmarks/bench_data.py --customers 100000 1000000

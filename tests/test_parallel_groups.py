@@ -1,7 +1,8 @@
-"""`make test` runs on two pytest-xdist workers with `--dist loadgroup`: every module with a test
-that uses the session's mlflow server (the shared training) runs on ONE worker, so that server and
-the training are set up once; the other modules are units of their own. A child pytest on two
-workers runs modules whose tests use a stand-in `mlflow_server` that records where it was set up."""
+"""`make test` runs on two pytest-xdist workers with `--dist loadgroup`: the modules with a test that
+uses the session's mlflow server (the shared training) form two groups, each run whole by one
+worker, so each worker sets that server and the training up once; the other modules are units of
+their own. A child pytest on two workers runs modules whose tests use a stand-in `mlflow_server`
+that records where it was set up."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ CONFTEST = """
 
     import pytest
 
+    import tests.xdist_groups as groups
+
     HERE = Path(__file__).parent
+    groups.SECOND_GROUP.add("test_shared_b.py")  # as tests/serving/... are in the real suite
 
     def record(line):
         with open(HERE / "ran.txt", "a") as f:
@@ -62,7 +66,7 @@ PLAIN = """
 """
 
 
-def test_modules_that_use_the_session_server_run_on_one_worker(tmp_path):
+def test_each_group_of_session_modules_runs_on_one_worker_and_sets_the_server_up_once(tmp_path):
     (tmp_path / "conftest.py").write_text(textwrap.dedent(CONFTEST))
     for name in ("test_shared_a", "test_shared_b"):
         (tmp_path / f"{name}.py").write_text(textwrap.dedent(SHARED))
@@ -75,11 +79,23 @@ def test_modules_that_use_the_session_server_run_on_one_worker(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     ran = [line.split() for line in (tmp_path / "ran.txt").read_text().splitlines()]
-    setups = [worker for what, _, worker in ran if what == "server-setup"]
-    assert len(setups) == 1, f"the session server was set up on {setups}"
-    shared = {worker for module, _, worker in ran if module.startswith("test_shared")}
-    assert shared == set(setups), f"the server's modules ran on {shared}, it was set up on {setups}"
+    setups = sorted(worker for what, _, worker in ran if what == "server-setup")
+    assert setups == ["gw0", "gw1"], f"the session server was set up on {setups}"
+    shared = {module: {worker for m, _, worker in ran if m == module}
+              for module in ("test_shared_a", "test_shared_b")}
+    assert all(len(w) == 1 for w in shared.values()), f"a group was split: {shared}"
+    assert shared["test_shared_a"] != shared["test_shared_b"], f"both groups on one: {shared}"
     for module in ("test_plain_c", "test_plain_d", "test_plain_e"):
         workers = {worker for m, _, worker in ran if m == module}
         assert len(workers) == 1, f"{module} was split across {workers}"
-    assert len(ran) == 1 + 2 * 16 + 3 * 6, ran
+    assert len(ran) == 2 + 2 * 16 + 3 * 6, ran
+
+
+def test_the_second_groups_modules_exist_and_use_the_session():
+    from tests.xdist_groups import SECOND_GROUP, SHARED_FIXTURES
+
+    for module in SECOND_GROUP:
+        text = (REPO / module).read_text()
+        uses = {"trained", "fitted", "served", "served_workdir", "tracking_server",
+                *SHARED_FIXTURES}
+        assert any(name in text for name in uses), f"{module} does not use the session servers"
