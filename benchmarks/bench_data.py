@@ -239,7 +239,8 @@ def main() -> None:
             print(f"warning: the two layouts hold different rows: {gen[0]:,} vs {gen[1]:,}")
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{MONTHS} months of history, cutoff {CUTOFF}, each stage in its own process")
+    print(f"\n{MONTHS} months of history, cutoff {CUTOFF}, each stage in its own process; rows: "
+          "customers + events written, feature rows, or customers (RFM)")
     _table(rows)
 
 
