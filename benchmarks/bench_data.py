@@ -89,7 +89,8 @@ def stage_features_streamed(work: Path) -> dict:
     from features.parallel import ParallelConfig
 
     result = stage_features(work, [CUTOFF])  # work / "crm" -> work / "features.parquet"
-    return {**result, "workers": ParallelConfig().workers}
+    parts = len(list((work / "crm" / "customers").glob("*.parquet")))
+    return {**result, "parts": parts, "at_a_time": min(ParallelConfig().workers, parts)}
 
 
 def _load_timed(work: Path):
@@ -144,12 +145,10 @@ def stage_rfm_pandas(work: Path) -> dict:
 
 # stage: (function, takes --customers, label in the table)
 STAGES = {
-    "generate_memory": (stage_generate_memory, True, "generate, in memory (one file per table)"),
-    "generate_streamed": (stage_generate_streamed, True, "generate, streamed (part files)"),
-    "features_memory": (stage_features_memory, False,
-                        "features at 1 cutoff, in memory (read + build + write)"),
-    "features_streamed": (stage_features_streamed, False,
-                          "features at 1 cutoff, streamed (`build_to_parquet`)"),
+    "generate_memory": (stage_generate_memory, True, "generate, in memory: one file per table"),
+    "generate_streamed": (stage_generate_streamed, True, "generate, streamed:"),
+    "features_memory": (stage_features_memory, False, "features at 1 cutoff, in memory"),
+    "features_streamed": (stage_features_streamed, False, "features at 1 cutoff, streamed"),
     "rfm_ours": (stage_rfm_ours, False, "RFM family alone, ours"),
     "rfm_pandas": (stage_rfm_pandas, False, "RFM family alone, pandas groupby"),
 }
@@ -181,12 +180,14 @@ def _peak(stage: str, r: dict) -> str:
 
 def _detail(stage: str, r: dict) -> str:
     if stage == "features_memory":
-        return (f" ({r['read_validate_s']:.0f} + {r['build_s']:.0f} + {r['write_s']:.0f} s; "
+        return (f" (read + build + write: {r['read_validate_s']:.1f} + {r['build_s']:.1f} + "
+                f"{r['write_s']:.1f} s; "
                 f"peak before the write {r['peak_before_write_mb'] / 1024:.2f} GB)")
     if stage == "features_streamed":
-        return f" ({r['workers']} workers)"
+        return (f" (`build_to_parquet`: {r['parts']} part{'s' if r['parts'] > 1 else ''}, "
+                f"{r['at_a_time']} at a time)")
     if stage == "generate_streamed":
-        return f" ({r['parts']} parts)"
+        return f" {r['parts']} part file{'s' if r['parts'] > 1 else ''} per table"
     return ""
 
 
@@ -198,8 +199,9 @@ def _table(rows: list[tuple[int, str, dict]]) -> None:
         if "failed" in r:
             print(f"| {n:,} | {label} | failed: {r['failed'][:100]} | | | | |")
             continue
-        wall = f"{r['seconds']:.2f} s" if stage.startswith("rfm") else f"{r['seconds']:.1f} s"
-        print(f"| {n:,} | {label}{_detail(stage, r)} | {wall} | {r['cpu_s']:.1f} s | "
+        digits = 2 if stage.startswith("rfm") else 1
+        print(f"| {n:,} | {label}{_detail(stage, r)} | {r['seconds']:.{digits}f} s | "
+              f"{r['cpu_s']:.{digits}f} s | "
               f"{_peak(stage, r)} | {r['rows']:,} | {r.get('features', '-')} |")
 
 
