@@ -55,7 +55,7 @@ unit: $(STAMP) ## fast tests only
 test: $(STAMP) lint ## lint + the whole test suite, integration tests included
 	$(XDIST_ENV) $(BIN)/pytest -q $(XDIST)
 
-bench: $(STAMP) ## generator and feature-build speed/memory at 100k and 1M customers
+bench: $(STAMP) ## generation and the feature build, in memory vs streamed: time, CPU and peak memory at 100k and 1M customers
 	$(BIN)/python benchmarks/bench_data.py --customers 100000 1000000
 
 bench-quality: $(STAMP) ## model quality against peers on CDNOW (4 cutoffs), 6 public tables and 3 sample variants (--quick: QUICK=1)

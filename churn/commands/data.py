@@ -26,10 +26,13 @@ def data_generate(
     months: Annotated[int, typer.Option(help="Months of history.")] = 24,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 7,
     start: Annotated[str, typer.Option(help="First month of the data.")] = "2024-01-01",
-    partitioned: Annotated[bool, typer.Option(help=(
-        "One folder per table with a part file per block of customers, generated and written "
-        "block by block (memory set by the block, not by --customers); else one file per "
-        "table."))] = False,
+    partitioned: Annotated[bool | None, typer.Option(
+        "--partitioned/--single-files", show_default=False, help=(
+            "The layout; by default partitioned when --customers is more than one --block, "
+            "single files otherwise. Partitioned: one folder per table with a part file per "
+            "block of customers, generated and written block by block (memory set by --block, "
+            "not by --customers: about 1 GB). Single files: one file per table, the whole "
+            "sample generated in memory (about 7.5 GB at 1M customers)."))] = None,
     block: Annotated[int, typer.Option(help=(
         "Customers simulated together from one seed (part of the sample: another block size "
         "gives another sample)."))] = 100_000,  # features.sample.generate.BLOCK_CUSTOMERS
@@ -40,18 +43,42 @@ def data_generate(
         "propensities recorded)."))] = "quarterly",
     verbose: VerboseOpt = False,
 ) -> None:
-    """Write a realistic sample CRM (all six tables, plus _truth/ for evaluation)."""
-    from features.sample import SampleSpec, generate, write_partitioned, write_sample
+    """Write a realistic sample CRM (all six tables, plus _truth/ for evaluation).
+
+    The layout follows the size: above one --block of customers, a part file per block, generated
+    and written block by block (memory does not grow with --customers); up to one block, one file
+    per table. --partitioned or --single-files forces either."""
+    from features.sample import (
+        SampleSpec,
+        generate,
+        parts_by_default,
+        write_partitioned,
+        write_sample,
+    )
 
     _setup(verbose, None)
     with summary("data generate") as job:
         spec = SampleSpec(customers, months, seed, start, block, campaigns)
-        counts = (write_partitioned(spec, out) if partitioned
-                  else write_sample(generate(spec), out))
+        parts = parts_by_default(spec) if partitioned is None else partitioned
+        counts = write_partitioned(spec, out) if parts else write_sample(generate(spec), out)
         job.rows = sum(counts.values())
-    typer.echo(f"wrote {out}/")
+    typer.echo(f"wrote {out}/ ({_layout(spec, parts, chosen=partitioned is None)})")
     for name, rows in counts.items():
         typer.echo(f"  {name:<28} {rows:>12,} rows")
+
+
+def _layout(spec, parts: bool, chosen: bool) -> str:
+    """The layout written, and why: the default by size, or the option that forced it."""
+    if parts:
+        what = (f"{spec.blocks:,} part file{'s' if spec.blocks > 1 else ''} per table, one per "
+                f"block of {spec.block:,} customers")
+        why = ("the default above one block; --single-files for one file per table" if chosen
+               else "--partitioned")
+    else:
+        what = "one file per table"
+        why = (f"the default up to one block of {spec.block:,} customers; --partitioned for part "
+               f"files" if chosen else "--single-files")
+    return f"{what}: {why}"
 
 
 @app.command("validate")

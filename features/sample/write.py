@@ -150,6 +150,14 @@ def part_name(block: int) -> str:
     return f"part-{block:05d}.parquet"
 
 
+def parts_by_default(spec: SampleSpec) -> bool:
+    """The layout ``churn data generate`` writes unless told: part files when the sample is more
+    than one block (generated block by block: memory set by the block, about 1 GB at 100k), one
+    file per table otherwise (``write_sample(generate(spec))`` holds the whole sample: about
+    7.5 GB at 1M customers, session 13)."""
+    return spec.blocks > 1
+
+
 def write_partitioned(spec: SampleSpec, out: str | Path) -> dict[str, int]:
     """Generate and write the sample block by block: ``out/<table>/part-<block>.parquet``, one
     block of ``spec.block`` customers in memory at a time (replacing ``out`` only once every

@@ -164,6 +164,15 @@ def test_bad_sample_sizes_are_refused(bad):
         SampleSpec(**bad)
 
 
+@pytest.mark.parametrize("customers, block, parts", [
+    (100_000, 100_000, False), (100_001, 100_000, True), (1, 1, False), (2, 1, True)])
+def test_part_files_are_the_default_above_one_block(customers, block, parts):
+    from features.sample import parts_by_default
+
+    spec = SampleSpec(customers=customers, block=block)
+    assert parts_by_default(spec) is parts, (customers, block)
+
+
 def test_partitioned_sample_is_the_single_file_sample_cut_by_customer_block(tmp_path):
     """Written block by block (one block in memory), the part files of each table, in order,
     are the single file's rows; each part holds one block of customers in every table."""
