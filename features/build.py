@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 LABEL = "label"
 _NOT_STATIC = {"customer_id", "signup_date", "cancel_date"}
+_RESERVED = {"cutoff", LABEL}  # columns every feature set has beside customer_id and the features
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,10 @@ def _add_static(sink: FeatureSink, customers: pd.DataFrame) -> None:
             raise BadInput(f"customers.{col}: a customer attribute with the name of a built "
                            "feature (attributes become features under their own names); rename "
                            "the column")
+        if col in _RESERVED:  # the feature set's own columns: `label` would be overwritten by
+            # the target and then trained on as a feature
+            raise BadInput(f"customers.{col}: a customer attribute with the name of a column the "
+                           f"feature set adds ({', '.join(sorted(_RESERVED))}); rename the column")
         spec = column_spec(col, kind_of(values), "static", f"customer attribute {col}")
         array = (values.astype("float64").to_numpy(np.float64, na_value=np.nan) if spec.kind == NUMBER
                  else values.astype("str").to_numpy(object))

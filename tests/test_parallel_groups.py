@@ -91,11 +91,28 @@ def test_each_group_of_session_modules_runs_on_one_worker_and_sets_the_server_up
     assert len(ran) == 2 + 2 * 16 + 3 * 6, ran
 
 
-def test_the_second_groups_modules_exist_and_use_the_session():
-    from tests.xdist_groups import SECOND_GROUP, SHARED_FIXTURES
+PROBE = """
+    from tests.xdist_groups import SHARED_FIXTURES
 
-    for module in SECOND_GROUP:
-        text = (REPO / module).read_text()
-        uses = {"trained", "fitted", "served", "served_workdir", "tracking_server",
-                *SHARED_FIXTURES}
-        assert any(name in text for name in uses), f"{module} does not use the session servers"
+    def pytest_collection_finish(session):
+        shared = sorted({item.nodeid.split("::")[0] for item in session.items
+                         if SHARED_FIXTURES & set(getattr(item, "fixturenames", ()))})
+        print("SHARED", *shared)
+"""
+
+
+def test_the_second_groups_modules_exist_and_use_the_session(tmp_path):
+    """A module listed in the second group that no longer uses the session's servers would
+    silently make that worker set them up for nothing: collect them and look."""
+    from tests.xdist_groups import SECOND_GROUP
+
+    (tmp_path / "shared_probe.py").write_text(textwrap.dedent(PROBE))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
+    env.update(PYTHONPATH=os.pathsep.join([str(REPO), str(tmp_path)]),
+               MLFLOW_DISABLE_TELEMETRY="true")
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "-p", "shared_probe", *sorted(SECOND_GROUP)],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (line,) = [x for x in run.stdout.splitlines() if x.startswith("SHARED")]
+    assert set(line.split()[1:]) == SECOND_GROUP

@@ -19,7 +19,8 @@ class LightGBMConfig(BaseModel):
     max_rounds: int = Field(2000, ge=1)
     early_stopping_rounds: int = Field(100, ge=1)
     balance_classes: bool = Field(True, description="weight positives by negatives/positives")
-    threads: int = Field(2, ge=1)
+    threads: int = Field(0, ge=0, description="LightGBM's threads; 0: OpenMP's default "
+                         "(OMP_NUM_THREADS when set, else one per core)")
 
 
 class EconomicsConfig(BaseModel):

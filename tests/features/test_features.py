@@ -130,6 +130,19 @@ def test_a_customer_attribute_named_as_a_feature_is_bad_input(tiny):
         compute_features(PreparedCrm(crm), CUTOFF, FeatureConfig())
 
 
+@pytest.mark.parametrize("column", ["label", "cutoff"])
+def test_a_customer_attribute_named_as_a_feature_set_column_is_bad_input(tiny, column):
+    """`label` used to be overwritten by the target and trained on as a feature (the model learnt
+    the answer); `cutoff` stopped the build as an internal error."""
+    from features.errors import BadInput
+
+    tiny["customers"][column] = 7.0
+    crm = CrmData.from_tables(validate(tiny))
+    with pytest.raises(BadInput, match=rf"customers\.{column}: a customer attribute with the name "
+                                       "of a column the feature set adds"):
+        build_feature_set(crm, [CUTOFF], FeatureConfig(), LabelConfig())
+
+
 def test_missing_optional_tables_mean_absent_features(tiny):
     crm = CrmData.from_tables(validate({k: tiny[k] for k in ("customers", "orders")}))
     sink = compute_features(PreparedCrm(crm), CUTOFF, FeatureConfig())
