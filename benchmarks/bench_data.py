@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_scale import stage_features, stage_generate
+from bench_scale import events_of, stage_features, stage_generate
 from memory import peak_mb, tree_peak
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,16 +46,12 @@ def _spec(customers: int):
     return SampleSpec(customers=customers, months=MONTHS, seed=1)  # bench_scale's sample too
 
 
-def _events(counts: dict[str, int]) -> int:
-    return sum(v for k, v in counts.items() if k != "customers" and not k.startswith("_"))
-
-
 def stage_generate_memory(work: Path, customers: int) -> dict:
     from features.sample import generate, write_sample
 
     t0 = time.perf_counter()
     counts = write_sample(generate(_spec(customers)), work / "single")
-    events = _events(counts)
+    events = events_of(counts)
     return {"seconds": time.perf_counter() - t0, "rows": events + counts["customers"],
             "events": events}
 

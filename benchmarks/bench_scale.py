@@ -36,13 +36,18 @@ CUTOFFS = ("2025-07-01", "2025-10-01")  # two labelled cutoffs: a training set (
 STAGES = ("generate", "features", "train", "score", "spark")
 
 
+def events_of(counts: dict[str, int]) -> int:
+    """The event rows among a sample writer's counts (not the customers, not _truth/)."""
+    return sum(v for k, v in counts.items() if k != "customers" and not k.startswith("_"))
+
+
 def stage_generate(work: Path, customers: int, months: int) -> dict:
     from features.sample import SampleSpec, write_partitioned
 
     t0 = time.perf_counter()
     counts = write_partitioned(SampleSpec(customers=customers, months=months, seed=1),
                                work / "crm")
-    events = sum(v for k, v in counts.items() if k != "customers" and not k.startswith("_"))
+    events = events_of(counts)
     return {"seconds": time.perf_counter() - t0, "rows": events + counts["customers"],
             "events": events}
 

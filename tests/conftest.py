@@ -13,8 +13,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-# `make test TEST_WORKERS=2` runs on two pytest-xdist workers: tests/xdist_groups.py keeps the
-# modules that use the session's mlflow server or Spark cluster on one worker
+# `make test` runs on two pytest-xdist workers: tests/xdist_groups.py puts the modules that use
+# the session's mlflow server, training or Spark cluster in two groups, each run by one worker
 from tests.xdist_groups import pytest_collection_modifyitems  # noqa: E402, F401
 
 

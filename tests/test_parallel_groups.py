@@ -66,14 +66,21 @@ PLAIN = """
 """
 
 
+def _child_env(*extra_paths: Path) -> dict[str, str]:
+    """A child pytest's environment: none of this run's xdist variables, this checkout first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
+    env.update(PYTHONPATH=os.pathsep.join(map(str, [REPO, *extra_paths])),
+               MLFLOW_DISABLE_TELEMETRY="true")
+    return env
+
+
 def test_each_group_of_session_modules_runs_on_one_worker_and_sets_the_server_up_once(tmp_path):
     (tmp_path / "conftest.py").write_text(textwrap.dedent(CONFTEST))
     for name in ("test_shared_a", "test_shared_b"):
         (tmp_path / f"{name}.py").write_text(textwrap.dedent(SHARED))
     for name in ("test_plain_c", "test_plain_d", "test_plain_e"):
         (tmp_path / f"{name}.py").write_text(textwrap.dedent(PLAIN))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
-    env.update(PYTHONPATH=str(REPO), MLFLOW_DISABLE_TELEMETRY="true")
+    env = _child_env()
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "-p", "tests.xdist_groups", "-n", "2", "--dist", "loadgroup"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -107,9 +114,7 @@ def test_the_second_groups_modules_exist_and_use_the_session(tmp_path):
     from tests.xdist_groups import SECOND_GROUP
 
     (tmp_path / "shared_probe.py").write_text(textwrap.dedent(PROBE))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
-    env.update(PYTHONPATH=os.pathsep.join([str(REPO), str(tmp_path)]),
-               MLFLOW_DISABLE_TELEMETRY="true")
+    env = _child_env(tmp_path)
     run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
                           "-p", "no:cacheprovider", "-p", "shared_probe", *sorted(SECOND_GROUP)],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
