@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import numpy as np
 import pandas as pd
 
 from features.btyd import BtydConfig, PurchaseSummary
 from features.families.btyd import fit_btyd_summary
-from features.scratch import scratch_dir
+from features.scratch import Scratch, scratch_dir
 
 
 class Spool:
@@ -57,7 +56,7 @@ class Spools(dict):
                 self[c] = Spool(Path(self._folder.name), f"cutoff{i}")
         return self
 
-    def detach(self) -> TemporaryDirectory:
+    def detach(self) -> Scratch:
         """The scratch folder, now the caller's to remove (the spools closed)."""
         folder, self._folder = self._folder, None
         return folder

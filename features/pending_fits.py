@@ -18,16 +18,15 @@ started its pool is no longer its parent (the caller died: ``features.parallel.o
 from __future__ import annotations
 
 import pickle
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
 from features.config import FeatureConfig
 from features.io import write_atomic
 from features.parallel import owner_gone
+from features.scratch import Scratch, remove
 
 POLL_S = 0.005  # a worker's look for the fits file while it waits
 # spooled summary bytes (all cutoffs) up to which the fits overlap the workers. A fit's peak is
@@ -47,7 +46,7 @@ class PendingFits:
     folder that holds the spool (removed by :meth:`cleanup`). :meth:`start` fits in a thread and
     leaves the result in ``path`` for the workers."""
 
-    def __init__(self, fit: Callable[[], dict], folder: TemporaryDirectory):
+    def __init__(self, fit: Callable[[], dict], folder: Scratch):
         self._fit, self._folder = fit, folder
         self._thread: threading.Thread | None = None
         self._fits: dict | None = None
@@ -86,7 +85,7 @@ class PendingFits:
             try:
                 _publish(path, {"failed": f"{type(exc).__name__}: {exc}"})
             except OSError:  # nothing can be written there (or the caller removed it already):
-                shutil.rmtree(path.parent, ignore_errors=True)  # the waiting workers stop on it
+                remove(path.parent)  # the waiting workers stop on it
 
 
 def await_fits(path: Path, config: FeatureConfig) -> FeatureConfig:

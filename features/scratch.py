@@ -8,6 +8,11 @@ untouched for ``STALE_AFTER`` (a folder of another machine sharing the disk, or 
 the owner was recorded). "This machine" is the host name, the boot and the process-id namespace
 together (a container sharing the host's name and disk has its own process ids): a folder whose
 owner may be alive is never removed on the strength of a process id.
+
+A folder is removed by renaming it first, then deleting what it holds: a worker the build gave up
+on (a Spark task cancelled after a failure, whose Python process runs on for a while) may still
+write into it. Deleted in place, a file written between the listing and the last ``rmdir`` would
+keep the folder; renamed, the worker's next file fails (its folder is gone) and nothing comes back.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import shutil
 import socket
 import tempfile
 import time
+import weakref
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -29,14 +35,50 @@ STALE_AFTER = 7 * 86_400  # seconds without a change after which any scratch fol
 _OWNED = re.compile(r"^(?P<host>[0-9a-z_-]*)\.(?P<pid>\d+)\.")
 
 
-def scratch_dir(parent: str | Path | None = None) -> tempfile.TemporaryDirectory:
+class Scratch:
+    """A scratch folder (``name``), removed by :meth:`cleanup`, the ``with`` block, or when the
+    object is collected; as ``tempfile.TemporaryDirectory``, but removed by :func:`remove`."""
+
+    def __init__(self, parent: str | Path | None = None):
+        self.name = tempfile.mkdtemp(prefix=f"{PREFIX}{_host()}.{os.getpid()}.", dir=parent)
+        self._finalizer = weakref.finalize(self, remove, self.name)
+
+    def cleanup(self) -> None:
+        if self._finalizer.detach() is not None:
+            remove(self.name)
+
+    def __enter__(self) -> str:
+        return self.name
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+def scratch_dir(parent: str | Path | None = None) -> Scratch:
     """A new scratch folder in ``parent`` (default ``TMPDIR``) named after this process, stale
     ones in ``parent`` cleared first; removed by its ``cleanup`` (or the ``with`` block)."""
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
         clear_stale(parent)
-    return tempfile.TemporaryDirectory(prefix=f"{PREFIX}{_host()}.{os.getpid()}.", dir=parent,
-                                       ignore_cleanup_errors=True)  # never hides the real error
+    return Scratch(parent)
+
+
+def remove(path: str | Path) -> None:
+    """Remove a scratch folder and what it holds, even while a late writer still writes there
+    (see the module's notes); errors are logged, never raised (the real error is the caller's)."""
+    path = Path(path)
+    gone = path.with_name(f"{path.name}.gone")  # still ours by name: a killed owner's is cleared
+    try:
+        path.rename(gone)
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # cannot rename (a file system that refuses): delete it in place
+        log.debug("cannot rename %s before removing it (%s)", path, exc)
+        gone = path
+    shutil.rmtree(gone, ignore_errors=True)
+    if gone.exists():
+        log.warning("could not remove the scratch folder %s; a build here clears it once this "
+                    "process has ended", gone)
 
 
 def clear_stale(parent: str | Path) -> list[Path]:

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from features import scratch
 from features.config import FeatureConfig, LabelConfig
@@ -94,3 +96,37 @@ def test_the_owner_tag_tells_a_container_sharing_the_host_name_apart(monkeypatch
 
     monkeypatch.setattr(scratch.os, "stat", other_namespace)
     assert scratch._host() != here and len(here) == 16
+
+
+def _late_writer(folder: Path, written: list, stop: threading.Event) -> None:
+    """A worker the build gave up on (a cancelled Spark task): it goes on writing files into the
+    scratch folder, as fast as it can, until its folder is gone."""
+    i = 0
+    while not stop.is_set():
+        try:
+            (folder / f"{i:06d}.arrow").write_bytes(b"x")
+        except FileNotFoundError:  # the folder is gone: what a late task meets
+            return
+        written.append(i)
+        i += 1
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_a_folder_still_written_to_is_removed_whole(tmp_path, attempt):
+    """Removing a folder in place races with a writer (a file made between the listing and the
+    last rmdir keeps it); the scratch folder goes whole, and the writer cannot bring it back."""
+    folder = scratch.scratch_dir(tmp_path)
+    written, stop = [], threading.Event()
+    writer = threading.Thread(target=_late_writer, args=(Path(folder.name), written, stop))
+    writer.start()
+    try:
+        while len(written) < 200:  # the writer is under way
+            time.sleep(0.001)
+        folder.cleanup()
+        time.sleep(0.05)  # the writer has tried again since
+        assert list(tmp_path.iterdir()) == [], "the folder or a part of it is still there"
+        assert not writer.is_alive() or not Path(folder.name).exists()
+    finally:
+        stop.set()
+        writer.join()
+    assert list(tmp_path.iterdir()) == []

@@ -203,6 +203,9 @@ def test_a_breach_in_one_part_gives_the_local_engines_error_and_writes_nothing(s
                                        spark="local[2]")
         errors[engine] = str(err.value)
         assert not out.parent.exists() or list(out.parent.iterdir()) == [], engine
+    for engine in ("local", "spark"):  # again: a task cancelled late cannot write there either
+        folder = tmp_path / engine
+        assert not folder.exists() or list(folder.iterdir()) == [], engine
     assert errors["spark"] == errors["local"]
     assert "orders.amount" in errors["spark"] and "part-00001" in errors["spark"], errors
 
