@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import zipfile
@@ -66,7 +67,7 @@ def code_zip() -> Path:
     """The packages the tasks import, as this process imports them, in one zip named by hash."""
     folders = {name: Path(importlib.import_module(name).__file__).parent for name in CODE_PACKAGES}
     # not ``features.io.write_atomic``: the final name is the content's hash, known once written
-    tmp = _ship_dir() / "code.zip.tmp"
+    tmp = _ship_dir() / f"code.{secrets.token_hex(6)}.zip.tmp"  # two threads may ship at once
     digest = _zip_folder(folders, tmp)
     target = _ship_dir() / f"churn_code_{digest[:16]}.zip"
     os.replace(tmp, target)

@@ -125,7 +125,8 @@ def generate_block(spec: SampleSpec, b: int) -> SampleData:
             campaign(rng, people, state, month, offers)
         end_month(rng, people, state, month, support.impact, support.pain_add,
                   price_shock=m == price_shock_month)
-        log.debug("month %d: %d active, %.3f churned", m, len(month.act), month.churned.mean())
+        if log.isEnabledFor(logging.DEBUG) and len(month.churned):  # none left: no mean
+            log.debug("month %d: %d active, %.3f churned", m, len(month.act), month.churned.mean())
 
     effects = offer_effects(people, state, cal.end_ns)
     tables = dict(orders=orders.arrays(), tickets=tickets.arrays(), surveys=surveys.arrays(),
