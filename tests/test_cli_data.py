@@ -62,3 +62,34 @@ def test_the_help_names_the_rule_and_both_options():
             "block") in text, text
     assert "up to one block, one file per table" in text, text
     assert "--partitioned" in text and "--single-files" in text, text
+
+
+def test_validate_checks_the_parts_in_workers_and_names_every_breach(tmp_path):
+    """`churn data validate` checks the parts in the build's worker processes (the config's
+    `parallel: {workers: N}`): the same report as one process, every part's breach named."""
+    import pandas as pd
+
+    crm = tmp_path / "crm"
+    run = runner.invoke(app, [*TINY, "--customers", "900", "--out", str(crm)])
+    assert run.exit_code == 0, run.output
+    config = tmp_path / "w2.yaml"
+    config.write_text("parallel:\n  workers: 2\n")
+    run = runner.invoke(app, ["data", "validate", str(crm), "--config", str(config)])
+    assert run.exit_code == 0, run.output
+    assert "(3 customer partitions, 2 checked at a time)" in run.output, run.output
+    for part in ("part-00000", "part-00002"):
+        path = crm / "orders" / f"{part}.parquet"
+        frame = pd.read_parquet(path)
+        frame.loc[1, "amount"] = -5.0
+        frame.to_parquet(path, index=False)
+    outputs = {}
+    for workers in (1, 2):
+        config = tmp_path / f"w{workers}.yaml"
+        config.write_text(f"parallel:\n  workers: {workers}\n")
+        run = runner.invoke(app, ["data", "validate", str(crm), "--config", str(config)])
+        assert run.exit_code == 2, run.output
+        outputs[workers] = run.output
+    assert outputs[2] == outputs[1]
+    for word in ("orders.amount", "negative", "part-00000", "part-00002"):
+        assert word in outputs[2], outputs[2]
+    assert "part-00001" not in outputs[2]

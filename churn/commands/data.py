@@ -91,12 +91,15 @@ def data_validate(
 ) -> None:
     """Check a data source against the contract; exit 2 with every problem listed."""
     from churn.settings import resolve_as_of
+    from features.parallel import part_pool
     from features.stream import scan_source
 
     settings = _setup(verbose, config)
     declared = resolve_as_of(settings, as_of)
-    scan = scan_source(source, [], settings.features, as_of=declared)  # one part at a time
-    parts = f" ({len(scan.parts)} customer partitions)" if len(scan.parts) > 1 else ""
+    with part_pool(settings.parallel.workers) as pool:  # the parts checked as the build would
+        scan = scan_source(source, [], settings.features, as_of=declared, pool=pool)
+    parts = (f" ({len(scan.parts)} customer partitions, {min(pool.workers, len(scan.parts))} "
+             "checked at a time)" if len(scan.parts) > 1 else "")
     typer.echo(f"{source}: the data meets the contract{parts}")
     for name, rows in scan.rows.items():
         typer.echo(f"  {name:<12} {rows:>12,} rows")
