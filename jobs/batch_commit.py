@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -122,10 +123,14 @@ def recover(out: Path) -> None:
 
 
 def clean_stale(out: Path) -> None:
-    """Recover a half-done commit, then remove what killed jobs left behind."""
+    """Recover a half-done commit, then remove what killed jobs left behind: temporary files,
+    and the Spark engine's stage (a folder, ``.{out}.spark.tmp``)."""
     recover(out)
     for stale in Path(out).parent.glob(f".{Path(out).name}.*.tmp"):
-        stale.unlink(missing_ok=True)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def read_committed(out: Path) -> dict | None:

@@ -20,7 +20,9 @@ pointer to the rows its worker already wrote) comes back through Spark.
 An exception that ``fn`` raises on an executor comes back as the same exception (a
 ``ContractError`` keeps its problems; the executor's traceback is added as a note). A task that
 Spark fails (its Python worker killed, the executor lost beyond Spark's retries) raises
-:class:`SparkWorkerError` naming the item. Either way the jobs still running are cancelled.
+:class:`SparkWorkerError` naming the item. Either way the jobs still running are cancelled; with
+a spill folder, the map also waits for their tasks (a cancelled task's Python worker runs on,
+``jobs.task_roll``), so that none runs on once it returns (nor after the caller stops early).
 
 The items and ``fn`` must pickle (module-level functions, plain data), and the files they name
 (the source's parts, the BTYD spool beside the output) must be readable by the executors at the
@@ -46,6 +48,7 @@ from typing import TypeVar
 from features.parallel import QUEUED, WorkerError
 from features.scratch import scratch_dir
 from jobs.spark_session import SparkJobError, one_line
+from jobs.task_roll import Roll
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,7 +89,9 @@ class SparkPool:
     ``spill``: a folder that the executors and this process both see, in which each task writes
     its result for this process to read (and delete) instead of sending it through Spark: a
     part's rows (118 MB at 100k customers) would cross the JVM as several copies, and a JVM heap
-    too small for them fails in a thread that Spark does not watch, so the job hangs."""
+    too small for them fails in a thread that Spark does not watch, so the job hangs. Each map
+    keeps its tasks' roll there (``jobs.task_roll``), and its spilled results in the roll's
+    folder: a map that ends waits for the tasks still running, and removes what it did not take."""
 
     def __init__(self, session, in_flight: int | None = None, spill: Path | None = None):
         self._sc = session.sparkContext
@@ -103,13 +108,15 @@ class SparkPool:
             return
         group = f"churn-pool-{uuid.uuid4().hex[:12]}"
         stopping = threading.Event()  # a thread not yet in runJob starts no job after a failure
+        roll = Roll.open(self.spill, group) if self.spill is not None else None
         threads = cf.ThreadPoolExecutor(self.workers + QUEUED, thread_name_prefix="spark-pool")
         pending: deque[cf.Future] = deque()
         ok = False
 
         def submit(i: int) -> None:
             name = names[i] if names else f"item {i}"
-            pending.append(threads.submit(self._run, group, stopping, fn, items[i], name))
+            pending.append(threads.submit(self._run, group, stopping, _TaskFn(fn, roll),
+                                          items[i], name))
 
         try:
             nxt = 0
@@ -138,15 +145,14 @@ class SparkPool:
                     _, running = cf.wait(pending, timeout=0.5)
                     if not running:
                         break
-                for future in pending:  # their results (spilled files) are not wanted
-                    if future.exception() is None and isinstance(future.result(), _Spilled):
-                        future.result().path.unlink(missing_ok=True)
+            if roll is not None:  # tasks cancelled while running fn are waited for, and the
+                roll.close()  # results not taken (their spilled files) removed with the roll
             threads.shutdown(wait=True)
 
     def close(self) -> None:
         """Nothing to end: the session belongs to the caller."""
 
-    def _run(self, group: str, stopping: threading.Event, fn: Callable[[T], R], item: T,
+    def _run(self, group: str, stopping: threading.Event, task: _TaskFn, item: T,
              name: str) -> R | _Raised | None:
         """One item as one Spark job (in a driver thread: its job group is the thread's); none
         once the map is stopping."""
@@ -159,18 +165,25 @@ class SparkPool:
             return None
         try:
             rdd = sc.parallelize([item], 1)
-            return sc.runJob(rdd, _TaskFn(fn, self.spill), [0])[0]
+            return sc.runJob(rdd, task, [0])[0]
         except (Py4JError, PySparkException) as exc:
             raise SparkWorkerError(f"the Spark task of {name} failed: {one_line(exc)}") from exc
 
 
 class _TaskFn:
-    """The task: ``fn`` over the partition's one item, what it raises returned as ``_Raised``."""
+    """The task: ``fn`` over the partition's one item, what it raises returned as ``_Raised``;
+    with a roll, only while the map is not stopped (else nothing: the map no longer wants it)."""
 
-    def __init__(self, fn: Callable, spill: Path | None = None):
-        self.fn, self.spill = fn, spill
+    def __init__(self, fn: Callable, roll: Roll | None = None):
+        self.fn, self.roll = fn, roll
 
     def __call__(self, iterator) -> list:
+        if self.roll is None:
+            return self._results(iterator)
+        with self.roll.attend() as on:
+            return self._results(iterator) if on else [None]
+
+    def _results(self, iterator) -> list:
         from features.parallel import _run
         from features.progress import set_quiet
 
@@ -181,8 +194,8 @@ class _TaskFn:
                 out.append(_run(self.fn, item))  # fn, then the freed memory given back
             except BaseException as exc:  # noqa: BLE001 - sent to the driver, raised there
                 out.append(_raised(exc))
-        if self.spill is not None:
-            out = [_spill(r, self.spill) for r in out]
+        if self.roll is not None:  # spilled in the map's roll: removed with it if not taken
+            out = [_spill(r, self.roll.folder) for r in out]
         return out
 
 

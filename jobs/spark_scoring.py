@@ -6,7 +6,8 @@ once per executor and loaded once per Python worker. Each partition returns scor
 reasons and every offer's net value, staged as Parquet beside the output (on storage every
 executor and the driver see); the budgeted allocation then runs as a final single-machine step
 over the staged rows (it needs the whole base), writing the same output, quarantine and manifest
-as the local engine, atomically. A job that fails leaves neither stage nor output behind.
+as the local engine, atomically. A job that fails leaves neither stage nor output behind: the
+stage is removed once the executors have stopped writing (``remove_stage``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 
 COPIES = "__copies"  # rows sharing the row's (customer, cutoff) key, counted over the whole input
+IDLE_WAIT = 30.0  # seconds to wait for the executors to stop writing before the stage is removed
 
 
 def _score_partition(archive, digest, name, version, core, config, cutoff_day, loads):
@@ -150,7 +152,23 @@ def spark_score(model: LoadedModel, core: ScoringCore, out: Path, config: BatchC
                  staged_at - started, time.perf_counter() - staged_at)
         return summary
     finally:
-        remove_tree(stage)
+        remove_stage(session.sparkContext, stage)
+
+
+def remove_stage(sc, stage: Location, timeout: float = IDLE_WAIT) -> None:
+    """Remove the stage once no executor runs a task (up to ``timeout``). After a failure Spark
+    kills the job's other tasks asynchronously, and after a lost executor the tasks of the stage
+    attempt it gave up on run on; each still writes under the stage (Hadoop makes the folders it
+    writes into), so removed before they end, the stage would come back or survive. Another
+    job's tasks on the same session also delay it (up to ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while any(e.numRunningTasks for e in sc.statusTracker().getExecutorInfos()):
+        if time.monotonic() > deadline:
+            log.warning("executors still ran tasks %.0f s after the scoring job; removing its "
+                        "stage %s anyway (a late task may write there again)", timeout, stage)
+            break
+        time.sleep(0.1)
+    remove_tree(stage)
 
 
 def _count_copies(frame, id_column: str):

@@ -210,21 +210,24 @@ def test_a_breach_in_one_part_gives_the_local_engines_error_and_writes_nothing(s
     assert "orders.amount" in errors["spark"] and "part-00001" in errors["spark"], errors
 
 
-def _started(folder, item: int) -> int:
-    """A task of the pool's tests: notes that it started, waits (the first item longest, so the
-    later ones finish first), and fails for a negative item (``math.sqrt``'s ValueError)."""
+def _started(folder, item: int, seconds: float) -> int:
+    """A task of the pool's tests: notes that it started, waits, notes that it is done, and
+    fails for a negative item (``math.sqrt``'s ValueError)."""
     (folder / f"started-{item}").touch()
-    time.sleep(1.0 if item == 0 else 0.1)
+    time.sleep(seconds)
     (folder / f"started-{item}").rename(folder / f"done-{item}")
     return int(math.sqrt(item)) if item >= 0 else math.sqrt(item)
 
 
 class _Task:
-    def __init__(self, folder):
-        self.folder = folder
+    """``_started`` for 0.1 s, and for item 0 (or the items of ``slow``) longer, so that the
+    later ones finish first."""
+
+    def __init__(self, folder, slow: dict[int, float] | None = None):
+        self.folder, self.slow = folder, {0: 1.0} if slow is None else slow
 
     def __call__(self, item: int):
-        return _started(self.folder, item)
+        return _started(self.folder, item, self.slow.get(item, 0.1))
 
 
 def _exit(item: int) -> int:
@@ -267,6 +270,30 @@ def test_a_caller_that_stops_early_leaves_nothing_running_or_spilled(spark, tmp_
     assert list(spill.iterdir()) == []  # the unwanted results' files are gone too
     time.sleep(0.5)
     assert _notes(notes) == after  # and no job starts afterwards
+
+
+def test_a_task_still_running_when_the_caller_stops_has_ended_when_the_map_returns(spark,
+                                                                                  tmp_path):
+    """Spark ends a cancelled job at once, but the task's Python worker runs its function to the
+    end (in CI one wrote a file after its build had failed and removed its folder): the map
+    returns only once it has ended, so nothing it started changes anything afterwards."""
+    from jobs.spark_pool import SparkPool
+
+    notes, spill = tmp_path / "notes", tmp_path / "spill"
+    notes.mkdir()
+    spill.mkdir()
+    results = SparkPool(spark, in_flight=2, spill=spill).map(_Task(notes, {1: 1.5}), [0, 1, 4])
+    assert next(results) == 0
+    for _ in range(600):  # item 1 runs beside it
+        if "started-1" in _notes(notes):
+            break
+        time.sleep(0.05)
+    results.close()  # while item 1's function still runs
+    after = _notes(notes)
+    assert "done-1" in after and not any(n.startswith("started-") for n in after), after
+    assert list(spill.iterdir()) == []
+    time.sleep(0.5)
+    assert _notes(notes) == after
 
 
 def test_the_spark_pool_raises_what_a_task_raised_and_stops(spark, tmp_path):

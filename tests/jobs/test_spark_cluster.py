@@ -186,6 +186,11 @@ def test_a_worker_killed_mid_job_leaves_the_same_output_or_none(
     _wait_executors(sc, 3)
     session = spark_session(cluster)
     session.conf.set("spark.sql.adaptive.enabled", "false")  # keep 8 tasks in the bucket stage
+    # no delay scheduling: the new executor holds no shuffle output, and with Spark's 3 s wait
+    # for the others its core could stay idle, so that all three are never busy at once (the
+    # session's conf refuses a core setting; the scheduler reads the context's, for each stage)
+    live = sc._jsc.sc().conf()
+    live.set("spark.locality.wait", "0")
     killed, done = [], threading.Event()
 
     def kill_when_busy():
@@ -197,7 +202,7 @@ def test_a_worker_killed_mid_job_leaves_the_same_output_or_none(
                 spark_cluster.kill_worker(len(spark_cluster.workers) - 1)
                 killed.append(time.monotonic())
                 return
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     killer = threading.Thread(target=kill_when_busy, daemon=True)
     killer.start()
@@ -212,6 +217,7 @@ def test_a_worker_killed_mid_job_leaves_the_same_output_or_none(
         done.set()
         killer.join(10)
         session.conf.unset("spark.sql.adaptive.enabled")
+        live.remove("spark.locality.wait")
     assert killed and killed[0] < finished, "the worker was not killed while the job ran"
     assert not spark_cluster.workers[-1].alive()
     log.warning("worker killed %.1f s before the job ended; outcome: %s",
