@@ -12,8 +12,9 @@ the file when the function ends. :meth:`Roll.close` renames the folder away firs
 checks after that does not run, and one that starts later cannot even create its file), then
 waits until every file left in it is unlocked: its task has ended, or its process died (the
 system drops a dead process's locks). A task whose check succeeded had locked its file before the
-rename, so the driver finds that file and waits for it. The folder must be on a file system with
-``flock`` (a local disk; NFS emulates it).
+rename, so the driver finds that file and waits for it. The folder should be on a file system with
+``flock`` (a local disk; NFS emulates it); on one without, the tasks run unwatched (logged) rather
+than fail, and the driver does not wait for them.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ class Roll:
             yield False
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:  # a file system without locks: run, unwatched, not fail
+                log.warning("no lock in %s (%s): the driver cannot wait for this task", path, exc)
             try:
                 on = os.stat(path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
@@ -99,5 +103,7 @@ def _ended(path: Path) -> bool:
         return True
     except BlockingIOError:
         return False
+    except OSError:  # no locks on this file system: nothing to wait on (logged by the task)
+        return True
     finally:
         os.close(fd)

@@ -75,3 +75,22 @@ def test_a_task_that_runs_past_the_timeout_is_given_up_on_and_said(tmp_path, cap
     worker.join()
     assert any("still running" in r.getMessage() for r in caplog.records), caplog.records
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_system_without_locks_runs_the_task_unwatched_not_failed(tmp_path, monkeypatch,
+                                                                         caplog):
+    """A folder on a file system that refuses ``flock`` (the real thing cannot run here, so the
+    call is made to refuse): the task still runs, says it is unwatched, and close does not hang."""
+    import errno
+    import fcntl
+
+    def refused(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    roll = Roll.open(tmp_path, "map")
+    with caplog.at_level("WARNING", logger="jobs.task_roll"), roll.attend() as on:
+        assert on is True
+        assert roll.close(timeout=5) is True
+    assert any("no lock" in r.getMessage() for r in caplog.records), caplog.records
+    assert list(tmp_path.iterdir()) == []
