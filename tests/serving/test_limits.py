@@ -173,6 +173,7 @@ def _call(mw, path: str, key: str | None = None) -> tuple[int, dict, dict]:
 
 def test_each_key_is_limited_on_its_own_with_429_and_retry_after():
     mw = ApiKeyMiddleware(_ok_app, (KEY_A, KEY_B), rate=1.0, burst=5)
+    mw.keys.buckets.clock = lambda: 0.0  # no refill, however long the calls take
     statuses = [_call(mw, "/score", KEY_A)[0] for _ in range(8)]
     assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}
     status, headers, body = _call(mw, "/score", KEY_A)

@@ -80,7 +80,9 @@ def test_a_rematerialised_store_is_served_within_the_check_interval(service, sam
                        before["store"]["version"] and b, timeout=30, what="the new store")
     took = time.monotonic() - written
     print(f"new store served {took:.1f} s after materialize finished")
-    assert took < CHECK_SECONDS + 3, f"the new store took {took:.1f} s"
+    # one check interval, plus room for a stalled server on a loaded machine: a service that
+    # never looks again (the old bug) fails the wait above, one that looks too seldom fails here
+    assert took < CHECK_SECONDS + 10, f"the new store took {took:.1f} s"
     assert after["status"] == "ok" and after["store"]["refused"] is None
     assert f"(version {after['store']['version']})" in run.stdout, run.stdout
     status, body, _ = score_ids(url, service["ids"][:2], key=KEY_B)
