@@ -17,6 +17,25 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 # the session's mlflow server, training or Spark cluster in two groups, each run by one worker
 from tests.xdist_groups import pytest_collection_modifyitems  # noqa: E402, F401
 
+# MLflow's HTTP bounds (MLFLOW_HTTP_REQUEST_*) as this test process started. The library's
+# use_tracking() sets them with os.environ.setdefault, for the rest of the process: without this,
+# whichever test or session fixture (`trained`, a CliRunner command) first trained or served in
+# process on a worker chose the MLflow timeouts of every later test on it, by the order xdist ran
+# them. Each test now ends with them as they were at the start; the servers and commands it starts
+# set their own. (Not a generous value for the whole process: every subprocess inherits
+# os.environ, and the servers under test must run with the bounds the product gives them.)
+_MLFLOW_HTTP = "MLFLOW_HTTP_REQUEST_"
+_MLFLOW_HTTP_AT_START = {k: v for k, v in os.environ.items() if k.startswith(_MLFLOW_HTTP)}
+
+
+@pytest.fixture(autouse=True)
+def mlflow_http_bounds_do_not_leak():
+    yield
+    for name in [k for k in os.environ if k.startswith(_MLFLOW_HTTP)]:
+        if name not in _MLFLOW_HTTP_AT_START:
+            del os.environ[name]
+    os.environ.update(_MLFLOW_HTTP_AT_START)
+
 
 def tiny_tables() -> dict[str, pd.DataFrame]:
     """Three customers, a handful of events each; values chosen to be checked by hand."""

@@ -111,8 +111,9 @@ def test_mlflow_requests_are_bounded_unless_set(monkeypatch):
 
     from scoring.model_store import MLFLOW_HTTP_BOUNDS, bound_mlflow_requests, use_tracking
 
-    for name in MLFLOW_HTTP_BOUNDS:
-        monkeypatch.delenv(name, raising=False)
+    for name in MLFLOW_HTTP_BOUNDS:  # set, then removed: the teardown restores what was there
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 120, "MLflow's own default (minutes per call)"
     use_tracking("sqlite:///:memory:")
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 5 and MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 2
