@@ -17,6 +17,25 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 # the session's mlflow server, training or Spark cluster in two groups, each run by one worker
 from tests.xdist_groups import pytest_collection_modifyitems  # noqa: E402, F401
 
+# MLflow's HTTP bounds (MLFLOW_HTTP_REQUEST_*) as this test process started. The library's
+# use_tracking() sets them with os.environ.setdefault, for the rest of the process: without this,
+# whichever test or session fixture (`trained`, a CliRunner command) first trained or served in
+# process on a worker chose the MLflow timeouts of every later test on it, by the order xdist ran
+# them. Each test now ends with them as they were at the start; the servers and commands it starts
+# set their own. (Not a generous value for the whole process: every subprocess inherits
+# os.environ, and the servers under test must run with the bounds the product gives them.)
+_MLFLOW_HTTP = "MLFLOW_HTTP_REQUEST_"
+_MLFLOW_HTTP_AT_START = {k: v for k, v in os.environ.items() if k.startswith(_MLFLOW_HTTP)}
+
+
+@pytest.fixture(autouse=True)
+def mlflow_http_bounds_do_not_leak():
+    yield
+    for name in [k for k in os.environ if k.startswith(_MLFLOW_HTTP)]:
+        if name not in _MLFLOW_HTTP_AT_START:
+            del os.environ[name]
+    os.environ.update(_MLFLOW_HTTP_AT_START)
+
 
 def tiny_tables() -> dict[str, pd.DataFrame]:
     """Three customers, a handful of events each; values chosen to be checked by hand."""
@@ -106,9 +125,41 @@ def sample_crm(sample_dir):
 API_KEYS = ("test-key-1-0123456789abcdefghijklmnop", "test-key-2-0123456789abcdefghijklmnop")
 
 
+# Ports for the servers the tests start. A port from bind(0) is in the kernel's ephemeral range,
+# which every bind(0) and outgoing connection on the machine draws from (the other xdist worker,
+# Spark's driver, a Jupyter kernel, the load tests' clients): between its release and the server's
+# bind, or while a registry is down to be started again on its port, any of them may take it.
+# These come from below that range, from a block of its own per xdist worker (a random free port
+# in it: another pytest run on the machine picks its own), each checked by a bind and never given
+# twice in a process; bind(0) if the machine leaves no room below its ephemeral range.
+PORT_FLOOR, PORT_BLOCK = 20000, 1000
+_ports_given: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
+    import random
     import socket
 
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...; none without xdist
+    low = PORT_FLOOR + PORT_BLOCK * (int(worker[2:]) + 1 if worker[2:].isdigit() else 0)
+    if low + PORT_BLOCK <= _ephemeral_low():
+        for port in random.sample(range(low, low + PORT_BLOCK), PORT_BLOCK):
+            if port in _ports_given:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # in use (or lingering after a server that stopped)
+            _ports_given.add(port)
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -111,8 +111,9 @@ def test_mlflow_requests_are_bounded_unless_set(monkeypatch):
 
     from scoring.model_store import MLFLOW_HTTP_BOUNDS, bound_mlflow_requests, use_tracking
 
-    for name in MLFLOW_HTTP_BOUNDS:
-        monkeypatch.delenv(name, raising=False)
+    for name in MLFLOW_HTTP_BOUNDS:  # set, then removed: the teardown restores what was there
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 120, "MLflow's own default (minutes per call)"
     use_tracking("sqlite:///:memory:")
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 5 and MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 2
@@ -173,6 +174,7 @@ def _call(mw, path: str, key: str | None = None) -> tuple[int, dict, dict]:
 
 def test_each_key_is_limited_on_its_own_with_429_and_retry_after():
     mw = ApiKeyMiddleware(_ok_app, (KEY_A, KEY_B), rate=1.0, burst=5)
+    mw.keys.buckets.clock = lambda: 0.0  # no refill, however long the calls take
     statuses = [_call(mw, "/score", KEY_A)[0] for _ in range(8)]
     assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}
     status, headers, body = _call(mw, "/score", KEY_A)

@@ -19,8 +19,11 @@ def client(served):
 
     from serving.service import ChurnService
 
-    # requests here come as fast as the test can send them: no per-key limit (test_limits)
-    env = {**{k: v for k, v in served.items() if k.isupper()}, "CHURN_RATE_LIMIT": "0"}
+    # requests here come as fast as the test can send them: no per-key limit (test_limits); no
+    # champion polls either (nothing here promotes): a poll's objects would count as the
+    # requests' in the object count below (test_service_server covers the swap)
+    env = {**{k: v for k, v in served.items() if k.isupper()}, "CHURN_RATE_LIMIT": "0",
+           "CHURN_POLL_SECONDS": "3600"}
     mp = pytest.MonkeyPatch()
     for k, v in env.items():
         mp.setenv(k, v)
