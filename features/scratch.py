@@ -75,7 +75,10 @@ def remove(path: str | Path) -> None:
     except OSError as exc:  # cannot rename (a file system that refuses): delete it in place
         log.debug("cannot rename %s before removing it (%s)", path, exc)
         gone = path
-    shutil.rmtree(gone, ignore_errors=True)
+    for _ in range(3):  # a file whose creation was under way at the rename may still land
+        shutil.rmtree(gone, ignore_errors=True)
+        if not gone.exists():
+            return
     if gone.exists():
         log.warning("could not remove the scratch folder %s; a build here clears it once this "
                     "process has ended", gone)

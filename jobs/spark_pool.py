@@ -69,6 +69,11 @@ class _Raised:
 
 
 @dataclass
+class _NotRun:
+    """A task that found its map stopped (``jobs.task_roll``) and did not run its item."""
+
+
+@dataclass
 class _Spilled:
     """A result the executor wrote to a file (``SparkPool(spill=...)``) instead of sending it."""
 
@@ -135,6 +140,8 @@ class SparkPool:
                 if isinstance(result, _Raised):
                     result.error.add_note(f"raised on a Spark executor:\n{result.trace}")
                     raise result.error
+                if isinstance(result, _NotRun):  # the map is stopped only after its last take
+                    raise SparkWorkerError("a Spark task of a running map did not run its item")
                 yield result
             ok = True
         finally:
@@ -146,7 +153,10 @@ class SparkPool:
                     if not running:
                         break
             if roll is not None:  # tasks cancelled while running fn are waited for, and the
-                roll.close()  # results not taken (their spilled files) removed with the roll
+                try:  # results not taken (their spilled files) removed with the roll
+                    roll.close()
+                except OSError as exc:  # never instead of the error that ended the map
+                    log.warning("could not close the task roll %s: %s", roll.folder, exc)
             threads.shutdown(wait=True)
 
     def close(self) -> None:
@@ -181,7 +191,7 @@ class _TaskFn:
         if self.roll is None:
             return self._results(iterator)
         with self.roll.attend() as on:
-            return self._results(iterator) if on else [None]
+            return self._results(iterator) if on else [_NotRun()]
 
     def _results(self, iterator) -> list:
         from features.parallel import _run
@@ -264,7 +274,8 @@ def spark_pool(session, in_flight: int | None = None,
         spill = None
         if spill_beside is not None:
             Path(spill_beside).mkdir(parents=True, exist_ok=True)
-            spill = Path(stack.enter_context(scratch_dir(spill_beside)))
+            # absolute: the executors resolve it in working folders of their own
+            spill = Path(stack.enter_context(scratch_dir(Path(spill_beside).absolute())))
         pool = SparkPool(session, in_flight, spill)
         try:
             yield pool

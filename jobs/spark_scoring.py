@@ -162,13 +162,24 @@ def remove_stage(sc, stage: Location, timeout: float = IDLE_WAIT) -> None:
     writes into), so removed before they end, the stage would come back or survive. Another
     job's tasks on the same session also delay it (up to ``timeout``)."""
     deadline = time.monotonic() + timeout
-    while any(e.numRunningTasks for e in sc.statusTracker().getExecutorInfos()):
+    while _tasks_running(sc):
         if time.monotonic() > deadline:
-            log.warning("executors still ran tasks %.0f s after the scoring job; removing its "
-                        "stage %s anyway (a late task may write there again)", timeout, stage)
+            log.warning("the session's executors still ran tasks (this job's or another's) %.0f s "
+                        "after the scoring job; removing its stage %s anyway (a late task may "
+                        "write there again; the next job on this output clears it)", timeout, stage)
             break
         time.sleep(0.1)
     remove_tree(stage)
+
+
+def _tasks_running(sc) -> bool:
+    """Whether an executor runs a task; False when Spark cannot say (its driver gone): the stage
+    is removed then, and the job's own error is not hidden behind this one."""
+    try:
+        return any(e.numRunningTasks for e in sc.statusTracker().getExecutorInfos())
+    except Exception as exc:  # noqa: BLE001 - Py4J's errors when the JVM is gone, and any other
+        log.debug("cannot ask Spark for running tasks (%s); removing the stage now", exc)
+        return False
 
 
 def _count_copies(frame, id_column: str):

@@ -52,8 +52,13 @@ class Roll:
         path = self.folder / f"{uuid.uuid4().hex}.running"
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileNotFoundError:  # closed: the folder was renamed away
-            yield False
+        except FileNotFoundError:
+            if not self.folder.parent.is_dir():  # not closed: this process cannot see the folder
+                raise FileNotFoundError(
+                    f"the Spark pool's folder {self.folder.parent} is not there on this executor "
+                    "(it must be an absolute path on storage the driver and every executor "
+                    "share)") from None
+            yield False  # closed: the folder was renamed away
             return
         try:
             try:
@@ -93,17 +98,20 @@ class Roll:
 
 
 def _ended(path: Path) -> bool:
-    """Whether the task of a roll's file has ended (the file gone or unlocked)."""
+    """Whether the task of a roll's file has ended (the file gone or unlocked). A shared lock
+    on a file opened for reading: NFS grants an exclusive one only on a file opened for writing."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return True
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return True
     except BlockingIOError:
         return False
-    except OSError:  # no locks on this file system: nothing to wait on (logged by the task)
+    except OSError as exc:  # no locks on this file system: nothing to wait on
+        log.warning("cannot tell whether the task of %s has ended (%s): not waiting for it",
+                    path, exc)
         return True
     finally:
         os.close(fd)

@@ -62,3 +62,16 @@ def test_a_stage_left_by_a_killed_job_is_cleared_by_the_next_one(tmp_path):
     (tmp_path / "other.parquet").write_bytes(b"kept")
     clean_stale(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.parquet"]
+
+
+def test_a_spark_that_cannot_answer_does_not_keep_the_stage_or_hide_the_error(tmp_path):
+    """The driver's JVM gone (the job failed with it): asking for running tasks fails, and the
+    stage is removed at once instead of that failure replacing the job's own error."""
+    stage = tmp_path / ".scores.parquet.spark.tmp"
+    (stage / "_temporary").mkdir(parents=True)
+
+    def gone():
+        raise ConnectionRefusedError("the Java gateway is gone")
+
+    remove_stage(SimpleNamespace(statusTracker=gone), location(stage), timeout=30)
+    assert list(tmp_path.iterdir()) == []

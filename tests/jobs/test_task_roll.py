@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from jobs.task_roll import Roll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,3 +96,18 @@ def test_a_file_system_without_locks_runs_the_task_unwatched_not_failed(tmp_path
         assert roll.close(timeout=5) is True
     assert any("no lock" in r.getMessage() for r in caplog.records), caplog.records
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_task_that_cannot_see_the_folder_says_so_instead_of_skipping_its_item(tmp_path):
+    """An executor that does not see the driver's folder (not shared, or a relative path from
+    another working folder) fails naming it; a closed roll (its folder renamed away, the parent
+    still there) is the only reason to skip the item."""
+    elsewhere = Roll(tmp_path / "not-shared" / "map.roll")
+    with pytest.raises(FileNotFoundError, match="share") as err, elsewhere.attend():
+        raise AssertionError("the task ran without its roll")
+    assert str(tmp_path / "not-shared") in str(err.value)
+    (tmp_path / "spill").mkdir()
+    roll = Roll.open(tmp_path / "spill", "map")
+    assert roll.close() is True
+    with roll.attend() as on:
+        assert on is False
