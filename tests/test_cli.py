@@ -347,7 +347,7 @@ def test_train_fails_in_one_line_when_mlflow_is_unreachable(tmp_path, sample_dir
     (the job failed; the input is fine), no traceback, no minutes of retries."""
     import sys
 
-    from tests.conftest import free_port
+    from tests.ports import free_port
 
     uri = f"http://127.0.0.1:{free_port()}"  # bound then released: nothing listens there
     table = tmp_path / "customers.csv"

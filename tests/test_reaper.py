@@ -37,7 +37,8 @@ TREE = """
 HOLD = """
     import os, sys, time
     from pathlib import Path
-    from tests.conftest import free_port, running_server
+    from tests.conftest import running_server
+    from tests.ports import free_port
     from tests.serving.conftest import Server
 
     HERE = Path(__file__).parent

@@ -29,7 +29,8 @@ from features.spec import CATEGORY
 from scoring.artifact import MODEL_CODE, MODEL_PACKAGES, OUTPUT_COLUMN
 from scoring.model_store import load_scorer
 from scoring.scorer import ChurnScorer
-from tests.conftest import free_port, register_copy, running_server
+from tests.conftest import register_copy, running_server
+from tests.ports import free_port
 from training.dataset import HOLDOUT
 from training.tracking import canonical, model_input_frame, read_constraints
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEYS, MLFLOW_SERVER_ENV, free_port, register_copy
+from tests.conftest import API_KEYS, MLFLOW_SERVER_ENV, register_copy
+from tests.ports import free_port
 from tests.reaper import reaped
 
 REPO = Path(__file__).resolve().parents[2]

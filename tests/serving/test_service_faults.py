@@ -201,7 +201,7 @@ def test_comment_lines_are_not_keys_and_no_key_is_ever_logged(service):
 def test_a_short_key_stops_churn_serve_with_one_line(service, tmp_path):
     import signal
 
-    from tests.conftest import free_port
+    from tests.ports import free_port
     from tests.reaper import reaped
 
     (tmp_path / "keys").write_text("# ours\nshort-key\n")

@@ -72,7 +72,7 @@ def test_an_empty_feature_set_is_a_named_error(feature_set):
 
 
 def test_the_tracking_check_names_a_closed_port_in_one_line(local_tracking):
-    from tests.conftest import free_port
+    from tests.ports import free_port
     from training.tracking import TrackingUnavailableError, check_tracking
 
     uri = f"http://127.0.0.1:{free_port()}"  # bound, then released: nothing listens there
