@@ -9,7 +9,9 @@ On the same customers (24 months, seed 1, blocks of 100k), each stage in a fresh
   and ``write_feature_set``) vs streamed (``build_to_parquet`` on the part files, default workers:
   what ``churn features build`` does), the latter ``bench_scale.stage_features``;
 - the RFM family alone vs the obvious alternative, a pandas ``groupby`` per window (the one family
-  both compute), on the single files (the timed part excludes reading them).
+  both compute), on the single files (the timed part excludes reading them);
+- ``churn data validate`` on the part files in one process vs in the build's worker processes
+  (what it does since session 14).
 
 Wall: inside the stage (imports and interpreter start excluded). CPU: user + system of the stage
 process and its (waited-for) children, since the process started (imports included); for the RFM
@@ -139,6 +141,30 @@ def stage_rfm_pandas(work: Path) -> dict:
     return _timed({"rows": len(frame), "features": frame.shape[1]}, t0, c0)
 
 
+def _validate(work: Path, workers: int) -> dict:
+    """`churn data validate` on the part files: every part checked against the contract."""
+    from features.config import FeatureConfig
+    from features.parallel import part_pool
+    from features.stream import scan_source
+
+    t0 = time.perf_counter()
+    with part_pool(workers) as pool:
+        scan = scan_source(work / "crm", [], FeatureConfig(), pool=pool)
+    return {"seconds": time.perf_counter() - t0, "rows": sum(scan.rows.values()),
+            "parts": len(scan.parts), "at_a_time": min(pool.workers, len(scan.parts))}
+
+
+def stage_validate_one(work: Path) -> dict:
+    return _validate(work, 1)
+
+
+def stage_validate_workers(work: Path) -> dict:
+    """What `churn data validate` does since session 14: the build's worker processes."""
+    from features.parallel import ParallelConfig
+
+    return _validate(work, ParallelConfig().workers)
+
+
 # stage: (function, takes --customers, label in the table)
 STAGES = {
     "generate_memory": (stage_generate_memory, True, "generate, in memory: one file per table"),
@@ -147,6 +173,8 @@ STAGES = {
     "features_streamed": (stage_features_streamed, False, "features at 1 cutoff, streamed"),
     "rfm_ours": (stage_rfm_ours, False, "RFM family alone, ours"),
     "rfm_pandas": (stage_rfm_pandas, False, "RFM family alone, pandas groupby"),
+    "validate_one": (stage_validate_one, False, "validate the part files, one process"),
+    "validate_workers": (stage_validate_workers, False, "validate the part files, workers"),
 }
 
 
@@ -168,7 +196,7 @@ def _run(stage: str, work: Path, customers: int) -> dict:
 def _peak(stage: str, r: dict) -> str:
     if stage.startswith("rfm"):
         return "-"  # the stage's peak is that of reading the tables
-    if stage == "features_streamed":
+    if stage in ("features_streamed", "validate_workers"):
         return (f"{r['tree_peak_mb'] / 1024:.2f} GB summed (PSS {r['tree_pss_mb'] / 1024:.2f} GB; "
                 f"main {r['peak_mb'] / 1024:.2f} GB)")
     return f"{r['peak_mb'] / 1024:.2f} GB"
@@ -182,6 +210,8 @@ def _detail(stage: str, r: dict) -> str:
     if stage == "features_streamed":
         return (f" (`build_to_parquet`: {r['parts']} part{'s' if r['parts'] > 1 else ''}, "
                 f"{r['at_a_time']} at a time)")
+    if stage.startswith("validate"):
+        return f" ({r['parts']} parts, {r['at_a_time']} at a time)"
     if stage == "generate_streamed":
         return f" {r['parts']} part file{'s' if r['parts'] > 1 else ''} per table"
     return ""
