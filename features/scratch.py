@@ -79,9 +79,8 @@ def remove(path: str | Path) -> None:
         shutil.rmtree(gone, ignore_errors=True)
         if not gone.exists():
             return
-    if gone.exists():
-        log.warning("could not remove the scratch folder %s; a build here clears it once this "
-                    "process has ended", gone)
+    log.warning("could not remove the scratch folder %s; a build here clears it once this "
+                "process has ended", gone)
 
 
 def clear_stale(parent: str | Path) -> list[Path]:

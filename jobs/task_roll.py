@@ -23,12 +23,13 @@ import contextlib
 import fcntl
 import logging
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from features.scratch import remove
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class Roll:
                     time.sleep(0.05)
             return True
         finally:
-            shutil.rmtree(closed, ignore_errors=True)
+            remove(closed)  # the scratch folders' removal: renamed, then deleted
 
 
 def _ended(path: Path) -> bool:
